@@ -1,0 +1,1 @@
+"""KFP components of kfp-mlops (installed as ``kfp_mlops.components``)."""

@@ -1,0 +1,1 @@
+"""What several components share: errors, storage access, atomic outputs, images."""

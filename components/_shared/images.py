@@ -1,0 +1,26 @@
+"""Component images: one version constant for the tag, registry overridable at compile time.
+
+Roles keep each step's image to what it imports (see the Dockerfile's targets):
+``data`` (ingest, validate: kfp, pyarrow, storage clients) has no torch, Feast,
+MLflow or Evidently. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
+to ``kfp-mlops compile``) before the components are imported to use a private
+registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kfp_mlops._version import __version__
+
+DEFAULT_REGISTRY = "ghcr.io/kfp-mlops"
+REGISTRY_ENV = "KFP_MLOPS_IMAGE_REGISTRY"
+ROLES = ("data",)
+
+
+def image(role: str) -> str:
+    """The pinned image of a role, e.g. ``ghcr.io/kfp-mlops/kfp-mlops-data:0.1.0``."""
+    if role not in ROLES:
+        raise ValueError(f"unknown image role {role!r}; known: {ROLES}")
+    registry = os.environ.get(REGISTRY_ENV, "").strip().rstrip("/") or DEFAULT_REGISTRY
+    return f"{registry}/kfp-mlops-{role}:{__version__}"

@@ -1,0 +1,73 @@
+"""s3:// sources through boto3 (AWS S3, MinIO, any S3-compatible store).
+
+Credentials and endpoint come from boto3's own environment chain
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for MinIO, IRSA);
+botocore retries throttling and 5xx in "standard" mode.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from urllib.parse import urlparse
+
+from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceError, SourceNotFoundError
+from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, split_pattern
+
+DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+MISSING = {"NoSuchKey", "404", "NoSuchBucket", "NotFound"}
+
+
+def _client():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
+    import botocore.exceptions as bexc
+
+    parsed = urlparse(uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if not bucket:
+        raise SourceNotFoundError("no bucket in URI", where=uri, fix="write it as s3://BUCKET/KEY")
+    client = _client()
+    prefix, pattern = split_pattern(key)
+    try:
+        if pattern is None and key and not key.endswith("/"):
+            keys = [key]
+        else:
+            keys = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"]
+                    if is_data_name(name) and (pattern is None or fnmatch.fnmatchcase(name, pattern)):
+                        keys.append(name)
+        staging_dir.mkdir(parents=True, exist_ok=True)
+        staged = []
+        for i, name in enumerate(sorted(keys)):
+            target = staging_dir / local_name(name, i)
+            client.download_file(bucket, name, str(target))
+            staged.append(StagedFile(uri=f"s3://{bucket}/{name}", path=target))
+        return staged
+    except bexc.NoCredentialsError as exc:
+        raise SourceAccessDeniedError(
+            "no S3 credentials in the environment",
+            where=uri,
+            fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (in a cluster: mount a Secret with kfp-kubernetes)",
+        ) from exc
+    except bexc.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in MISSING:
+            what = "bucket" if code == "NoSuchBucket" else "object"
+            raise SourceNotFoundError(f"S3 {what} not found ({code})", where=uri, fix="check the bucket and key") from exc
+        if code in DENIED:
+            raise SourceAccessDeniedError(
+                f"S3 denied access ({code})",
+                where=uri,
+                fix="check the credentials in the environment and the bucket policy (s3:GetObject, s3:ListBucket)",
+            ) from exc
+        raise SourceError(f"S3 request failed ({code}): {exc}", where=uri, fix="retry; check the bucket") from exc
+    except (bexc.EndpointConnectionError, bexc.ConnectionClosedError) as exc:
+        raise SourceError(f"S3 endpoint unreachable: {exc}", where=uri, fix="check AWS_ENDPOINT_URL and the network") from exc

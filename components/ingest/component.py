@@ -1,0 +1,76 @@
+"""KFP component: ingest a source into a Parquet Dataset (thin wrapper over ``core.ingest``)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Output
+
+from kfp_mlops.components._shared.images import image
+
+
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def ingest(
+    source_uri: str,
+    dataset: Output[Dataset],
+    summary: Output[Markdown],
+    file_format: str = "",
+    csv_delimiter: str = ",",
+    csv_header: bool = True,
+    csv_encoding: str = "utf-8",
+    column_types: str = "",
+    entity_column: str = "",
+    timestamp_column: str = "",
+    max_cell_bytes: int = 100000,
+) -> NamedTuple("IngestOutputs", [("entity_column", str), ("timestamp_column", str), ("rows", int), ("fingerprint", str)]):
+    """Streams CSV, Parquet or JSON Lines from a file, prefix or glob into one Parquet dataset.
+
+    Credentials are never parameters: gs:// uses Application Default Credentials,
+    s3:// the AWS environment variables (AWS_ENDPOINT_URL for MinIO); in a
+    cluster mount them from a Kubernetes Secret.
+
+    Args:
+        source_uri: Local path, file://, http(s)://, gs:// or s3:// URI of a file, a folder/prefix, or a glob.
+        dataset: The data as one Parquet file; metadata holds rows, columns, fingerprint and source.
+        summary: A Markdown summary of the dataset.
+        file_format: csv, parquet or jsonl; empty to detect from the file extension.
+        csv_delimiter: CSV field delimiter (one character; \\t for TSV).
+        csv_header: Whether the first CSV line holds the column names.
+        csv_encoding: Text encoding of CSV files (utf-8, latin-1, cp1252, ...).
+        column_types: JSON object forcing column types, e.g. {"zip": "string"}; empty to infer.
+        entity_column: Entity key column; empty to add a generated row_id column.
+        timestamp_column: Event timestamp column; empty to add the ingestion time as ingested_at.
+        max_cell_bytes: Longest text cell accepted; a longer one fails the step as bad data.
+
+    Returns:
+        entity_column: The entity key column in the dataset (given or generated).
+        timestamp_column: The event timestamp column in the dataset (given or generated).
+        rows: Number of rows ingested.
+        fingerprint: Content fingerprint of the data (same data, same fingerprint).
+    """
+    import json
+    from collections import namedtuple
+
+    from kfp_mlops.components._shared.atomic import write_text_atomic
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.ingest.core import IngestOptions, ingest as ingest_core
+    from kfp_mlops.components.ingest.formats import CsvOptions
+
+    with exit_on_error("ingest"):
+        try:
+            types = json.loads(column_types) if column_types.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise DataError(f"column_types is not valid JSON ({exc})", fix='pass e.g. {"zip": "string"}') from exc
+        options = IngestOptions(
+            file_format=file_format,
+            csv=CsvOptions(delimiter=csv_delimiter, header=csv_header, encoding=csv_encoding, column_types=types),
+            entity_column=entity_column,
+            timestamp_column=timestamp_column,
+            max_cell_bytes=max_cell_bytes,
+        )
+        result = ingest_core(source_uri, dataset.path, options=options)
+        dataset.metadata.update(result.metadata())
+        write_text_atomic(summary.path, result.summary_markdown())
+        print(f"ingested {result.rows:,} rows from {source_uri} into {dataset.path}")
+    outputs = namedtuple("IngestOutputs", ["entity_column", "timestamp_column", "rows", "fingerprint"])
+    return outputs(result.entity_column, result.timestamp_column, result.rows, result.fingerprint)

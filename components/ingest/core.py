@@ -1,0 +1,293 @@
+"""Ingest core: stream any supported source into one Parquet file, with checks and metadata.
+
+Plain Python, no KFP: the component wrapper calls ``ingest`` with plain paths.
+Memory stays bounded whatever the input size: batches stream from the reader
+through the checks and the fingerprint into a ``ParquetWriter``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kfp_mlops.components._shared.atomic import atomic_path
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.storage import StagedFile, stage_sources
+from kfp_mlops.components.ingest.fingerprint import Fingerprint
+from kfp_mlops.components.ingest.formats import CsvOptions, detect_format, read_batches
+
+log = logging.getLogger(__name__)
+
+ROW_ID_COLUMN = "row_id"
+INGESTED_AT_COLUMN = "ingested_at"
+ROW_GROUP_ROWS = 262_144
+NUMERIC_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to read a source.
+
+    Attributes:
+        file_format: csv, parquet or jsonl; empty to detect from the extension.
+        csv: CSV dialect (delimiter, header, encoding, forced column types).
+        entity_column: Entity key column; empty to add a ``row_id`` column.
+        timestamp_column: Event time column; empty to add an ``ingested_at`` column.
+        max_cell_bytes: Longest text cell accepted; longer ones are reported as bad data.
+    """
+
+    file_format: str = ""
+    csv: CsvOptions = field(default_factory=CsvOptions)
+    entity_column: str = ""
+    timestamp_column: str = ""
+    max_cell_bytes: int = 100_000
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingest wrote.
+
+    Attributes:
+        path: The Parquet file.
+        rows: Row count.
+        columns: Column name to Arrow type name, in order.
+        fingerprint: Content hash (same data, same fingerprint).
+        source_uri: The source as given.
+        files: The source files read, in order.
+        entity_column: The entity key column in the output (given or generated).
+        timestamp_column: The event time column in the output (given or generated).
+        bytes_read: Size of the source files.
+        seconds: Wall time.
+    """
+
+    path: Path
+    rows: int
+    columns: dict[str, str]
+    fingerprint: str
+    source_uri: str
+    files: list[str]
+    entity_column: str
+    timestamp_column: str
+    bytes_read: int
+    seconds: float
+
+    def metadata(self) -> dict[str, object]:
+        """Artifact metadata for KFP (JSON-serializable)."""
+        return {
+            "rows": self.rows,
+            "columns": self.columns,
+            "fingerprint": self.fingerprint,
+            "source_uri": self.source_uri,
+            "files": self.files,
+            "entity_column": self.entity_column,
+            "timestamp_column": self.timestamp_column,
+            "format": "parquet",
+        }
+
+    def summary_markdown(self) -> str:
+        """A Markdown summary for the Kubeflow UI."""
+        from kfp_mlops.components._shared.markdown import md_code, md_table
+
+        lines = [
+            "# Ingested dataset",
+            "",
+            f"- **Source:** {md_code(self.source_uri)} ({len(self.files)} file(s), {self.bytes_read / 1e6:,.1f} MB)",
+            f"- **Rows:** {self.rows:,}",
+            f"- **Entity column:** {md_code(self.entity_column)}; **timestamp column:** {md_code(self.timestamp_column)}",
+            f"- **Fingerprint:** {md_code(self.fingerprint)}",
+            f"- **Throughput:** {self.bytes_read / 1e6 / max(self.seconds, 1e-9):,.1f} MB/s",
+            "",
+            md_table(["column", "type"], [[name, typ] for name, typ in self.columns.items()]),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions = IngestOptions(), staging_dir: str | Path | None = None) -> IngestResult:
+    """Read ``source_uri`` (file, prefix or glob) into a Parquet file at ``output_path``.
+
+    On any error nothing is left at ``output_path``.
+
+    Raises:
+        SourceError: the source cannot be reached or read (subclasses say why).
+        DataError: the data is unusable as given.
+    """
+    started = time.perf_counter()
+    staging = Path(staging_dir) if staging_dir else Path(tempfile.mkdtemp(prefix="kfp-mlops-ingest-"))
+    try:
+        files = stage_sources(source_uri, staging)
+        with atomic_path(output_path) as tmp:
+            rows, schema, fingerprint, entity, ts = _convert(files, tmp, options)
+        return IngestResult(
+            path=Path(output_path),
+            rows=rows,
+            columns={f.name: str(f.type) for f in schema},
+            fingerprint=fingerprint,
+            source_uri=source_uri,
+            files=[f.uri for f in files],
+            entity_column=entity,
+            timestamp_column=ts,
+            bytes_read=sum(f.path.stat().st_size for f in files),
+            seconds=time.perf_counter() - started,
+        )
+    finally:
+        if staging_dir is None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Writer:
+    """Buffers batches into large row groups, adds generated columns, fingerprints."""
+
+    def __init__(self, path: Path, schema: pa.Schema, add_row_id: bool, ingested_at: dt.datetime | None) -> None:
+        self.add_row_id = add_row_id
+        self.ingested_at = ingested_at
+        out_schema = schema
+        if add_row_id:
+            out_schema = out_schema.append(pa.field(ROW_ID_COLUMN, pa.int64(), nullable=False))
+        if ingested_at is not None:
+            out_schema = out_schema.append(pa.field(INGESTED_AT_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False))
+        self.schema = out_schema
+        self.writer = pq.ParquetWriter(str(path), out_schema)
+        self.fingerprint = Fingerprint(schema)
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.fingerprint.update(batch)
+        columns = list(batch.columns)
+        if self.add_row_id:
+            columns.append(pa.array(np.arange(self.rows, self.rows + batch.num_rows, dtype=np.int64)))
+        if self.ingested_at is not None:
+            columns.append(pa.array(np.full(batch.num_rows, np.datetime64(self.ingested_at.replace(tzinfo=None), "us"))).cast(self.schema.field(INGESTED_AT_COLUMN).type))
+        self.pending.append(pa.RecordBatch.from_arrays(columns, schema=self.schema))
+        self.pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.Table.from_batches(self.pending), row_group_size=max(self.pending_rows, 1))
+            self.pending, self.pending_rows = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def _convert(files: list[StagedFile], target: Path, options: IngestOptions) -> tuple[int, pa.Schema, str, str, str]:
+    first_fmt = detect_format(files[0].uri, options.file_format)
+    writer: _Writer | None = None
+    schema: pa.Schema | None = None
+    entity, ts = options.entity_column, options.timestamp_column
+    try:
+        for staged in files:
+            fmt = detect_format(staged.uri, options.file_format)
+            if fmt != first_fmt:
+                raise DataError(f"mixes {first_fmt} and {fmt} files", where=staged.uri, fix="point the source at files of one format")
+            for batch in read_batches(staged.path, staged.uri, fmt, options.csv, schema):
+                if schema is None:
+                    schema = batch.schema
+                    _check_schema(schema, staged.uri, options)
+                    _check_mixed_types(batch, staged.uri, options, writer_rows=0)
+                    writer = _Writer(target, schema, add_row_id=not entity, ingested_at=None if ts else dt.datetime.now(dt.timezone.utc))
+                    entity = entity or ROW_ID_COLUMN
+                    ts = ts or INGESTED_AT_COLUMN
+                elif batch.schema != schema:
+                    batch = _conform(batch, schema, staged.uri)
+                _check_cells(batch, staged.uri, options, writer.rows)
+                writer.write(batch)
+            if schema is None:
+                # A file with a header (or Parquet schema) but no rows yields no batch at all.
+                raise DataError("file has a header but no data rows", where=staged.uri, fix="check that the export wrote its rows")
+        if writer is None or writer.rows == 0:
+            raise DataError("no data rows", where=files[0].uri, fix="check that the export wrote its rows")
+        writer.close()
+        log.info("ingested %d rows from %d file(s)", writer.rows, len(files))
+        return writer.rows, writer.schema, writer.fingerprint.hexdigest(), entity, ts
+    except BaseException:
+        if writer is not None:
+            writer.writer.close()
+        raise
+
+
+def _check_schema(schema: pa.Schema, uri: str, options: IngestOptions) -> None:
+    names = schema.names
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})
+    if dupes:
+        raise DataError(f"duplicate column names {dupes}", where=uri, fix="rename the columns so that each name is unique")
+    empty = [i for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise DataError(f"column(s) at position {empty} have no name", where=uri, fix="give every column a header")
+    for role, column, generated in (("entity", options.entity_column, ROW_ID_COLUMN), ("timestamp", options.timestamp_column, INGESTED_AT_COLUMN)):
+        if column and column not in names:
+            raise DataError(
+                f"{role} column {column!r} not found; columns are {names[:30]}",
+                where=uri,
+                fix=f"name the right column, or leave the {role} column empty to generate {generated!r}",
+            )
+        if not column and generated in names:
+            raise DataError(
+                f"the data already has a {generated!r} column",
+                where=uri,
+                fix=f"pass it as the {role} column, or rename it",
+            )
+
+
+def _check_mixed_types(batch: pa.RecordBatch, uri: str, options: IngestOptions, writer_rows: int) -> None:
+    """Text columns whose values are mostly numbers hide a typo or a unit in a numeric column."""
+    for name, column in zip(batch.schema.names, batch.columns):
+        if not pa.types.is_string(column.type) or name in options.csv.column_types:
+            continue
+        present = column.drop_null()
+        if len(present) == 0:
+            continue
+        numeric = pc.match_substring_regex(present, NUMERIC_PATTERN)
+        n_numeric = pc.sum(numeric).as_py() or 0
+        if n_numeric * 2 >= len(present) and n_numeric < len(present):
+            bad_index = pc.index(pc.and_(column.is_valid(), pc.invert(pc.match_substring_regex(column, NUMERIC_PATTERN).fill_null(True))), True).as_py()
+            value = column[bad_index].as_py()
+            raise DataError(
+                f"column {name!r} mixes numbers and text: {n_numeric} of {len(present)} values are numbers, but row {writer_rows + bad_index + 1} holds {value[:50]!r}",
+                where=uri,
+                fix=f'clean the column, or keep it as text with column types {{"{name}": "string"}}',
+            )
+
+
+def _check_cells(batch: pa.RecordBatch, uri: str, options: IngestOptions, rows_before: int) -> None:
+    for name, column in zip(batch.schema.names, batch.columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        lengths = pc.binary_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > options.max_cell_bytes:
+            row = pc.index(lengths, longest).as_py() + rows_before + 1
+            raise DataError(
+                f"column {name!r} row {row} holds a {longest:,}-byte value, over the {options.max_cell_bytes:,}-byte cell limit",
+                where=uri,
+                fix="check that row's quoting; keep large text outside the table, or raise the cell limit",
+            )
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, uri: str) -> pa.RecordBatch:
+    if batch.schema.names != schema.names:
+        raise DataError(
+            f"columns {batch.schema.names[:20]} differ from the first file's {schema.names[:20]}",
+            where=uri,
+            fix="every file of one source must have the same columns in the same order",
+        )
+    try:
+        return batch.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"column types differ from the first file's ({exc})", where=uri, fix="make the files' column types agree") from exc

@@ -1,0 +1,75 @@
+"""KFP component: validate a dataset (thin wrapper over ``core.validate``)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+
+from kfp_mlops.components._shared.images import image
+
+
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def validate(
+    dataset: Input[Dataset],
+    schema: Output[Artifact],
+    statistics: Output[Artifact],
+    anomalies: Output[Artifact],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    reference_schema: Input[Artifact] = None,
+    label_column: str = "",
+    entity_column: str = "",
+    timestamp_column: str = "",
+    key_columns: str = "",
+    fail_on_severity: str = "error",
+    max_domain_size: int = 100,
+    min_class_share: float = 0.01,
+):
+    """Infers a schema from a dataset, or checks the dataset against a given schema, and reports anomalies.
+
+    Fails the step, listing every anomaly, when one reaches fail_on_severity.
+
+    Args:
+        dataset: Parquet dataset (the ingest output).
+        schema: The schema as JSON (inferred, or the reference passed through); edit and reuse it as reference_schema.
+        statistics: Per-column statistics as JSON.
+        anomalies: The anomalies found, as a JSON list with severity, column, message and fix.
+        report: HTML report of statistics and anomalies.
+        metrics: Rows, columns, anomaly counts, missing-cell share, duplicate keys.
+        reference_schema: Schema JSON to check against (e.g. the training schema, to catch serving skew); omit to infer one.
+        label_column: Label column; its presence and class balance are checked. Empty for unlabeled data.
+        entity_column: Entity key column; part of the unique key with timestamp_column.
+        timestamp_column: Event timestamp column; part of the unique key with entity_column.
+        key_columns: Further key columns, comma-separated.
+        fail_on_severity: Fail when an anomaly is at least this severe: error, warning, info or never.
+        max_domain_size: Text columns with more distinct values are free text rather than categorical.
+        min_class_share: Label classes rarer than this share of rows are reported as imbalance.
+    """
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components.validate.core import ValidateOptions, validate as validate_core, write_outputs
+    from kfp_mlops.components.validate.schema import DatasetSchema
+
+    with exit_on_error("validate"):
+        keys = [k.strip() for k in [entity_column, timestamp_column, *key_columns.split(",")] if k.strip()]
+        reference = DatasetSchema.load(reference_schema.path) if reference_schema is not None else None
+        options = ValidateOptions(
+            label_column=label_column,
+            key_columns=tuple(dict.fromkeys(keys)),
+            fail_on_severity=fail_on_severity,
+            max_domain_size=max_domain_size,
+            min_class_share=min_class_share,
+        )
+        result = validate_core(dataset.path, options=options, reference_schema=reference)
+        write_outputs(
+            result,
+            schema_path=schema.path,
+            statistics_path=statistics.path,
+            anomalies_path=anomalies.path,
+            report_path=report.path,
+            source=dataset.metadata.get("source_uri", dataset.uri),
+        )
+        for name, value in result.metrics().items():
+            metrics.log_metric(name, value)
+        schema.metadata.update({"columns": len(result.schema.columns), "mode": result.mode})
+        anomalies.metadata.update({"count": len(result.anomalies)})
+        for anomaly in result.anomalies:
+            print(anomaly)
+        print(f"validated {result.stats.rows:,} rows in {result.seconds:.2f}s: {len(result.anomalies)} anomalies")

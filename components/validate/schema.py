@@ -1,0 +1,131 @@
+"""The dataset schema: what validate infers, users edit, and later runs are checked against.
+
+Stored as JSON with a version number. A schema inferred from training data and
+passed to validate on serving data catches training/serving skew.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from kfp_mlops.components._shared.errors import SchemaError
+
+SCHEMA_VERSION = 1
+KINDS = ("integer", "float", "boolean", "categorical", "text", "timestamp", "other")
+
+
+def kind_of(t: pa.DataType) -> str:
+    """The logical kind of an Arrow type."""
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return "categorical"
+    if pa.types.is_null(t):
+        return "other"
+    return "other"
+
+
+@dataclass
+class ColumnSchema:
+    """One column's contract.
+
+    Attributes:
+        name: Column name.
+        type: Arrow type name as found (``int64``, ``string``, ``timestamp[us, tz=UTC]``).
+        kind: integer, float, boolean, categorical, text, timestamp or other.
+        nullable: Whether nulls are allowed.
+        min: Smallest allowed value (numbers only; None for no bound).
+        max: Largest allowed value (numbers only; None for no bound).
+        domain: Allowed values of a categorical column (None: any value).
+    """
+
+    name: str
+    type: str
+    kind: str
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    domain: list[str] | None = None
+
+
+@dataclass
+class DatasetSchema:
+    """A dataset's contract.
+
+    Attributes:
+        columns: Column contracts in order.
+        key_columns: Columns whose combination is unique per row.
+        label_column: The label, if any.
+        label_classes: Allowed label values of a classification label (as text).
+        version: Schema format version.
+    """
+
+    columns: list[ColumnSchema]
+    key_columns: list[str] = field(default_factory=list)
+    label_column: str | None = None
+    label_classes: list[str] | None = None
+    version: int = SCHEMA_VERSION
+
+    def column(self, name: str) -> ColumnSchema | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        from kfp_mlops.components._shared.atomic import write_json_atomic
+
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "schema") -> "DatasetSchema":
+        if not isinstance(data, dict):
+            raise SchemaError("a schema must be a JSON object", where=where, fix="pass a schema written by validate")
+        version = data.get("version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"unknown schema version {version!r} (this release reads {SCHEMA_VERSION})", where=where, fix="re-infer the schema with this release")
+        raw_columns = data.get("columns")
+        if not isinstance(raw_columns, list) or not raw_columns:
+            raise SchemaError("'columns' must be a non-empty list", where=where, fix="pass a schema written by validate")
+        columns = []
+        allowed = set(ColumnSchema.__dataclass_fields__)
+        for i, raw in enumerate(raw_columns):
+            if not isinstance(raw, dict) or "name" not in raw or "type" not in raw:
+                raise SchemaError(f"column #{i} needs at least 'name' and 'type'", where=where, fix="fix that entry")
+            unknown = set(raw) - allowed
+            if unknown:
+                raise SchemaError(f"column {raw['name']!r} has unknown fields {sorted(unknown)}", where=where, fix=f"allowed fields: {sorted(allowed)}")
+            kind = raw.get("kind", "other")
+            if kind not in KINDS:
+                raise SchemaError(f"column {raw['name']!r} has unknown kind {kind!r}", where=where, fix=f"use one of {KINDS}")
+            columns.append(ColumnSchema(**raw))
+        names = [c.name for c in columns]
+        for key in data.get("key_columns") or []:
+            if key not in names:
+                raise SchemaError(f"key column {key!r} is not among the columns", where=where, fix="add the column or drop the key")
+        return cls(
+            columns=columns,
+            key_columns=list(data.get("key_columns") or []),
+            label_column=data.get("label_column"),
+            label_classes=data.get("label_classes"),
+            version=version,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DatasetSchema":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"cannot read the schema ({exc})", where=str(path), fix="pass a JSON schema written by validate") from exc
+        return cls.from_dict(data, where=str(path))

@@ -1,0 +1,255 @@
+"""Streaming dataset statistics: one pass over a Parquet file in bounded memory.
+
+Per column: nulls, NaN/inf, min/max, mean/std (merged per batch with Chan's
+formula, numerically stable), value counts up to a cap, string lengths. Key
+uniqueness keeps 8 bytes per row (a 64-bit hash of the key), far less than the
+data. With a reference schema, the same pass counts values outside the known
+range or domain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.validate.schema import ColumnSchema, DatasetSchema, kind_of
+
+BATCH_ROWS = 131_072
+EXAMPLES = 5
+
+
+@dataclass
+class ColumnStats:
+    """Statistics of one column (JSON-serializable via ``asdict``)."""
+
+    name: str
+    type: str
+    kind: str
+    count: int = 0
+    nulls: int = 0
+    nan: int = 0
+    inf: int = 0
+    min: Any = None
+    max: Any = None
+    mean: float | None = None
+    std: float | None = None
+    m2: float = 0.0
+    moment_count: int = 0
+    distinct_capped: bool = False
+    value_counts: dict[str, int] = field(default_factory=dict)
+    max_length: int | None = None
+    out_of_range: int = 0
+    out_of_domain: int = 0
+    unseen_examples: list[str] = field(default_factory=list)
+
+    @property
+    def null_fraction(self) -> float:
+        return self.nulls / self.count if self.count else 0.0
+
+
+@dataclass
+class DatasetStats:
+    """Statistics of a dataset."""
+
+    rows: int
+    columns: list[ColumnStats]
+    key_columns: list[str]
+    duplicate_keys: int
+    duplicate_key_examples: list[int]
+
+    def column(self, name: str) -> ColumnStats | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for col in out["columns"]:
+            col.pop("m2", None)
+            col.pop("moment_count", None)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _KeyHasher:
+    """64-bit hashes of key tuples, one uint64 per row, for a duplicate count at the end."""
+
+    MULT = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+
+    def add(self, columns: list[pa.Array]) -> None:
+        h = np.zeros(len(columns[0]), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for column in columns:
+                h = (h ^ _column_hash(column)) * self.MULT
+                h ^= h >> np.uint64(29)
+        self.parts.append(h)
+
+    def duplicates(self) -> tuple[int, list[int]]:
+        if not self.parts:
+            return 0, []
+        hashes = np.concatenate(self.parts)
+        self.parts = []
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        dup_mask = ordered[1:] == ordered[:-1]
+        count = int(dup_mask.sum())
+        examples = sorted(int(r) + 1 for r in order[1:][dup_mask][:EXAMPLES])
+        return count, examples
+
+
+def _column_hash(column: pa.Array) -> np.ndarray:
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        encoded = pc.dictionary_encode(column)
+        # Python's hash is stable within one process, which is all a duplicate count needs.
+        table = np.array([hash(v) for v in encoded.dictionary.to_pylist()], dtype=np.int64).view(np.uint64)
+        idx = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.where(idx >= 0, table[np.clip(idx, 0, None)] if len(table) else 0, np.uint64(0x5BD1E995))
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        column = column.cast(pa.int64())
+    elif pa.types.is_floating(t):
+        column = column.cast(pa.float64())
+    elif pa.types.is_boolean(t):
+        column = column.cast(pa.int8())
+    values = column.fill_null(0).to_numpy(zero_copy_only=False)
+    raw = np.ascontiguousarray(values).astype(np.int64 if values.dtype.kind in "iub" else values.dtype).view(np.uint64)
+    if column.null_count:
+        raw = np.where(column.is_valid().to_numpy(zero_copy_only=False), raw, np.uint64(0x5BD1E995))
+    return raw
+
+
+def compute_statistics(
+    path: str | Path,
+    *,
+    key_columns: list[str] = (),  # type: ignore[assignment]
+    categorical_columns: frozenset[str] = frozenset(),
+    max_domain_size: int = 100,
+    reference: DatasetSchema | None = None,
+) -> DatasetStats:
+    """One streaming pass over the Parquet file at ``path``.
+
+    Args:
+        path: Parquet file.
+        key_columns: Columns whose combination must be unique; missing ones are skipped here
+            (the checks report them).
+        categorical_columns: Columns to count values of even when not text (e.g. an int label).
+        max_domain_size: Value counts stop (and the column counts as free text) past this
+            many distinct values.
+        reference: Schema whose ranges and domains are checked in the same pass.
+    """
+    try:
+        parquet = pq.ParquetFile(str(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read the dataset as Parquet ({exc})", where=str(path), fix="pass the output of the ingest step") from exc
+    schema = parquet.schema_arrow
+    stats = [ColumnStats(name=f.name, type=str(f.type), kind=kind_of(f.type)) for f in schema]
+    ref_cols = {c.name: c for c in reference.columns} if reference else {}
+    keys = [k for k in key_columns if k in schema.names]
+    hasher = _KeyHasher() if keys else None
+    rows = 0
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        for st, column in zip(stats, batch.columns):
+            _update(st, column, st.name in categorical_columns, max_domain_size, ref_cols.get(st.name))
+        if hasher is not None:
+            hasher.add([batch.column(k) for k in keys])
+        rows += batch.num_rows
+    duplicates, examples = hasher.duplicates() if hasher is not None else (0, [])
+    for st in stats:
+        st.std = math.sqrt(st.m2 / (st.moment_count - 1)) if st.moment_count > 1 else None
+        st.min, st.max = _jsonable(st.min), _jsonable(st.max)
+        st.mean = _jsonable(st.mean)
+        st.std = _jsonable(st.std)
+    return DatasetStats(rows=rows, columns=stats, key_columns=list(key_columns), duplicate_keys=duplicates, duplicate_key_examples=examples)
+
+
+def _update(st: ColumnStats, column: pa.Array, categorical: bool, cap: int, ref: ColumnSchema | None) -> None:
+    st.count += len(column)
+    st.nulls += column.null_count
+    if column.null_count == len(column):
+        return
+    kind = st.kind
+    if kind in ("float", "integer"):
+        if kind == "float":
+            nan_mask = pc.is_nan(column)
+            st.nan += pc.sum(nan_mask).as_py() or 0
+            st.inf += pc.sum(pc.is_inf(column)).as_py() or 0
+            finite = column.filter(pc.is_finite(column))
+        else:
+            finite = column
+        _merge_moments(st, finite)
+        _update_min_max(st, finite)
+        if ref is not None and ref.min is not None and ref.max is not None and len(finite):
+            outside = pc.or_(pc.less(finite, ref.min), pc.greater(finite, ref.max))
+            st.out_of_range += pc.sum(outside).as_py() or 0
+    elif kind == "timestamp":
+        _update_min_max(st, column)
+    elif kind == "boolean":
+        _merge_moments(st, column.cast(pa.int8()))
+    if kind in ("text", "categorical") or categorical or kind == "boolean":
+        _update_counts(st, column, cap)
+        if kind in ("text", "categorical"):
+            longest = pc.max(pc.binary_length(column)).as_py()
+            st.max_length = max(st.max_length or 0, longest or 0)
+    if ref is not None and ref.domain is not None:
+        domain = pa.array(ref.domain, type=pa.string())
+        present = column.drop_null().cast(pa.string())
+        unseen = present.filter(pc.invert(pc.is_in(present, value_set=domain)))
+        st.out_of_domain += len(unseen)
+        for value in pc.unique(unseen).to_pylist():
+            if len(st.unseen_examples) < EXAMPLES and value not in st.unseen_examples:
+                st.unseen_examples.append(value)
+
+
+def _merge_moments(st: ColumnStats, values: pa.Array) -> None:
+    n_b = len(values) - values.null_count
+    if n_b == 0:
+        return
+    mean_b = pc.mean(values).as_py()
+    m2_b = (pc.variance(values, ddof=0).as_py() or 0.0) * n_b
+    n_a = st.moment_count
+    if st.mean is None:
+        st.mean, st.m2 = mean_b, m2_b
+    else:
+        delta = mean_b - st.mean
+        total = n_a + n_b
+        st.mean += delta * n_b / total
+        st.m2 += m2_b + delta * delta * n_a * n_b / total
+    st.moment_count = n_a + n_b
+
+
+def _update_min_max(st: ColumnStats, values: pa.Array) -> None:
+    if len(values) == values.null_count:
+        return
+    mm = pc.min_max(values)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    st.min = lo if st.min is None else min(st.min, lo)
+    st.max = hi if st.max is None else max(st.max, hi)
+
+
+def _update_counts(st: ColumnStats, column: pa.Array, cap: int) -> None:
+    if st.distinct_capped:
+        return
+    counts = pc.value_counts(column.drop_null())
+    for value, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
+        key = str(value)
+        st.value_counts[key] = st.value_counts.get(key, 0) + n
+    if len(st.value_counts) > cap:
+        st.distinct_capped = True
+        st.value_counts = {}

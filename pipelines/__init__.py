@@ -1,0 +1,1 @@
+"""KFP pipelines of kfp-mlops (installed as ``kfp_mlops.pipelines``)."""

@@ -1,0 +1,28 @@
+"""Every component and pipeline the project ships, by name (the compile and run commands walk these)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+COMPONENTS = {
+    "ingest": "kfp_mlops.components.ingest.component:ingest",
+    "validate": "kfp_mlops.components.validate.component:validate",
+}
+PIPELINES = {
+    "training": "kfp_mlops.pipelines.training:training",
+}
+
+
+def load(ref: str) -> Any:
+    """Import ``module:attribute``."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def component(name: str) -> Any:
+    return load(COMPONENTS[name])
+
+
+def pipeline(name: str) -> Any:
+    return load(PIPELINES[name])

@@ -1,0 +1,126 @@
+"""The kfp-mlops command: compile, run pipelines locally, make demo data.
+
+    kfp-mlops run training [--source-uri URI] [--label-column label] ...
+    kfp-mlops run training --help        lists the pipeline's parameters from its spec
+    kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
+    kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from kfp_mlops.pipelines import catalog
+
+DEFAULT_WORKDIR = Path(".kfp-mlops")
+DEMO_ROWS = 100_000
+PARAM_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float}
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def pipeline_parameters(pipeline: Any) -> list[tuple[str, str, Any, bool, str]]:
+    """(name, type, default, optional, description) of each pipeline parameter, read from its compiled spec."""
+    from google.protobuf import json_format
+
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
+    params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    return [
+        (name, p.get("parameterType", "STRING"), p.get("defaultValue"), bool(p.get("isOptional")), p.get("description", ""))
+        for name, p in params.items()
+    ]
+
+
+def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"kfp-mlops run {name}",
+        description=(pipeline.description or "") + " Runs locally with kfp.local (SubprocessRunner, no containers).",
+    )
+    for pname, ptype, default, optional, description in pipeline_parameters(pipeline):
+        flag = "--" + pname.replace("_", "-")
+        kind = _bool if ptype == "BOOLEAN" else PARAM_TYPES.get(ptype, str)
+        if pname == "source_uri":
+            parser.add_argument(flag, dest=pname, default=None, help=f"{description} Default: demo data generated under --workdir.")
+        else:
+            parser.add_argument(flag, dest=pname, type=kind, default=default, required=not optional, help=f"{description} (default: {default!r})")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
+    parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
+    return parser
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: kfp-mlops run PIPELINE [--PARAM VALUE ...]\n\npipelines:")
+        for name in catalog.PIPELINES:
+            print(f"  {name:<12} {catalog.pipeline(name).description}")
+        print("\n`kfp-mlops run PIPELINE --help` lists a pipeline's parameters.")
+        return 0
+    name, rest = argv[0], list(argv[1:])
+    if name not in catalog.PIPELINES:
+        print(f"unknown pipeline {name!r}; known: {', '.join(catalog.PIPELINES)}", file=sys.stderr)
+        return 2
+    pipeline = catalog.pipeline(name)
+    args = vars(_run_parser(name, pipeline).parse_args(rest))
+    workdir: Path = args.pop("workdir")
+    demo_rows = args.pop("demo_rows")
+    if "source_uri" in args and args["source_uri"] is None:
+        from kfp_mlops.demo import DemoSpec, write_demo_dataset
+
+        demo = workdir / "demo" / f"demo-{demo_rows}.parquet"
+        if not demo.exists():
+            print(f"no --source-uri given: writing {demo_rows:,} rows of demo data to {demo}")
+            write_demo_dataset(demo, DemoSpec(rows=demo_rows))
+        args["source_uri"] = str(demo.resolve())
+    arguments = {k: v for k, v in args.items() if v is not None}
+    print(f"running pipeline {name!r} locally with:")
+    for key, value in arguments.items():
+        print(f"  {key} = {value!r}")
+    from kfp_mlops.pipelines.local_run import list_outputs, run_locally
+
+    try:
+        run_dir = run_locally(pipeline, arguments, workdir / "runs")
+    except RuntimeError as exc:
+        print(f"\npipeline {name!r} failed: {exc}\nThe failing step's message is printed above.", file=sys.stderr)
+        return 1
+    print(f"outputs of this run, under {run_dir}:")
+    for path in list_outputs(run_dir):
+        print(f"  {path.relative_to(run_dir)}  ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_compile(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kfp-mlops compile", description="Compile every component and pipeline to KFP IR YAML.")
+    parser.add_argument("--output-dir", type=Path, default=Path("compiled"))
+    parser.add_argument("--image-registry", default="", help="registry for the component images, e.g. registry.example.com/ml")
+    args = parser.parse_args(argv)
+    from kfp_mlops.pipelines.compile import compile_all, set_image_registry
+
+    if args.image_registry:
+        set_image_registry(args.image_registry)
+    for path in compile_all(args.output_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": cmd_run, "compile": cmd_compile}
+    if argv and argv[0] == "demo-data":
+        from kfp_mlops.demo import main as demo_main
+
+        demo_main(argv[1:])
+        return
+    if not argv or argv[0] not in commands:
+        print(__doc__.strip(), file=sys.stderr if argv else sys.stdout)
+        raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+    raise SystemExit(commands[argv[0]](argv[1:]))

@@ -1,0 +1,72 @@
+"""Distribution kfp-mlops.
+
+The top-level components/ and pipelines/ folders install as kfp_mlops.components
+and kfp_mlops.pipelines, so no bare "components" or "pipelines" package appears in
+site-packages. The version is read from kfp_mlops/_version.py without importing it.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "kfp_mlops" / "_version.py").read_text(), re.M
+).group(1)
+
+
+def _packages(folder: str, namespace: str) -> dict[str, str]:
+    found = {}
+    for init in sorted((HERE / folder).rglob("__init__.py")):
+        rel = init.parent.relative_to(HERE / folder)
+        name = ".".join((namespace, *rel.parts)) if rel.parts else namespace
+        found[name] = str(init.parent.relative_to(HERE))
+    return found
+
+
+PACKAGE_DIRS = {
+    "kfp_mlops": "kfp_mlops",
+    **_packages("components", "kfp_mlops.components"),
+    **_packages("pipelines", "kfp_mlops.pipelines"),
+}
+
+# What the data image (ingest, validate) needs; the heavy stacks are extras so a
+# step's image carries only what that step imports.
+CORE = [
+    "kfp==2.17.3",
+    "kfp-kubernetes==2.17.3",
+    "pyarrow>=17,<26",
+    "numpy>=1.26,<3",
+    "google-cloud-storage>=2.18,<4",
+    "boto3>=1.34,<2",
+    "requests>=2.31,<3",
+]
+EXTRAS = {
+    "train": ["torch==2.13.0", "mlflow>=3.17,<3.18"],
+    "features": ["feast>=0.67,<0.68", "pandas<3"],
+    "monitor": ["evidently>=0.7.23,<0.8", "pandas<3"],
+    "test": [
+        "pytest>=8",
+        "gcp-storage-emulator>=2024.8",
+        "moto[server]>=5,<6",
+        "psutil>=5",
+        "pandas<3",
+    ],
+}
+EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor") for req in EXTRAS[name]})
+
+setup(
+    name="kfp-mlops",
+    version=VERSION,
+    description="Kubeflow Pipelines components: ingest, validate, featurize, train, register, deploy, monitor",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=list(PACKAGE_DIRS),
+    package_dir=PACKAGE_DIRS,
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["kfp-mlops=kfp_mlops.pipelines.cli:main"]},
+)
