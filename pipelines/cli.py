@@ -102,11 +102,12 @@ def cmd_compile(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="kfp-mlops compile", description="Compile every component and pipeline to KFP IR YAML.")
     parser.add_argument("--output-dir", type=Path, default=Path("compiled"))
     parser.add_argument("--image-registry", default="", help="registry for the component images, e.g. registry.example.com/ml")
+    parser.add_argument("--s3-secret", default="", help="Kubernetes Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3:// sources")
+    parser.add_argument("--gcs-secret", default="", help="Kubernetes Secret with a service-account key.json for gs:// sources")
     args = parser.parse_args(argv)
-    from kfp_mlops.pipelines.compile import compile_all, set_image_registry
+    from kfp_mlops.pipelines.compile import compile_all, configure
 
-    if args.image_registry:
-        set_image_registry(args.image_registry)
+    configure(image_registry=args.image_registry, s3_secret=args.s3_secret, gcs_secret=args.gcs_secret)
     for path in compile_all(args.output_dir):
         print(f"wrote {path}")
     return 0

@@ -4,6 +4,7 @@ from kfp import dsl
 
 from kfp_mlops.components.ingest.component import ingest
 from kfp_mlops.components.validate.component import validate
+from kfp_mlops.pipelines.platform import with_storage_credentials
 
 
 @dsl.pipeline(name="training", description="Ingest a dataset and validate it; later steps build on the validated data.")
@@ -40,6 +41,7 @@ def training(
         entity_column=entity_column,
         timestamp_column=timestamp_column,
     )
+    with_storage_credentials(ingested)
     validate(
         dataset=ingested.outputs["dataset"],
         label_column=label_column,

@@ -1,0 +1,41 @@
+"""Cluster settings applied at compile time: where steps get storage credentials.
+
+Credentials never appear in the YAML or as parameters. ``kfp-mlops compile
+--s3-secret NAME`` / ``--gcs-secret NAME`` make the compiled pipeline mount a
+Kubernetes Secret of that name into the steps that read storage (kfp-kubernetes,
+second YAML document). Read when the pipeline module is imported, because
+``@dsl.pipeline`` builds the graph at definition time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kfp import dsl
+
+S3_SECRET_ENV = "KFP_MLOPS_S3_SECRET"
+GCS_SECRET_ENV = "KFP_MLOPS_GCS_SECRET"
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+}
+GCS_MOUNT = "/var/secrets/google"
+GCS_KEY_FILE = "key.json"
+
+
+def with_storage_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mount the configured storage Secrets into ``task`` (no-op when none is configured)."""
+    s3_secret = os.environ.get(S3_SECRET_ENV, "").strip()
+    gcs_secret = os.environ.get(GCS_SECRET_ENV, "").strip()
+    if not (s3_secret or gcs_secret):
+        return task
+    from kfp import kubernetes
+
+    if s3_secret:
+        # Secret keys: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (MinIO: set AWS_ENDPOINT_URL on the task).
+        kubernetes.use_secret_as_env(task, secret_name=s3_secret, secret_key_to_env=dict(S3_KEYS))
+    if gcs_secret:
+        # Secret key: key.json, a service-account key file.
+        kubernetes.use_secret_as_volume(task, secret_name=gcs_secret, mount_path=GCS_MOUNT)
+        task.set_env_variable("GOOGLE_APPLICATION_CREDENTIALS", f"{GCS_MOUNT}/{GCS_KEY_FILE}")
+    return task
