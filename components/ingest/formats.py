@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -137,6 +138,7 @@ def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | Non
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=opts.encoding, autogenerate_column_names=not opts.header)
     parse = pacsv.ParseOptions(delimiter=opts.delimiter)
     convert = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
+    names: list[str] | None = None
     try:
         reader = pacsv.open_csv(_open_stream(path), read_options=read, parse_options=parse, convert_options=convert)
         _check_header(reader.schema, uri, opts)
@@ -149,7 +151,7 @@ def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | Non
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, uri, opts) from exc
     except pa.ArrowInvalid as exc:
-        raise _csv_error(str(exc), path, uri, opts, locals().get("names")) from exc
+        raise _csv_error(str(exc), path, uri, opts, names) from exc
 
 
 def _check_header(schema: pa.Schema, uri: str, opts: CsvOptions) -> None:
@@ -172,7 +174,7 @@ def _check_utf8(batch: pa.RecordBatch, path: Path, uri: str, opts: CsvOptions) -
 
 
 def _encoding_error(path: Path, uri: str, opts: CsvOptions, column: str = "") -> DataError:
-    line = _first_line(path, opts, lambda _: False, stop_on_decode_error=True)
+    line = _first_undecodable_line(path, opts.encoding)
     where = f"{uri}, line {line}" if line else uri
     if column:
         where += f", column {column!r}"
@@ -181,6 +183,21 @@ def _encoding_error(path: Path, uri: str, opts: CsvOptions, column: str = "") ->
         where=where,
         fix="pass the file's real encoding (for example latin-1 or cp1252), or re-export it as UTF-8",
     )
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    newlines = 0
+    with pa.input_stream(str(path), compression="detect") as raw:
+        while True:
+            chunk = raw.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return newlines + exc.object[: exc.start].count(b"\n") + 1
+            if not chunk:
+                return None
+            newlines += chunk.count(b"\n")
 
 
 def _csv_error(message: str, path: Path, uri: str, opts: CsvOptions, names: list[str] | None) -> DataError:
@@ -192,9 +209,10 @@ def _csv_error(message: str, path: Path, uri: str, opts: CsvOptions, names: list
             where=uri,
             fix="check quoting around that cell; store large text outside the table",
         )
-    if "Expected" in message and "columns" in message:
-        expected = len(names) if names else None
-        line = _first_line(path, opts, lambda row: expected is not None and len(row) != expected)
+    counts = re.search(r"Expected (\d+) columns", message)
+    if counts:
+        expected = int(counts.group(1))
+        line = _first_line(path, opts, lambda row: len(row) != expected)
         return DataError(
             f"malformed CSV line ({message.split(': ', 1)[-1][:200]})",
             where=f"{uri}, line {line}" if line else uri,
@@ -223,8 +241,8 @@ def _column_number(message: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _first_line(path: Path, opts: CsvOptions, predicate: Callable[[list[str]], bool], stop_on_decode_error: bool = False) -> int | None:
-    """1-based line number of the first data row matching ``predicate`` (or failing to decode)."""
+def _first_line(path: Path, opts: CsvOptions, predicate: Callable[[list[str]], bool]) -> int | None:
+    """1-based line number of the first data row matching ``predicate``."""
     decoder = codecs.getincrementaldecoder(opts.encoding)("strict")
     with pa.input_stream(str(path), compression="detect") as raw:
         line_no = 0
@@ -234,8 +252,6 @@ def _first_line(path: Path, opts: CsvOptions, predicate: Callable[[list[str]], b
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError:
-                if stop_on_decode_error:
-                    return line_no + pending.count("\n") + 1
                 return None
             lines = (pending + text).split("\n")
             pending = lines.pop() if chunk else ""

@@ -39,7 +39,7 @@ class Anomaly:
 
     def __str__(self) -> str:
         where = f"column {self.column!r}: " if self.column else ""
-        return f"[{self.severity}] {where}{self.message} ({self.fix})"
+        return f"[{self.severity}] {self.code}: {where}{self.message} ({self.fix})"
 
 
 def severity_rank(severity: str) -> int:

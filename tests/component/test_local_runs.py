@@ -1,0 +1,107 @@
+"""The components and the training pipeline run through kfp.local (SubprocessRunner) as users run them."""
+# No "from __future__ import annotations": KFP reads the pipeline signature at definition time.
+
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from kfp import dsl, local
+
+from kfp_mlops.components.ingest.component import ingest
+from kfp_mlops.components.validate.component import validate
+from kfp_mlops.demo import DemoSpec, write_demo_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("kfp-mlops"))
+
+
+@pytest.fixture
+def runner(tmp_path):
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
+    return tmp_path
+
+
+def test_ingest_component_outputs(runner, demo_csv):
+    task = ingest(source_uri=str(demo_csv), entity_column="entity_id", timestamp_column="event_timestamp")
+    dataset = task.outputs["dataset"]
+    assert pq.read_metadata(dataset.path).num_rows == 20_000
+    assert dataset.metadata["rows"] == 20_000 and len(dataset.metadata["fingerprint"]) == 64
+    assert task.outputs["entity_column"] == "entity_id"
+    assert task.outputs["fingerprint"] == dataset.metadata["fingerprint"]
+    assert "20,000" in Path(task.outputs["summary"].path).read_text()
+
+
+def test_skew_check_pipeline_with_reference_schema(runner, tmp_path):
+    train = write_demo_dataset(tmp_path / "train.parquet", DemoSpec(rows=5_000, seed=1))
+    serving = write_demo_dataset(tmp_path / "serving.parquet", DemoSpec(rows=2_000, seed=2, drift=1.0))
+
+    @dsl.pipeline(name="skew-check")
+    def skew_check(train_uri: str, serving_uri: str) -> dsl.Artifact:
+        train_data = ingest(source_uri=train_uri, entity_column="entity_id", timestamp_column="event_timestamp")
+        inferred = validate(dataset=train_data.outputs["dataset"], label_column="label", entity_column="entity_id", timestamp_column="event_timestamp")
+        serving_data = ingest(source_uri=serving_uri, entity_column="entity_id", timestamp_column="event_timestamp")
+        checked = validate(
+            dataset=serving_data.outputs["dataset"],
+            reference_schema=inferred.outputs["schema"],
+            label_column="label",
+            fail_on_severity="never",
+        )
+        return checked.outputs["anomalies"]
+
+    result = skew_check(train_uri=str(train), serving_uri=str(serving))
+    anomalies = json.loads(Path(result.output.path).read_text())
+    assert {"new_category", "out_of_range"} <= {a["code"] for a in anomalies}
+
+
+def test_component_fails_clearly_on_bad_input(runner, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a;b;c\n1;2;3\n")
+    with pytest.raises(RuntimeError, match="ingest"):
+        ingest(source_uri=str(bad))
+    produced = [p for p in (tmp_path / "root").rglob("*") if p.is_file() and p.name == "dataset"]
+    assert produced == [], "a failed ingest left a dataset behind"
+
+
+def test_compiled_component_yaml_runs_locally(runner, demo_parquet):
+    from kfp import components
+
+    loaded = components.load_component_from_file(str(REPO / "compiled" / "components" / "ingest.yaml"))
+    task = loaded(source_uri=str(demo_parquet))
+    assert task.outputs["rows"] == 20_000 and task.outputs["entity_column"] == "row_id"
+
+
+def _cli(*args, cwd):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_cli_runs_training_on_demo_data(tmp_path):
+    proc = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "writing 5,000 rows of demo data" in out
+    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies"):
+        assert listed in out, listed
+
+
+def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
+    (tmp_path / "mine.csv").write_text("customer,when,spend,churned\n" + "".join(f"c{i},2026-01-{i % 28 + 1:02d}T00:00:00Z,{i * 3.5},{i % 2}\n" for i in range(200)))
+    ok = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "churned", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    bad = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "target", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "missing_label" in bad.stdout + bad.stderr and "label column not found" in bad.stdout + bad.stderr
+
+
+def test_cli_help_lists_parameters_from_the_spec(tmp_path):
+    proc = _cli("run", "training", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for flag in ("--source-uri", "--label-column", "--entity-column", "--timestamp-column", "--csv-delimiter", "--fail-on-severity"):
+        assert flag in proc.stdout, flag
+    assert "Stop the run when a data anomaly" in proc.stdout
+    listing = _cli("run", "--help", cwd=tmp_path)
+    assert "training" in listing.stdout
