@@ -1,0 +1,31 @@
+# Component images of kfp-mlops, one target per role so that a step carries only
+# what it imports (ingest and validate need no torch, Feast, MLflow or Evidently).
+#
+#   buildah build --target data --build-arg BASE_IMAGE=... -t REGISTRY/kfp-mlops-data:VERSION .
+#
+# BASE_IMAGE: any Debian-like image with python3 (3.10+) and python3-venv. Where no
+# registry is reachable, build one with debootstrap (tests/container/base_image.sh).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS base
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+# Debian's system python is "externally managed": everything goes into a venv.
+RUN python3 -m venv /opt/venv
+COPY constraints.txt /opt/kfp-mlops/constraints.txt
+
+FROM base AS data
+COPY setup.py README.md /tmp/src/
+COPY kfp_mlops /tmp/src/kfp_mlops
+COPY components /tmp/src/components
+COPY pipelines /tmp/src/pipelines
+RUN pip install -c /opt/kfp-mlops/constraints.txt /tmp/src \
+    && rm -rf /tmp/src \
+    && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.validate.core" \
+    && useradd --uid 1000 --create-home --shell /usr/sbin/nologin kfp
+USER 1000
+WORKDIR /home/kfp
