@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.atomic import atomic_path
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.prefetch import prefetch
 from kfp_mlops.components._shared.storage import StagedFile, stage_sources
 from kfp_mlops.components.ingest.fingerprint import Fingerprint
 from kfp_mlops.components.ingest.formats import CsvOptions, detect_format, read_batches
@@ -195,7 +196,7 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions) -> t
             fmt = detect_format(staged.uri, options.file_format)
             if fmt != first_fmt:
                 raise DataError(f"mixes {first_fmt} and {fmt} files", where=staged.uri, fix="point the source at files of one format")
-            for batch in read_batches(staged.path, staged.uri, fmt, options.csv, schema):
+            for batch in prefetch(read_batches(staged.path, staged.uri, fmt, options.csv, schema)):
                 if schema is None:
                     schema = batch.schema
                     _check_schema(schema, staged.uri, options)

@@ -22,9 +22,9 @@ class Fingerprint:
 
     def __init__(self, schema: pa.Schema) -> None:
         self._schema = schema
-        self._values = [hashlib.blake2b(digest_size=32) for _ in schema]
-        self._lengths = [hashlib.blake2b(digest_size=32) for _ in schema]
-        self._nulls = [hashlib.blake2b(digest_size=32) for _ in schema]
+        self._values = [hashlib.sha256() for _ in schema]
+        self._lengths = [hashlib.sha256() for _ in schema]
+        self._nulls = [hashlib.sha256() for _ in schema]
         self._rows = 0
 
     def update(self, batch: pa.RecordBatch) -> None:
