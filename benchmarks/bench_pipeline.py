@@ -7,6 +7,8 @@ directly in one process, on the same demo data: the orchestration overhead per s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -36,9 +38,24 @@ def pipelined(src: str, root: Path) -> float:
     from kfp_mlops.pipelines.training import training
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    started = time.perf_counter()
-    training(source_uri=src)
-    return time.perf_counter() - started
+    with _quiet():  # kfp.local echoes every executor input; keep the result readable
+        started = time.perf_counter()
+        training(source_uri=src)
+        return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _quiet():
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        sys.stdout.flush()
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def main() -> None:
@@ -49,7 +66,7 @@ def main() -> None:
     src = str(demo_file(args.rows, ".parquet"))
     import logging
 
-    logging.disable(logging.INFO)
+    logging.disable(logging.WARNING)
     directs, pipes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):

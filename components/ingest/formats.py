@@ -110,7 +110,8 @@ def read_batches(path: Path, uri: str, fmt: str, csv_options: CsvOptions, schema
 
 def _parquet_batches(path: Path, uri: str) -> Iterator[pa.RecordBatch]:
     try:
-        reader = pq.ParquetFile(str(path))
+        # pre_buffer caches every row group read so far (memory grows with the file): off.
+        reader = pq.ParquetFile(str(path), pre_buffer=False)
         yield from reader.iter_batches(batch_size=PARQUET_BATCH_ROWS)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(

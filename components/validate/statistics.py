@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,23 @@ def _jsonable(value: Any) -> Any:
 
 
 class _KeyHasher:
-    """64-bit hashes of key tuples, one uint64 per row, for a duplicate count at the end."""
+    """64-bit hashes of key tuples with their row numbers, spilled to disk by hash prefix.
+
+    Each of ``PARTITIONS`` files holds the keys whose hash starts with its bits, so
+    duplicates meet in one file and the final check loads one file at a time:
+    memory stays a small fraction of the data, whatever the row count.
+    """
 
     MULT = np.uint64(0x9E3779B97F4A7C15)
+    PARTITIONS = 64
+    SHIFT = np.uint64(58)  # top 6 bits pick the partition
 
     def __init__(self) -> None:
-        self.parts: list[np.ndarray] = []
+        self.dir = tempfile.TemporaryDirectory(prefix="kfp-mlops-keys-")
+        folder = Path(self.dir.name)
+        self.hash_files = [open(folder / f"{i:02d}.hash", "wb") for i in range(self.PARTITIONS)]
+        self.row_files = [open(folder / f"{i:02d}.row", "wb") for i in range(self.PARTITIONS)]
+        self.rows = 0
 
     def add(self, columns: list[pa.Array]) -> None:
         h = np.zeros(len(columns[0]), dtype=np.uint64)
@@ -99,19 +111,37 @@ class _KeyHasher:
             for column in columns:
                 h = (h ^ _column_hash(column)) * self.MULT
                 h ^= h >> np.uint64(29)
-        self.parts.append(h)
+        part = (h >> self.SHIFT).astype(np.uint8)
+        order = np.argsort(part, kind="stable")  # radix sort on uint8: linear
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=self.PARTITIONS))])
+        hashes, rows = h[order], order.astype(np.int64) + self.rows
+        self.rows += len(h)
+        for i in np.flatnonzero(np.diff(bounds)):
+            lo, hi = bounds[i], bounds[i + 1]
+            hashes[lo:hi].tofile(self.hash_files[i])
+            rows[lo:hi].tofile(self.row_files[i])
 
     def duplicates(self) -> tuple[int, list[int]]:
-        if not self.parts:
-            return 0, []
-        hashes = np.concatenate(self.parts)
-        self.parts = []
-        order = np.argsort(hashes, kind="stable")
-        ordered = hashes[order]
-        dup_mask = ordered[1:] == ordered[:-1]
-        count = int(dup_mask.sum())
-        examples = sorted(int(r) + 1 for r in order[1:][dup_mask][:EXAMPLES])
-        return count, examples
+        count, examples = 0, []
+        try:
+            for hash_file, row_file in zip(self.hash_files, self.row_files):
+                hash_file.close()
+                row_file.close()
+                hashes = np.fromfile(hash_file.name, dtype=np.uint64)
+                if len(hashes) < 2:
+                    continue
+                ordered = np.sort(hashes)
+                found = int((ordered[1:] == ordered[:-1]).sum())
+                if found and len(examples) < EXAMPLES:
+                    # Only here are row numbers needed: the later row of each repeated key.
+                    order = np.argsort(hashes, kind="stable")
+                    repeat = hashes[order][1:] == hashes[order][:-1]
+                    rows = np.fromfile(row_file.name, dtype=np.int64)[order][1:][repeat]
+                    examples.extend(int(r) + 1 for r in np.sort(rows)[:EXAMPLES])
+                count += found
+        finally:
+            self.dir.cleanup()
+        return count, sorted(examples)[:EXAMPLES]
 
 
 def _column_hash(column: pa.Array) -> np.ndarray:
@@ -155,7 +185,8 @@ def compute_statistics(
         reference: Schema whose ranges and domains are checked in the same pass.
     """
     try:
-        parquet = pq.ParquetFile(str(path))
+        # pre_buffer caches every row group read so far (memory grows with the file): off.
+        parquet = pq.ParquetFile(str(path), pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read the dataset as Parquet ({exc})", where=str(path), fix="pass the output of the ingest step") from exc
     schema = parquet.schema_arrow
@@ -237,6 +268,9 @@ def _merge_moments(st: ColumnStats, values: pa.Array) -> None:
 def _update_min_max(st: ColumnStats, values: pa.Array) -> None:
     if len(values) == values.null_count:
         return
+    if pa.types.is_timestamp(values.type) and values.type.unit == "ns":
+        # Python datetimes hold microseconds; without pandas, ns scalars do not convert.
+        values = values.cast(pa.timestamp("us", tz=values.type.tz), safe=False)
     mm = pc.min_max(values)
     lo, hi = mm["min"].as_py(), mm["max"].as_py()
     st.min = lo if st.min is None else min(st.min, lo)
