@@ -7,6 +7,7 @@ Every piece of user data (column names, values, messages) goes through
 from __future__ import annotations
 
 import html
+import re
 from typing import Iterable, Sequence
 
 from kfp_mlops.components.validate.checks import Anomaly
@@ -26,7 +27,7 @@ th{background:#f9fafb}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{background:#dcfce7;color:#166534}
 .bar{background:#e5e7eb;height:8px;border-radius:4px;width:120px;display:inline-block;vertical-align:middle;margin-right:6px}
 .bar i{display:block;height:8px;border-radius:4px;background:#6366f1}
-.vals{color:#374151;font-size:12px}code{background:#f3f4f6;padding:0 3px;border-radius:3px}
+.vals{color:#374151;font-size:12px}.nowrap{white-space:nowrap}code{background:#f3f4f6;padding:0 3px;border-radius:3px}
 """
 
 
@@ -43,7 +44,12 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: frozen
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(\+00:00|Z)?$")
+
+
 def _fmt(value: object) -> str:
+    if isinstance(value, str) and (m := ISO_TIME.match(value)):
+        return _e(f"{m.group(1)} {m.group(2)}" + (" UTC" if m.group(4) else ""))
     if isinstance(value, float):
         return _e(f"{value:,.4g}")
     if isinstance(value, int):
@@ -53,7 +59,7 @@ def _fmt(value: object) -> str:
 
 def _null_bar(st: ColumnStats) -> str:
     share = st.null_fraction
-    return f'<span class="bar"><i style="width:{share * 100:.1f}%"></i></span>{share:.1%}'
+    return f'<span class="nowrap"><span class="bar"><i style="width:{share * 100:.1f}%"></i></span>{share:.1%}</span>'
 
 
 def _top_values(st: ColumnStats) -> str:
