@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -39,6 +40,15 @@ def measure(setup: str, work: str) -> dict[str, float]:
         raise RuntimeError(proc.stderr[-3000:])
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+def size_arguments() -> argparse.Namespace:
+    """--rows (the large run), --small-rows (to show memory does not grow with size), --repeat."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--small-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    return parser.parse_args()
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -8,12 +8,11 @@ peak RSS at two file sizes (target < 1 GiB, not growing with the file).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import DATA, demo_file, measure, median_of  # noqa: E402
+from _harness import DATA, demo_file, measure, median_of, size_arguments  # noqa: E402
 
 BASELINE_SETUP = "import pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq"
 BASELINE = """
@@ -41,11 +40,7 @@ def run(rows: int, repeat: int) -> tuple[dict, dict, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--small-rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    args = size_arguments()
     print(f"{'rows':>12} {'CSV MB':>8} {'pyarrow MB/s':>13} {'ingest MB/s':>12} {'ratio':>6} {'pyarrow RSS':>12} {'ingest RSS':>11}")
     for rows in (args.small_rows, args.rows):
         base, ours, size = run(rows, args.repeat)

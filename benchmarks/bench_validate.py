@@ -9,12 +9,11 @@ and the key uniqueness validate reports. Target: validate within 2x, bounded mem
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import demo_file, measure, median_of  # noqa: E402
+from _harness import demo_file, measure, median_of, size_arguments  # noqa: E402
 
 BASELINE_SETUP = "import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq"
 BASELINE = """
@@ -43,11 +42,7 @@ validate({src!r}, options=ValidateOptions(label_column="label", key_columns=("en
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--small-rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    args = size_arguments()
     print(f"{'rows':>12} {'pyarrow s':>10} {'validate s':>11} {'ratio':>6} {'pyarrow RSS':>12} {'validate RSS':>13}")
     for rows in (args.small_rows, args.rows):
         src = str(demo_file(rows, ".parquet"))

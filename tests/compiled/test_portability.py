@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfp_mlops.pipelines.compile import compile_all
-
 REPO = Path(__file__).resolve().parents[2]
 STRICT_PARSE = Path(__file__).with_name("strict_parse.py")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -117,3 +115,4 @@ def test_image_registry_override(with_secrets):
     spec = yaml.safe_load(next(p for p in with_secrets if p.name == "training.yaml").read_text().split("\n---\n")[0])
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert all(i.startswith("registry.example.com:5000/ml/kfp-mlops-data:") for i in images), images
+

@@ -9,7 +9,6 @@ import shutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pytest
 
 from kfp_mlops.components.ingest.core import INGESTED_AT_COLUMN, ROW_ID_COLUMN, IngestOptions, ingest
 from kfp_mlops.components.ingest.formats import CsvOptions

@@ -41,6 +41,38 @@ def split_pattern(key: str) -> tuple[str, str | None]:
     return key[:first_glob], key
 
 
+@dataclass(frozen=True)
+class ObjectRef:
+    """A bucket URI split for listing.
+
+    Attributes:
+        bucket: Bucket name.
+        key: Object key or prefix as written.
+        prefix: What to list by (the key up to its first glob character).
+        pattern: The glob the listed names must match, or None.
+    """
+
+    bucket: str
+    key: str
+    prefix: str
+    pattern: str | None
+
+    @property
+    def single_object(self) -> bool:
+        """True when the URI names one object rather than a prefix or a glob."""
+        return self.pattern is None and bool(self.key) and not self.key.endswith("/")
+
+
+def parse_object_uri(uri: str) -> ObjectRef:
+    """Split ``scheme://bucket/key`` for the object-store adapters."""
+    parsed = urlparse(uri)
+    if not parsed.netloc:
+        raise SourceNotFoundError("no bucket in URI", where=uri, fix=f"write it as {parsed.scheme}://BUCKET/PATH")
+    key = parsed.path.lstrip("/")
+    prefix, pattern = split_pattern(key)
+    return ObjectRef(bucket=parsed.netloc, key=key, prefix=prefix, pattern=pattern)
+
+
 def is_data_name(name: str) -> bool:
     """False for hidden and marker files that sit beside data files."""
     base = name.rstrip("/").rsplit("/", 1)[-1]

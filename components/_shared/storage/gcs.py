@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from urllib.parse import urlparse
 
 from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceError, SourceNotFoundError
-from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, split_pattern
+from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, parse_object_uri
 
 
 def _client():  # -> google.cloud.storage.Client
@@ -29,21 +28,17 @@ def _client():  # -> google.cloud.storage.Client
 def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
     from google.api_core import exceptions as gexc
 
-    parsed = urlparse(uri)
-    bucket_name, key = parsed.netloc, parsed.path.lstrip("/")
-    if not bucket_name:
-        raise SourceNotFoundError("no bucket in URI", where=uri, fix="write it as gs://BUCKET/PATH")
+    ref = parse_object_uri(uri)
     client = _client()
-    bucket = client.bucket(bucket_name)
-    prefix, pattern = split_pattern(key)
+    bucket = client.bucket(ref.bucket)
     try:
-        if pattern is None and key and not key.endswith("/"):
-            names = [key]
+        if ref.single_object:
+            names = [ref.key]
         else:
             names = [
                 b.name
-                for b in client.list_blobs(bucket, prefix=prefix)
-                if is_data_name(b.name) and (pattern is None or fnmatch.fnmatchcase(b.name, pattern))
+                for b in client.list_blobs(bucket, prefix=ref.prefix)
+                if is_data_name(b.name) and (ref.pattern is None or fnmatch.fnmatchcase(b.name, ref.pattern))
             ]
         staging_dir.mkdir(parents=True, exist_ok=True)
         staged = []
@@ -51,7 +46,7 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
             target = staging_dir / local_name(name, i)
             # download_to_filename streams in chunks and retries transient errors itself.
             bucket.blob(name).download_to_filename(str(target))
-            staged.append(StagedFile(uri=f"gs://{bucket_name}/{name}", path=target))
+            staged.append(StagedFile(uri=f"gs://{ref.bucket}/{name}", path=target))
         return staged
     except gexc.NotFound as exc:
         what = "object" if _bucket_exists(bucket) else "bucket"

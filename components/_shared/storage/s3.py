@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from urllib.parse import urlparse
 
 from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceError, SourceNotFoundError
-from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, split_pattern
+from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, parse_object_uri
 
 DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 MISSING = {"NoSuchKey", "404", "NoSuchBucket", "NotFound"}
@@ -28,21 +27,18 @@ def _client():
 def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
     import botocore.exceptions as bexc
 
-    parsed = urlparse(uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    if not bucket:
-        raise SourceNotFoundError("no bucket in URI", where=uri, fix="write it as s3://BUCKET/KEY")
+    ref = parse_object_uri(uri)
+    bucket = ref.bucket
     client = _client()
-    prefix, pattern = split_pattern(key)
     try:
-        if pattern is None and key and not key.endswith("/"):
-            keys = [key]
+        if ref.single_object:
+            keys = [ref.key]
         else:
             keys = []
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ref.prefix):
                 for obj in page.get("Contents", []):
                     name = obj["Key"]
-                    if is_data_name(name) and (pattern is None or fnmatch.fnmatchcase(name, pattern)):
+                    if is_data_name(name) and (ref.pattern is None or fnmatch.fnmatchcase(name, ref.pattern)):
                         keys.append(name)
         staging_dir.mkdir(parents=True, exist_ok=True)
         staged = []
