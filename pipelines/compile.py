@@ -8,6 +8,7 @@ reject them as unknown fields and newer backends fall back to ``secretName``.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def compile_one(func: Any, path: Path) -> None:
 
 
 def make_platform_portable(doc: dict[str, Any]) -> dict[str, Any]:
-    """Drop kfp-kubernetes fields older backends reject when they carry nothing new."""
+    """A copy of ``doc`` without the kfp-kubernetes fields older backends reject when they carry nothing new."""
+    doc = copy.deepcopy(doc)
     executors = doc.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
     for config in executors.values():
         for key in SECRET_LISTS:
