@@ -18,14 +18,25 @@ ENV VIRTUAL_ENV=/opt/venv \
 RUN python3 -m venv /opt/venv
 COPY constraints.txt /opt/kfp-mlops/constraints.txt
 
-FROM base AS data
+FROM base AS source
 COPY setup.py README.md /tmp/src/
 COPY kfp_mlops /tmp/src/kfp_mlops
 COPY components /tmp/src/components
 COPY pipelines /tmp/src/pipelines
+RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin kfp
+
+# ingest, validate
+FROM source AS data
 RUN pip install -c /opt/kfp-mlops/constraints.txt /tmp/src \
     && rm -rf /tmp/src \
-    && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.validate.core" \
-    && useradd --uid 1000 --create-home --shell /usr/sbin/nologin kfp
+    && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.validate.core"
+USER 1000
+WORKDIR /home/kfp
+
+# featurize: adds Feast, DuckDB, the Redis and PostgreSQL clients
+FROM source AS features
+RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[features]" \
+    && rm -rf /tmp/src \
+    && python -c "import kfp_mlops.components.featurize.core, kfp_mlops.components.featurize.asof_store"
 USER 1000
 WORKDIR /home/kfp

@@ -44,7 +44,7 @@ CORE = [
 ]
 EXTRAS = {
     "train": ["torch==2.13.0", "mlflow>=3.17,<3.18"],
-    "features": ["feast>=0.67,<0.68", "pandas<3"],
+    "features": ["feast>=0.67,<0.68", "pandas<3", "duckdb>=1.1,<3", "redis>=5,<9", "psycopg[binary]>=3.1,<4"],
     "monitor": ["evidently>=0.7.23,<0.8", "pandas<3"],
     "test": [
         "pytest>=8",

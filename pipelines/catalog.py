@@ -8,6 +8,7 @@ from typing import Any
 COMPONENTS = {
     "ingest": "kfp_mlops.components.ingest.component:ingest",
     "validate": "kfp_mlops.components.validate.component:validate",
+    "featurize": "kfp_mlops.components.featurize.component:featurize",
 }
 PIPELINES = {
     "training": "kfp_mlops.pipelines.training:training",

@@ -2,8 +2,9 @@
 
 Credentials never appear in the YAML or as parameters. ``kfp-mlops compile
 --s3-secret NAME`` / ``--gcs-secret NAME`` make the compiled pipeline mount a
-Kubernetes Secret of that name into the steps that read storage (kfp-kubernetes,
-second YAML document). Read when the pipeline module is imported, because
+Kubernetes Secret of that name into the steps that read storage, and
+``--feature-store-secret NAME`` one into featurize (kfp-kubernetes, second YAML
+document). Read when the pipeline module is imported, because
 ``@dsl.pipeline`` builds the graph at definition time.
 """
 
@@ -15,6 +16,8 @@ from kfp import dsl
 
 S3_SECRET_ENV = "KFP_MLOPS_S3_SECRET"
 GCS_SECRET_ENV = "KFP_MLOPS_GCS_SECRET"
+FEATURE_STORE_SECRET_ENV = "KFP_MLOPS_FEATURE_STORE_SECRET"
+FEATURE_STORE_KEYS = {"PGPASSWORD": "PGPASSWORD", "REDIS_PASSWORD": "REDIS_PASSWORD"}
 S3_KEYS = {
     "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
@@ -38,4 +41,14 @@ def with_storage_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
         # Secret key: key.json, a service-account key file.
         kubernetes.use_secret_as_volume(task, secret_name=gcs_secret, mount_path=GCS_MOUNT)
         task.set_env_variable("GOOGLE_APPLICATION_CREDENTIALS", f"{GCS_MOUNT}/{GCS_KEY_FILE}")
+    return task
+
+
+def with_feature_store_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mount the feature store Secret (keys PGPASSWORD, REDIS_PASSWORD) when one is configured."""
+    secret = os.environ.get(FEATURE_STORE_SECRET_ENV, "").strip()
+    if secret:
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=dict(FEATURE_STORE_KEYS))
     return task

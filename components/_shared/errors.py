@@ -55,3 +55,9 @@ class ValidationFailedError(KfpMlopsError):
 
 class SchemaError(KfpMlopsError):
     """A schema artifact is malformed or of an unknown version."""
+
+
+class FeatureStoreError(KfpMlopsError):
+    """The feature store (registry, online or offline store) failed or disagrees with itself."""
+
+    exit_code = 3

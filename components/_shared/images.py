@@ -2,7 +2,8 @@
 
 Roles keep each step's image to what it imports (see the Dockerfile's targets):
 ``data`` (ingest, validate: kfp, pyarrow, storage clients) has no torch, Feast,
-MLflow or Evidently. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
+MLflow or Evidently; ``features`` (featurize) adds Feast, DuckDB and the Redis and
+PostgreSQL clients. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
 to ``kfp-mlops compile``) before the components are imported to use a private
 registry.
 """
@@ -15,7 +16,7 @@ from kfp_mlops._version import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/kfp-mlops"
 REGISTRY_ENV = "KFP_MLOPS_IMAGE_REGISTRY"
-ROLES = ("data",)
+ROLES = ("data", "features")
 
 
 def image(role: str) -> str:

@@ -1,0 +1,110 @@
+"""KFP component: featurize with Feast (thin wrapper over ``core.featurize``)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from kfp_mlops.components._shared.images import image
+
+
+@dsl.component(base_image=image("features"), install_kfp_package=False)
+def featurize(
+    dataset: Input[Dataset],
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    test: Output[Dataset],
+    feature_repo: Output[Artifact],
+    metrics: Output[Metrics],
+    summary: Output[Markdown],
+    entity_column: str,
+    timestamp_column: str,
+    label_column: str,
+    labels: Input[Dataset] = None,
+    feature_spec: str = "",
+    name: str = "features",
+    registry: str = "",
+    online_store: str = "",
+    project: str = "kfp_mlops",
+    split_fractions: str = "0.7,0.15,0.15",
+    duplicates: str = "error",
+):
+    """Computes per-entity window features, registers them in Feast, materializes them online, and builds point-in-time correct train/validation/test sets split by time.
+
+    Credentials are never parameters: the SQL registry's password comes from
+    PGPASSWORD, the Redis password from REDIS_PASSWORD (in a cluster, a Secret
+    mounted with kfp-kubernetes).
+
+    Args:
+        dataset: Events as Parquet (the ingest output): entity, timestamp, features, label.
+        train: Training rows (earliest label times) with their features as of each label's time.
+        validation: Validation rows (label times between the two boundaries in the metadata).
+        test: Test rows (latest label times).
+        feature_repo: The Feast repo folder: feature_store.yaml, definitions, offline feature table, registry and online store (embedded default).
+        metrics: Rows per split, feature count, feature null rates.
+        summary: Markdown summary of the features and splits.
+        entity_column: Entity key column.
+        timestamp_column: Event timestamp column.
+        label_column: Label column (refused as a feature).
+        labels: Optional label rows (entity, timestamp, label) to join features to; default: the dataset's own rows.
+        feature_spec: Feature spec as JSON (passthrough columns, window aggregates, ttl); empty for a default spec over all columns.
+        name: Name prefix of the Feast objects when feature_spec is empty.
+        registry: Empty for a registry inside feature_repo; gs:// or s3:// path for a file registry; postgresql+psycopg://user@host/db for a SQL registry.
+        online_store: Empty for sqlite inside feature_repo; redis://host:port for Redis.
+        project: Feast project name.
+        split_fractions: Train, validation and test shares of the label time range, comma-separated.
+        duplicates: What to do with repeated (entity, timestamp) rows: error, or last (keep the last in input order).
+    """
+    import os
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from kfp_mlops.components._shared.atomic import write_text_atomic
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.featurize.core import FeaturizeOptions, featurize as featurize_core
+    from kfp_mlops.components.featurize.repo import StoreSettings
+    from kfp_mlops.components.featurize.spec import FeatureSpec, default_spec
+
+    with exit_on_error("featurize"):
+        if feature_spec.strip():
+            spec = FeatureSpec.from_json(feature_spec)
+            if (spec.entity, spec.timestamp, spec.label) != (entity_column, timestamp_column, label_column):
+                raise DataError(
+                    f"the feature spec names entity/timestamp/label {spec.entity!r}/{spec.timestamp!r}/{spec.label!r}, "
+                    f"the pipeline {entity_column!r}/{timestamp_column!r}/{label_column!r}",
+                    fix="make them agree",
+                )
+        else:
+            columns = {f.name: str(f.type) for f in pq.read_schema(dataset.path)}
+            spec = default_spec(columns, entity=entity_column, timestamp=timestamp_column, label=label_column, name=name)
+        try:
+            fractions = tuple(float(x) for x in split_fractions.split(","))
+        except ValueError as exc:
+            raise DataError(f"split_fractions {split_fractions!r} is not three numbers", fix="pass e.g. 0.7,0.15,0.15") from exc
+        settings = StoreSettings(registry=registry, online_store=online_store, project=project, redis_password=os.environ.get("REDIS_PASSWORD", ""))
+        result = featurize_core(
+            dataset.path,
+            spec,
+            repo_dir=feature_repo.path,
+            split_paths={"train": Path(train.path), "validation": Path(validation.path), "test": Path(test.path)},
+            options=FeaturizeOptions(settings=settings, split_fractions=fractions, duplicates=duplicates),
+            labels=labels.path if labels is not None else None,
+        )
+        for split_name, artifact in (("train", train), ("validation", validation), ("test", test)):
+            artifact.metadata.update(
+                {
+                    "rows": result.rows[split_name],
+                    "split": split_name,
+                    "validation_start": result.boundaries[0],
+                    "test_start": result.boundaries[1],
+                    "features": result.features,
+                    "entity_column": entity_column,
+                    "timestamp_column": timestamp_column,
+                    "label_column": label_column,
+                }
+            )
+        feature_repo.metadata.update({"feature_service": result.service, "project": project, "features": len(result.features)})
+        for metric, value in result.metrics().items():
+            metrics.log_metric(metric, value)
+        write_text_atomic(summary.path, result.summary_markdown())
+        print(f"featurized: {result.rows} rows, {len(result.features)} features, boundaries {result.boundaries}, timings {result.seconds}")
