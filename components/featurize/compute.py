@@ -14,6 +14,7 @@ is computed whatever the dataset size. Rules, checked before anything is written
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,24 +92,34 @@ def check_timestamps(path: Path, column: str, where: str) -> None:
 
 def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before: int) -> DataError:
     texts = values.cast(pa.string()).to_pylist()
-    zoned = [bool(OFFSET.search(v.strip())) for v in texts]
-    if any(zoned) and not all(zoned):
-        row = rows_before + zoned.index(not zoned[0]) + 1
-        return DataError(
-            f"timestamp column {column!r} mixes values with and without a time zone (row {row}: {texts[row - rows_before - 1]!r}, row {rows_before + 1}: {texts[0]!r})",
-            where=where,
-            fix="write every timestamp in one convention, preferably ISO 8601 in UTC (2026-01-31T12:00:00Z)",
-        )
     for i, text in enumerate(texts):
-        try:
-            pa.scalar(text.strip().replace("Z", "+00:00")).cast(pa.timestamp("us", tz="UTC"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if not _parses(text):
             return DataError(
                 f"timestamp column {column!r} holds {text!r} at row {rows_before + i + 1}, which is not a timestamp",
                 where=where,
                 fix="write ISO 8601 timestamps (2026-01-31T12:00:00Z), or force the type in ingest with column types",
             )
-    return DataError(f"timestamp column {column!r} is text ({values.type}), not a timestamp", where=where, fix="force the column's type in ingest, e.g. {\"ts\": \"timestamp[us, tz=UTC]\"}")
+    zoned = [bool(OFFSET.search(v.strip())) for v in texts]
+    if any(zoned) and not all(zoned):
+        i = zoned.index(not zoned[0])
+        return DataError(
+            f"timestamp column {column!r} mixes values with and without a time zone (row {rows_before + i + 1}: {texts[i]!r}, row {rows_before + 1}: {texts[0]!r})",
+            where=where,
+            fix="write every timestamp in one convention, preferably ISO 8601 in UTC (2026-01-31T12:00:00Z)",
+        )
+    return DataError(
+        f"timestamp column {column!r} is text ({values.type}), not a timestamp",
+        where=where,
+        fix='force the column\'s type in ingest, e.g. column types {"ts": "timestamp[us, tz=UTC]"}',
+    )
+
+
+def _parses(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return True
+    except ValueError:
+        return False
 
 
 def _aggregate_sql(fn: str, column: str, window_seconds: int, spec: FeatureSpec, source_type: pa.DataType) -> str:

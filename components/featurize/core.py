@@ -6,6 +6,7 @@ temporary paths and renamed at the end: a failure leaves none of them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import logging
@@ -152,7 +153,7 @@ def featurize(
     features = spec.feature_names()
     seconds["total"] = time.perf_counter() - started
     return FeaturizeResult(
-        table=table,
+        table=dataclasses.replace(table, path=Path(repo_dir) / FEATURES_FILE),
         features=features,
         rows={name: split.tables[name].num_rows for name in SPLITS},
         boundaries=split.boundaries,
