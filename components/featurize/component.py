@@ -61,6 +61,7 @@ def featurize(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.featurize.compute import time_span
     from kfp_mlops.components.featurize.core import FeaturizeOptions, featurize as featurize_core
     from kfp_mlops.components.featurize.repo import StoreSettings
     from kfp_mlops.components.featurize.spec import FeatureSpec, default_spec
@@ -76,7 +77,8 @@ def featurize(
                 )
         else:
             columns = {f.name: str(f.type) for f in pq.read_schema(dataset.path)}
-            spec = default_spec(columns, entity=entity_column, timestamp=timestamp_column, label=label_column, name=name)
+            span = time_span(dataset.path, timestamp_column) if timestamp_column in columns else None
+            spec = default_spec(columns, entity=entity_column, timestamp=timestamp_column, label=label_column, name=name, span=span)
         try:
             fractions = tuple(float(x) for x in split_fractions.split(","))
         except ValueError as exc:

@@ -195,6 +195,15 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
     )
 
 
+def time_span(path: str | Path, column: str) -> dt.timedelta | None:
+    """Latest minus earliest value of a timestamp column (None if it is not a timestamp column)."""
+    values = pq.read_table(str(path), columns=[column]).column(0)
+    if not pa.types.is_timestamp(values.type) or values.null_count == len(values):
+        return None
+    mm = pc.min_max(values.cast(pa.timestamp("us", tz=values.type.tz), safe=False))
+    return mm["max"].as_py() - mm["min"].as_py()
+
+
 def _time_range(path: Path, column: str) -> tuple[str, str]:
     values = pq.read_table(str(path), columns=[column]).column(0)
     mm = pc.min_max(values)

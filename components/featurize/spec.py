@@ -177,17 +177,23 @@ class FeatureSpec:
             raise DataError(f"feature names {invalid[:5]} are not identifiers Feast accepts", fix="rename those columns (letters, digits, underscores)")
 
 
-def default_spec(columns: dict[str, str], *, entity: str, timestamp: str, label: str, name: str = "features") -> FeatureSpec:
-    """A sensible spec for a dataset: every other column passes through, the entity's event count
-    over 1d/7d/30d, and the 7d/30d mean of every numeric column."""
+DEFAULT_WINDOWS = ("1h", "1d", "7d", "30d")
+
+
+def default_spec(
+    columns: dict[str, str], *, entity: str, timestamp: str, label: str, name: str = "features", span: dt.timedelta | None = None
+) -> FeatureSpec:
+    """A sensible spec for a dataset: every other column passes through, plus the entity's event
+    count and the mean of every numeric column over the longest two or three of 1h/1d/7d/30d
+    that fit in the data's time ``span``."""
     numeric = ("int", "uint", "float", "double", "decimal")
+    fitting = [w for w in DEFAULT_WINDOWS if span is None or parse_duration(w, "window") <= span]
+    count_windows, mean_windows = tuple(fitting[-3:]), tuple(fitting[-2:])
     others = [c for c in columns if c not in (entity, timestamp, label) and not columns[c].startswith(("timestamp", "date"))]
-    aggregates = tuple(
-        Aggregate(column=c, functions=("mean",), windows=("7d", "30d"))
-        for c in others
-        if columns[c].startswith(numeric)
-    )
-    count = (Aggregate(column=entity, functions=("count",), windows=("1d", "7d", "30d")),)
-    spec = FeatureSpec(entity=entity, timestamp=timestamp, label=label, passthrough=tuple(others), aggregates=count + aggregates, name=name)
+    aggregates: tuple[Aggregate, ...] = ()
+    if count_windows:
+        aggregates += (Aggregate(column=entity, functions=("count",), windows=count_windows),)
+        aggregates += tuple(Aggregate(column=c, functions=("mean",), windows=mean_windows) for c in others if columns[c].startswith(numeric))
+    spec = FeatureSpec(entity=entity, timestamp=timestamp, label=label, passthrough=tuple(others), aggregates=aggregates, name=name)
     spec.check()
     return spec

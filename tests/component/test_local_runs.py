@@ -84,7 +84,7 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "writing 5,000 rows of demo data" in out
-    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies"):
+    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies", "featurize/train", "featurize/test", "featurize/feature_repo/feature_store.yaml"):
         assert listed in out, listed
 
 
@@ -100,7 +100,7 @@ def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
 def test_cli_help_lists_parameters_from_the_spec(tmp_path):
     proc = _cli("run", "training", "--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for flag in ("--source-uri", "--label-column", "--entity-column", "--timestamp-column", "--csv-delimiter", "--fail-on-severity"):
+    for flag in ("--source-uri", "--label-column", "--entity-column", "--timestamp-column", "--csv-delimiter", "--fail-on-severity", "--feature-spec", "--online-store"):
         assert flag in proc.stdout, flag
     assert "Stop the run when a data anomaly" in proc.stdout
     listing = _cli("run", "--help", cwd=tmp_path)

@@ -66,3 +66,11 @@ def test_default_spec_uses_every_column():
     assert spec.passthrough == ("amount", "country")
     assert "user__count_7d" in spec.feature_names() and "amount__mean_30d" in spec.feature_names()
     assert "y" not in json.dumps(spec.to_dict()["aggregates"])
+
+
+def test_default_spec_windows_fit_the_data():
+    columns = {"user": "int64", "ts": "timestamp[us, tz=UTC]", "y": "int64", "amount": "double"}
+    short = default_spec(columns, entity="user", timestamp="ts", label="y", span=dt.timedelta(days=3))
+    assert "user__count_1d" in short.feature_names() and not any(n.endswith(("_7d", "_30d")) for n in short.feature_names())
+    tiny = default_spec(columns, entity="user", timestamp="ts", label="y", span=dt.timedelta(minutes=5))
+    assert tiny.feature_names() == ["amount"]
