@@ -23,7 +23,7 @@ def with_secrets(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("compiled-with-secrets")
     code = (
         "from kfp_mlops.pipelines.compile import configure, compile_all;"
-        f"configure(s3_secret='s3-creds', gcs_secret='gcs-creds', image_registry='registry.example.com:5000/ml');"
+        f"configure(s3_secret='s3-creds', gcs_secret='gcs-creds', feature_store_secret='store-creds', image_registry='registry.example.com:5000/ml');"
         f"compile_all({str(out)!r})"
     )
     subprocess.run(["python", "-c", code], check=True, cwd=REPO)
@@ -39,6 +39,7 @@ def test_platform_document_present_in_secret_variant(with_secrets):
     assert len(docs) == 2
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-ingest"]["secretAsEnv"][0]["secretName"] == "s3-creds"
+    assert executors["exec-featurize"]["secretAsEnv"][0]["secretName"] == "store-creds"
 
 
 @pytest.mark.parametrize("backend", ["2.0", "2.2", "2.4", "current"])
@@ -79,7 +80,7 @@ def _walk(node, path=()):
         yield path, node
 
 
-@pytest.mark.parametrize("name", ["training.yaml", "components/ingest.yaml", "components/validate.yaml"])
+@pytest.mark.parametrize("name", ["training.yaml", "components/ingest.yaml", "components/validate.yaml", "components/featurize.yaml"])
 def test_backend_rules(name, with_secrets):
     for path in [REPO / "compiled" / name, *[p for p in with_secrets if str(p).endswith(name)]]:
         text = path.read_text()
@@ -108,11 +109,13 @@ def test_image_tag_comes_from_version():
 
     spec = yaml.safe_load((REPO / "compiled" / "training.yaml").read_text())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-data:{__version__}"}
+    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-{role}:{__version__}" for role in ("data", "features")}
 
 
 def test_image_registry_override(with_secrets):
+    from kfp_mlops import __version__
+
     spec = yaml.safe_load(next(p for p in with_secrets if p.name == "training.yaml").read_text().split("\n---\n")[0])
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert all(i.startswith("registry.example.com:5000/ml/kfp-mlops-data:") for i in images), images
+    assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features")}, images
 
