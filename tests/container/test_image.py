@@ -92,6 +92,12 @@ def _run_component(image: str, io: Path, component: str, params: dict, inputs: d
     return _podman("run", "--rm", "--network", "none", "-v", f"{io}:/io", image, *argv)
 
 
+def _run_on_ingested(image: str, io: Path, component: str, params: dict) -> subprocess.CompletedProcess:
+    """Run ``component`` with the dataset a previous ingest run wrote under io/out/ingest as its input."""
+    meta = json.loads((io / "out" / "ingest" / "executor_output.json").read_text())["artifacts"]["dataset"]["artifacts"][0]["metadata"]
+    return _run_component(image, io, component, params, {"dataset": ("/io/out/ingest/dataset", meta)})
+
+
 @pytest.fixture
 def io_dir(tmp_path) -> Path:
     io = tmp_path / "io"
@@ -118,14 +124,7 @@ def test_ingest_then_validate_in_the_image_without_network(image, io_dir):
     assert executor_output["artifacts"]["dataset"]["artifacts"][0]["metadata"]["rows"] == 3_000
     assert executor_output["parameterValues"]["entity_column"] == "entity_id"
 
-    meta = executor_output["artifacts"]["dataset"]["artifacts"][0]["metadata"]
-    validate = _run_component(
-        image,
-        io_dir,
-        "validate",
-        {"label_column": "label", "entity_column": "entity_id", "timestamp_column": "event_timestamp"},
-        {"dataset": ("/io/out/ingest/dataset", meta)},
-    )
+    validate = _run_on_ingested(image, io_dir, "validate", {"label_column": "label", "entity_column": "entity_id", "timestamp_column": "event_timestamp"})
     assert validate.returncode == 0, validate.stdout[-2000:] + validate.stderr[-4000:]
     vout = io_dir / "out" / "validate"
     schema = json.loads((vout / "schema").read_text())
@@ -143,14 +142,7 @@ def test_bad_input_exits_non_zero_with_the_message(image, io_dir):
 def test_featurize_in_its_image_without_network(image, features_image, io_dir):
     ingest = _run_component(image, io_dir, "ingest", {"source_uri": "/io/in/demo.csv", "entity_column": "entity_id", "timestamp_column": "event_timestamp"})
     assert ingest.returncode == 0, ingest.stderr[-3000:]
-    meta = json.loads((io_dir / "out" / "ingest" / "executor_output.json").read_text())["artifacts"]["dataset"]["artifacts"][0]["metadata"]
-    proc = _run_component(
-        features_image,
-        io_dir,
-        "featurize",
-        {"entity_column": "entity_id", "timestamp_column": "event_timestamp", "label_column": "label"},
-        {"dataset": ("/io/out/ingest/dataset", meta)},
-    )
+    proc = _run_on_ingested(features_image, io_dir, "featurize", {"entity_column": "entity_id", "timestamp_column": "event_timestamp", "label_column": "label"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = io_dir / "out" / "featurize"
     rows = {name: pq.read_metadata(out / name).num_rows for name in ("train", "validation", "test")}
