@@ -9,6 +9,7 @@ COMPONENTS = {
     "ingest": "kfp_mlops.components.ingest.component:ingest",
     "validate": "kfp_mlops.components.validate.component:validate",
     "featurize": "kfp_mlops.components.featurize.component:featurize",
+    "train": "kfp_mlops.components.train.component:train",
 }
 PIPELINES = {
     "training": "kfp_mlops.pipelines.training:training",

@@ -52,7 +52,8 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
         if pname == "source_uri":
             parser.add_argument(flag, dest=pname, default=None, help=f"{description} Default: demo data generated under --workdir.")
         else:
-            parser.add_argument(flag, dest=pname, type=kind, default=default, required=not optional, help=f"{description} (default: {default!r})")
+            # Unset flags are left out, so the pipeline applies its own (typed) defaults.
+            parser.add_argument(flag, dest=pname, type=kind, default=None, required=not optional, help=f"{description} (default: {default!r})")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
     parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
     return parser
@@ -81,6 +82,10 @@ def cmd_run(argv: Sequence[str]) -> int:
             print(f"no --source-uri given: writing {demo_rows:,} rows of demo data to {demo}")
             write_demo_dataset(demo, DemoSpec(rows=demo_rows))
         args["source_uri"] = str(demo.resolve())
+    if "mlflow_tracking_uri" in args and not args["mlflow_tracking_uri"]:
+        # One tracking database per workdir, so local runs accumulate like on a server.
+        (workdir / "mlflow").mkdir(parents=True, exist_ok=True)
+        args["mlflow_tracking_uri"] = f"sqlite:///{(workdir / 'mlflow' / 'mlflow.db').resolve()}"
     arguments = {k: v for k, v in args.items() if v is not None}
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():

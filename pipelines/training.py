@@ -1,14 +1,15 @@
-"""The training pipeline: ingest, validate, featurize (later issues add train, register)."""
+"""The training pipeline: ingest, validate, featurize, train (a later issue adds register)."""
 
 from kfp import dsl
 
 from kfp_mlops.components.featurize.component import featurize
 from kfp_mlops.components.ingest.component import ingest
+from kfp_mlops.components.train.component import train
 from kfp_mlops.components.validate.component import validate
 from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_storage_credentials
 
 
-@dsl.pipeline(name="training", description="Ingest a dataset, validate it, and build point-in-time correct features and time-split training sets with Feast.")
+@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, and train a PyTorch model tracked in MLflow.")
 def training(
     source_uri: str,
     label_column: str = "label",
@@ -23,6 +24,12 @@ def training(
     feature_registry: str = "",
     online_store: str = "",
     split_fractions: str = "0.7,0.15,0.15",
+    hidden_layers: str = "64,64",
+    max_epochs: int = 20,
+    learning_rate: float = 0.001,
+    batch_size: int = 256,
+    gpu: str = "prefer",
+    mlflow_tracking_uri: str = "",
 ):
     """Ingests and validates training data.
 
@@ -40,6 +47,12 @@ def training(
         feature_registry: Feast registry: empty for one inside the feature repo artifact, gs:// or s3:// path, or postgresql+psycopg://user@host/db.
         online_store: Feast online store: empty for sqlite inside the feature repo artifact, or redis://host:port.
         split_fractions: Train, validation and test shares of the label time range, comma-separated.
+        hidden_layers: Hidden layer sizes of the MLP, comma-separated.
+        max_epochs: Upper bound on training epochs (early stopping usually ends sooner).
+        learning_rate: AdamW learning rate.
+        batch_size: Rows per optimizer step.
+        gpu: require, prefer or forbid a GPU for training.
+        mlflow_tracking_uri: MLflow tracking URI; empty for a sqlite database beside the model artifact.
     """
     ingested = ingest(
         source_uri=source_uri,
@@ -69,3 +82,19 @@ def training(
         split_fractions=split_fractions,
     ).after(validated)
     with_feature_store_credentials(featurized)
+    splits = featurized.outputs
+    train(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_column=label_column,
+        exclude_columns=ingested.outputs["entity_column"],
+        hidden_layers=hidden_layers,
+        max_epochs=max_epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        gpu=gpu,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+    ).set_retry(num_retries=2)

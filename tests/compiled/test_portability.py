@@ -80,7 +80,7 @@ def _walk(node, path=()):
         yield path, node
 
 
-@pytest.mark.parametrize("name", ["training.yaml", "components/ingest.yaml", "components/validate.yaml", "components/featurize.yaml"])
+@pytest.mark.parametrize("name", ["training.yaml", "components/ingest.yaml", "components/validate.yaml", "components/featurize.yaml", "components/train.yaml"])
 def test_backend_rules(name, with_secrets):
     for path in [REPO / "compiled" / name, *[p for p in with_secrets if str(p).endswith(name)]]:
         text = path.read_text()
@@ -109,7 +109,7 @@ def test_image_tag_comes_from_version():
 
     spec = yaml.safe_load((REPO / "compiled" / "training.yaml").read_text())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-{role}:{__version__}" for role in ("data", "features")}
+    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train")}
 
 
 def test_image_registry_override(with_secrets):
@@ -117,5 +117,5 @@ def test_image_registry_override(with_secrets):
 
     spec = yaml.safe_load(next(p for p in with_secrets if p.name == "training.yaml").read_text().split("\n---\n")[0])
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features")}, images
+    assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train")}, images
 

@@ -220,3 +220,35 @@ def test_cluster_configuration_redis_online_and_postgres_registry(tmp_path, demo
         assert not (out / "repo" / "registry.db").exists() and not (out / "repo" / "online.db").exists()
     finally:
         store.teardown()  # drops the project's online keys and registry entries
+
+
+def test_separate_labels_equal_merge_asof_including_null_rows(tmp_path):
+    """Labels at random times, some before any event of their entity and some of unknown entities."""
+    events = write_demo_dataset(tmp_path / "events.parquet", DemoSpec(rows=8_000, seed=21))
+    rng = np.random.default_rng(5)
+    span = pd.Timedelta(days=90).value // 1000
+    labels = pa.table(
+        {
+            "entity_id": pa.array(rng.integers(0, 500, 3_000)),  # the demo has 400 entities: ids 400-499 are unknown
+            "event_timestamp": pa.array(rng.integers(0, span, 3_000) + pd.Timestamp(T0).value // 1000).cast(pa.timestamp("us", tz="UTC")),
+            "label": pa.array(rng.integers(0, 2, 3_000)),
+        }
+    )
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    _, out, paths = _run(tmp_path, events, labels=tmp_path / "labels.parquet")
+    features = pq.read_table(out / "repo" / "data" / "features.parquet").to_pandas()
+    expected = pd.merge_asof(
+        labels.to_pandas().sort_values("event_timestamp"), features.sort_values("event_timestamp"), on="event_timestamp", by="entity_id", direction="backward", tolerance=pd.Timedelta(days=30)
+    )
+    got = pd.concat([pq.read_table(paths[n]).to_pandas() for n in SPLITS])
+    assert len(got) == 3_000, "no label row is dropped"
+    assert expected["amount"].isna().sum() > 100, "the case under test: many label rows have no earlier feature row"
+    want = expected.sort_values(["entity_id", "event_timestamp", "label"]).reset_index(drop=True)
+    have = got.sort_values(["entity_id", "event_timestamp", "label"]).reset_index(drop=True)
+    for name in SPEC.feature_names():
+        assert (want[name].isna() == have[name].isna()).all(), name
+        mask = want[name].notna()
+        if want[name].dtype == object:
+            assert (want.loc[mask, name] == have.loc[mask, name]).all(), name
+        else:
+            np.testing.assert_allclose(want.loc[mask, name].astype(float), have.loc[mask, name].astype(float), rtol=1e-12, err_msg=name)

@@ -1,0 +1,1 @@
+"""Train: a PyTorch tabular model with MLflow tracking, checkpoint/resume, GPU and DDP."""

@@ -1,0 +1,126 @@
+"""KFP component: train a PyTorch tabular model (thin wrapper over ``core.train_model``)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from kfp_mlops.components._shared.images import image
+
+
+@dsl.component(base_image=image("train"), install_kfp_package=False)
+def train(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    test: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    report: Output[HTML],
+    label_column: str,
+    exclude_columns: str = "",
+    task: str = "auto",
+    hidden_layers: str = "64,64",
+    dropout: float = 0.1,
+    batch_size: int = 256,
+    max_epochs: int = 20,
+    learning_rate: float = 0.001,
+    weight_decay: float = 0.0001,
+    patience: int = 3,
+    seed: int = 7,
+    gpu: str = "prefer",
+    non_finite: str = "impute",
+    early_stopping_metric: str = "",
+    mlflow_tracking_uri: str = "",
+    mlflow_experiment: str = "kfp-mlops",
+    checkpoint_dir: str = "",
+    kfp_run_id: str = "",
+    kfp_task_id: str = "",
+):
+    """Trains an MLP with embeddings on the train split, early-stopped on validation, evaluated on test; tracks the run in MLflow.
+
+    Resumable: each epoch is checkpointed, and a retried step (set_retry) continues
+    from the last checkpoint. On a cluster, point checkpoint_dir at a mounted volume.
+    MLflow credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or
+    MLFLOW_TRACKING_TOKEN, from a Secret), never from parameters.
+
+    Args:
+        train: Training split (featurize output).
+        validation: Validation split, for early stopping.
+        test: Test split, for the reported metrics.
+        model: Folder with model.pt2 (torch.export, loads without unpickling code) and preprocessing.json.
+        metrics: Test metrics (accuracy, ROC AUC, F1, log loss; or RMSE, MAE, R2).
+        classification_metrics: ROC curve and confusion matrix on the test split.
+        report: HTML report with the learning curves.
+        label_column: Column to predict.
+        exclude_columns: Comma-separated columns that are not features (entity and timestamp keys).
+        task: auto, binary, multiclass or regression.
+        hidden_layers: Hidden layer sizes, comma-separated.
+        dropout: Dropout after each hidden layer.
+        batch_size: Rows per optimizer step.
+        max_epochs: Upper bound on epochs.
+        learning_rate: AdamW learning rate, halved when the validation metric stalls.
+        weight_decay: AdamW weight decay.
+        patience: Epochs without validation improvement before stopping.
+        seed: Seed of initialization, shuffling and dropout (CPU runs are bit-for-bit reproducible).
+        gpu: require, prefer or forbid a GPU (bf16 mixed precision on GPU).
+        non_finite: impute (to the training mean) or error on NaN and infinite feature values.
+        early_stopping_metric: Validation metric to stop on; empty for roc_auc, log_loss or rmse by task.
+        mlflow_tracking_uri: MLflow tracking URI; empty for a sqlite database beside the model.
+        mlflow_experiment: MLflow experiment name.
+        checkpoint_dir: Where epoch checkpoints go; empty for a folder beside the model.
+        kfp_run_id: KFP run id, recorded as an MLflow tag.
+        kfp_task_id: KFP task id, recorded as an MLflow tag.
+    """
+    from pathlib import Path
+
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components.train.core import TrainInputs, train_model, write_report
+    from kfp_mlops.components.train.loop import TrainConfig
+    from kfp_mlops.components.train.tracking import TrackingSettings, default_tracking_uri
+
+    with exit_on_error("train"):
+        model_dir = Path(model.path)
+        tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": str(train.metadata.get("fingerprint", ""))}
+        tracking = TrackingSettings(
+            tracking_uri=mlflow_tracking_uri or default_tracking_uri(model_dir.parent / "mlflow"),
+            experiment=mlflow_experiment,
+            tags=tuple((k, v) for k, v in tags.items() if v),
+        )
+        result = train_model(
+            TrainInputs(Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite),
+            TrainConfig(
+                hidden=tuple(int(h) for h in hidden_layers.split(",") if h.strip()),
+                dropout=dropout,
+                batch_size=batch_size,
+                max_epochs=max_epochs,
+                learning_rate=learning_rate,
+                weight_decay=weight_decay,
+                patience=patience,
+                seed=seed,
+                gpu=gpu,
+                early_stopping_metric=early_stopping_metric,
+            ),
+            model_dir=model_dir,
+            tracking=tracking,
+            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else model_dir.parent / "checkpoints",
+        )
+        for name, value in result.test_metrics.items():
+            metrics.log_metric(f"test_{name}", value)
+        if result.roc is not None:
+            classification_metrics.log_roc_curve(*result.roc)
+        if result.confusion is not None:
+            classification_metrics.log_confusion_matrix(result.preprocessing.classes, result.confusion)
+        write_report(result, Path(report.path))
+        model.metadata.update(
+            {
+                "framework": "pytorch",
+                "format": "torch.export",
+                "task": result.preprocessing.task,
+                "classes": result.preprocessing.classes,
+                "features": result.preprocessing.feature_names,
+                "mlflow_run_id": result.mlflow_run_id,
+                "mlflow_model_uri": result.model_uri,
+                "mlflow_tracking_uri": tracking.tracking_uri,
+                **{f"test_{k}": v for k, v in result.test_metrics.items()},
+            }
+        )
+        print(f"trained on {result.fit.device}: {len(result.fit.history)} epochs, {result.fit.samples_per_second:,.0f} samples/s, test {result.test_metrics}")

@@ -1,0 +1,152 @@
+"""Train core: splits in, model, metrics, report and MLflow run out. Plain Python, no KFP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from kfp_mlops.components._shared.atomic import atomic_path, write_text_atomic
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.train import metrics as M
+from kfp_mlops.components.train.loop import Distributed, FitResult, Tensors, TrainConfig, fit, predict
+from kfp_mlops.components.train.model import export
+from kfp_mlops.components.train.preprocessing import Preprocessing
+from kfp_mlops.components.train.preprocessing import fit as fit_preprocessing
+from kfp_mlops.components.train.report import render
+from kfp_mlops.components.train.tracking import MlflowRun, TrackingSettings
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.pt2"
+PREPROCESSING_FILE = "preprocessing.json"
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """The three splits and the columns that are not features."""
+
+    train: Path
+    validation: Path
+    test: Path
+    label: str
+    exclude: frozenset[str] = frozenset()
+    task: str = "auto"
+    non_finite: str = "impute"
+
+
+@dataclass
+class TrainResult:
+    preprocessing: Preprocessing
+    fit: FitResult
+    test_metrics: dict[str, float]
+    roc: tuple[list[float], list[float], list[float]] | None
+    confusion: list[list[int]] | None
+    mlflow_run_id: str = ""
+    model_uri: str = ""
+    mlflow_log_seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _read(path: Path, what: str) -> pa.Table:
+    try:
+        table = pq.read_table(str(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read the {what} split ({exc})", where=str(path), fix="pass the featurize step's outputs") from exc
+    if table.num_rows == 0:
+        raise DataError(f"the {what} split has no rows", where=str(path), fix="ingest more history or change the split fractions")
+    return table
+
+
+def tensors(table: pa.Table, prep: Preprocessing, where: str) -> Tensors:
+    numeric, categorical = prep.encode_features(table, where)
+    return Tensors(torch.from_numpy(numeric), torch.from_numpy(categorical), torch.from_numpy(prep.encode_label(table, where)))
+
+
+def train_model(
+    inputs: TrainInputs,
+    config: TrainConfig,
+    *,
+    model_dir: Path,
+    tracking: TrackingSettings | None = None,
+    checkpoint_dir: Path | None = None,
+    dist: Distributed = Distributed(),
+) -> TrainResult:
+    """Fit preprocessing on train, train with early stopping on validation, evaluate on test.
+
+    Writes ``model.pt2`` (torch.export) and ``preprocessing.json`` into ``model_dir``
+    (main rank only), and logs the run to MLflow when ``tracking`` is given.
+    """
+    started = time.perf_counter()
+    tables = {name: _read(path, name) for name, path in (("train", inputs.train), ("validation", inputs.validation), ("test", inputs.test))}
+    prep = fit_preprocessing(tables["train"], label=inputs.label, exclude=set(inputs.exclude), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train))
+    data = {name: tensors(t, prep, str(getattr(inputs, name))) for name, t in tables.items()}
+    seconds = {"prepare": time.perf_counter() - started}
+    run = MlflowRun(tracking) if tracking is not None and dist.main else None
+    try:
+        if run is not None:
+            run.log_params({"task": prep.task, "features": len(prep.feature_names), "rows_train": len(data["train"]), **_params(config)})
+        result = fit(data["train"], data["validation"], prep, config, checkpoint_dir=checkpoint_dir, dist=dist, on_epoch=(lambda r: run.log_metrics(r, step=int(r["epoch"]))) if run else None)
+        seconds["fit"] = result.train_seconds
+        outputs = predict(result.net, prep, data["test"], torch.device("cpu"))
+        y = data["test"].y.numpy()
+        roc = confusion = None
+        if prep.task == "regression":
+            test_metrics = M.regression(y * prep.label_std + prep.label_mean, outputs)
+        else:
+            test_metrics = M.classification(y, outputs)
+            predicted = (outputs >= 0.5).astype(np.int64) if prep.task == "binary" else outputs.argmax(axis=1)
+            confusion = M.confusion_matrix(y, predicted, len(prep.classes))
+            if prep.task == "binary":
+                roc = M.roc_curve(y, outputs)
+        out = TrainResult(prep, result, test_metrics, roc, confusion, seconds=seconds)
+        if dist.main:
+            with atomic_path(model_dir) as tmp:
+                tmp.mkdir(parents=True)
+                example = (data["test"].numeric[:4], data["test"].categorical[:4])
+                export(result.net, prep, tmp / MODEL_FILE, example)
+                prep.save(tmp / PREPROCESSING_FILE)
+            if run is not None:
+                run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+                example_frame = tables["test"].select(prep.feature_names).slice(0, 5).to_pandas()
+                out.model_uri = run.log_model(model_dir / MODEL_FILE, model_dir / PREPROCESSING_FILE, example_frame, requirements())
+                out.mlflow_run_id = run.run_id
+                out.mlflow_log_seconds = run.log_seconds
+    except BaseException:
+        if run is not None:
+            run.__exit__(RuntimeError, None, None)
+        raise
+    if run is not None:
+        run.__exit__(None, None, None)
+    seconds["total"] = time.perf_counter() - started
+    return out
+
+
+def requirements() -> list[str]:
+    """Explicit pip requirements of the logged model (inference would cost ~11 s per call)."""
+    import mlflow
+    import pandas
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"pandas=={pandas.__version__}", f"numpy=={np.__version__}"]
+
+
+def _params(config: TrainConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def write_report(result: TrainResult, path: Path) -> None:
+    summary = {
+        "device": result.fit.device + (" (bf16 autocast)" if result.fit.mixed_precision else ""),
+        "throughput": f"{result.fit.samples_per_second:,.0f} samples/s",
+        "epochs": f"{len(result.fit.history)} (resumed after epoch {result.fit.resumed_from})" if result.fit.resumed_from else str(len(result.fit.history)),
+        "features": f"{len(result.preprocessing.numeric)} numeric, {len(result.preprocessing.categorical)} categorical",
+    }
+    write_text_atomic(path, render(result.fit.history, result.test_metrics, task=result.preprocessing.task, metric=result.fit.metric, best_epoch=result.fit.best_epoch, summary=summary))

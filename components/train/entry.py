@@ -1,0 +1,106 @@
+"""Command-line entry of the trainer: what torchrun, a TrainJob or a PyTorchJob runs.
+
+    torchrun --nproc_per_node=2 -m kfp_mlops.components.train.entry \\
+        --train train.parquet --validation validation.parquet --test test.parquet \\
+        --label label --model-dir out/model [--exclude entity_id,event_timestamp] [--epochs 20 ...]
+
+It reads the torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR),
+sets up the process group (gloo on CPU, nccl on GPU), trains, and on rank 0 writes
+the model and ``result.json`` (test metrics, history, final weights digest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from kfp_mlops.components._shared.entry import exit_on_error
+
+
+def weights_digest(net) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kfp-mlops-train")
+    p.add_argument("--train", type=Path, required=True)
+    p.add_argument("--validation", type=Path, required=True)
+    p.add_argument("--test", type=Path, required=True)
+    p.add_argument("--label", required=True)
+    p.add_argument("--exclude", default="")
+    p.add_argument("--task", default="auto")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--checkpoint-dir", type=Path)
+    p.add_argument("--tracking-uri", default="")
+    p.add_argument("--hidden", default="64,64")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--gpu", default="prefer")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    with exit_on_error("train"):
+        import torch
+        import torch.distributed as tdist
+
+        from kfp_mlops.components.train.core import TrainInputs, train_model
+        from kfp_mlops.components.train.loop import Distributed, TrainConfig
+        from kfp_mlops.components.train.tracking import TrackingSettings
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        dist = Distributed(rank=int(os.environ.get("RANK", "0")), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        if world > 1:
+            backend = "nccl" if torch.cuda.is_available() and args.gpu != "forbid" else "gloo"
+            tdist.init_process_group(backend=backend)
+        try:
+            result = train_model(
+                TrainInputs(args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task),
+                TrainConfig(
+                    hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+                    dropout=args.dropout,
+                    batch_size=args.batch_size,
+                    max_epochs=args.epochs,
+                    learning_rate=args.learning_rate,
+                    patience=args.patience,
+                    seed=args.seed,
+                    gpu=args.gpu,
+                ),
+                model_dir=args.model_dir,
+                tracking=TrackingSettings(args.tracking_uri) if args.tracking_uri else None,
+                checkpoint_dir=args.checkpoint_dir,
+                dist=dist,
+            )
+            digest = weights_digest(result.fit.net)
+            record = {
+                "rank": dist.rank,
+                "world": dist.world,
+                "test_metrics": result.test_metrics,
+                "epochs": len(result.fit.history),
+                "resumed_from": result.fit.resumed_from,
+                "weights_sha256": digest,
+                "samples_per_second": result.fit.samples_per_second,
+            }
+            out = args.model_dir.parent / f"result-rank{dist.rank}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(record, indent=2))
+        finally:
+            if world > 1:
+                tdist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

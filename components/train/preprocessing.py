@@ -1,0 +1,172 @@
+"""Preprocessing fitted on the training split only and saved beside the model as JSON.
+
+Numeric columns are standardized with the training mean and standard deviation;
+nulls (and, by policy, NaN and infinities) become the training mean. Categorical
+columns map to vocabulary indices; index 0 is the unknown bucket for nulls and for
+categories training never saw. The same JSON drives serving, so training and
+serving transform identically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kfp_mlops.components._shared.errors import DataError
+
+TASKS = ("binary", "multiclass", "regression")
+MAX_CLASSES = 50
+MAX_VOCABULARY = 10_000
+
+
+@dataclass
+class NumericColumn:
+    name: str
+    mean: float
+    std: float
+
+
+@dataclass
+class CategoricalColumn:
+    name: str
+    vocabulary: list[str]  # index i + 1; 0 is unknown
+
+
+@dataclass
+class Preprocessing:
+    """The fitted transformation.
+
+    Attributes:
+        task: binary, multiclass or regression.
+        label: Label column.
+        classes: Class values as text (classification); the positive class is the last of two.
+        numeric: Standardized columns.
+        categorical: Embedded columns.
+        label_mean: Regression target mean (the model predicts standardized targets).
+        label_std: Regression target standard deviation.
+        non_finite: impute or error: what happens to NaN and infinite numeric values.
+    """
+
+    task: str
+    label: str
+    classes: list[str] = field(default_factory=list)
+    numeric: list[NumericColumn] = field(default_factory=list)
+    categorical: list[CategoricalColumn] = field(default_factory=list)
+    label_mean: float = 0.0
+    label_std: float = 1.0
+    non_finite: str = "impute"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.numeric] + [c.name for c in self.categorical]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Preprocessing":
+        data = json.loads(Path(path).read_text())
+        data["numeric"] = [NumericColumn(**c) for c in data["numeric"]]
+        data["categorical"] = [CategoricalColumn(**c) for c in data["categorical"]]
+        return cls(**data)
+
+    def encode_features(self, table: pa.Table, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """Raw numeric matrix (float32, NaN where missing) and category indices (int64)."""
+        missing = [n for n in self.feature_names if n not in table.schema.names]
+        if missing:
+            raise DataError(f"feature columns {missing} are missing", where=where, fix="pass data with the columns the model was trained on")
+        numeric = np.empty((table.num_rows, len(self.numeric)), dtype=np.float32)
+        for j, col in enumerate(self.numeric):
+            column = table.column(col.name)
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls arrive as NaN
+            if self.non_finite == "error":
+                nan_or_inf = int(np.sum(~np.isfinite(values))) - column.null_count
+                if nan_or_inf > 0:
+                    raise DataError(f"column {col.name!r} has {nan_or_inf:,} NaN or infinite values", where=where, fix="clean them, or train with non_finite='impute'")
+            numeric[:, j] = np.where(np.isfinite(values), values, np.nan)
+        categorical = np.zeros((table.num_rows, len(self.categorical)), dtype=np.int64)
+        for j, col in enumerate(self.categorical):
+            lookup = pa.array(col.vocabulary, type=pa.string())
+            idx = pc.index_in(table.column(col.name).cast(pa.string()), value_set=lookup)
+            categorical[:, j] = idx.fill_null(-1).to_numpy(zero_copy_only=False) + 1
+        return numeric, categorical
+
+    def encode_label(self, table: pa.Table, where: str = "") -> np.ndarray:
+        if self.label not in table.schema.names:
+            raise DataError(f"label column {self.label!r} is missing", where=where, fix="pass the label column the model was trained on")
+        column = table.column(self.label)
+        if column.null_count:
+            raise DataError(f"label column {self.label!r} has {column.null_count:,} nulls", where=where, fix="drop unlabeled rows")
+        if self.task == "regression":
+            y = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            return ((y - self.label_mean) / self.label_std).astype(np.float32)
+        idx = pc.index_in(column.cast(pa.string()), value_set=pa.array(self.classes, type=pa.string()))
+        if idx.null_count:
+            unseen = pc.unique(column.cast(pa.string()).filter(idx.is_null())).to_pylist()[:5]
+            raise DataError(f"label values {unseen} never occur in the training split", where=where, fix="retrain with these classes, or fix the labels")
+        y = idx.to_numpy(zero_copy_only=False)
+        return y.astype(np.float32) if self.task == "binary" else y.astype(np.int64)
+
+
+def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]:
+    """The task and, for classification, the sorted class values as text."""
+    if requested not in ("auto", *TASKS):
+        raise DataError(f"unknown task {requested!r}", fix=f"use auto or one of {TASKS}")
+    t = column.type
+    distinct = pc.unique(column.drop_null())
+    if requested == "regression" or (requested == "auto" and pa.types.is_floating(t) and len(distinct) > MAX_CLASSES):
+        return "regression", []
+    if len(distinct) > MAX_CLASSES:
+        raise DataError(f"the label has {len(distinct):,} distinct values, too many for classification", fix="pass task='regression'")
+    classes = sorted(str(v) for v in distinct.to_pylist())
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        classes = [str(v) for v in sorted(distinct.to_pylist())]
+    if len(classes) < 2:
+        raise DataError(f"the label has a single class {classes}", fix="a classifier needs at least two classes: check the label and the split")
+    task = "binary" if len(classes) == 2 else "multiclass"
+    if requested not in ("auto", task):
+        raise DataError(f"task {requested!r} does not fit a label with {len(classes)} classes", fix=f"pass task='{task}' or 'auto'")
+    return task, classes
+
+
+def fit(train: pa.Table, *, label: str, exclude: set[str], task: str = "auto", non_finite: str = "impute", where: str = "") -> Preprocessing:
+    """Fit the preprocessing on the training split."""
+    if label not in train.schema.names:
+        raise DataError(f"label column {label!r} is missing; columns are {train.schema.names[:30]}", where=where, fix="pass the right label column")
+    if non_finite not in ("impute", "error"):
+        raise DataError(f"non_finite must be impute or error, not {non_finite!r}", fix="pass impute or error")
+    task, classes = infer_task(train.column(label), task)
+    prep = Preprocessing(task=task, label=label, classes=classes, non_finite=non_finite)
+    for f in train.schema:
+        if f.name == label or f.name in exclude:
+            continue
+        t = f.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            values = train.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+            finite = values[np.isfinite(values)]
+            mean = float(finite.mean()) if len(finite) else 0.0
+            std = float(finite.std()) if len(finite) > 1 else 1.0
+            prep.numeric.append(NumericColumn(f.name, mean, std if std > 1e-12 and math.isfinite(std) else 1.0))
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+            counts = pc.value_counts(train.column(f.name).drop_null())
+            pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()), key=lambda p: (-p[1], str(p[0])))
+            prep.categorical.append(CategoricalColumn(f.name, [str(v) for v, _ in pairs[:MAX_VOCABULARY]]))
+    if not prep.feature_names:
+        raise DataError("no feature columns to train on", where=where, fix="check the featurize step's outputs")
+    if task == "regression":
+        y = train.column(label).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        prep.label_mean, prep.label_std = float(np.nanmean(y)), float(np.nanstd(y)) or 1.0
+    encoded = prep.encode_features(train, where)  # surfaces non-finite values under the error policy
+    del encoded
+    return prep
+
+
