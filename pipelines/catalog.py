@@ -10,9 +10,12 @@ COMPONENTS = {
     "validate": "kfp_mlops.components.validate.component:validate",
     "featurize": "kfp_mlops.components.featurize.component:featurize",
     "train": "kfp_mlops.components.train.component:train",
+    "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
+    "select_best": "kfp_mlops.components.sweep.component:select_best",
 }
 PIPELINES = {
     "training": "kfp_mlops.pipelines.training:training",
+    "sweep": "kfp_mlops.pipelines.sweep:sweep",
 }
 
 

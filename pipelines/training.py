@@ -2,11 +2,8 @@
 
 from kfp import dsl
 
-from kfp_mlops.components.featurize.component import featurize
-from kfp_mlops.components.ingest.component import ingest
 from kfp_mlops.components.train.component import train
-from kfp_mlops.components.validate.component import validate
-from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_storage_credentials
+from kfp_mlops.pipelines.steps import prepare_training_data
 
 
 @dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, and train a PyTorch model tracked in MLflow.")
@@ -31,7 +28,7 @@ def training(
     gpu: str = "prefer",
     mlflow_tracking_uri: str = "",
 ):
-    """Ingests and validates training data.
+    """Ingests, validates and featurizes training data, then trains a model.
 
     Args:
         source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
@@ -54,34 +51,21 @@ def training(
         gpu: require, prefer or forbid a GPU for training.
         mlflow_tracking_uri: MLflow tracking URI; empty for a sqlite database beside the model artifact.
     """
-    ingested = ingest(
+    ingested, featurized = prepare_training_data(
         source_uri=source_uri,
+        label_column=label_column,
+        entity_column=entity_column,
+        timestamp_column=timestamp_column,
         file_format=file_format,
         csv_delimiter=csv_delimiter,
         csv_encoding=csv_encoding,
         column_types=column_types,
-        entity_column=entity_column,
-        timestamp_column=timestamp_column,
-    )
-    with_storage_credentials(ingested)
-    validated = validate(
-        dataset=ingested.outputs["dataset"],
-        label_column=label_column,
-        entity_column=ingested.outputs["entity_column"],
-        timestamp_column=ingested.outputs["timestamp_column"],
         fail_on_severity=fail_on_severity,
-    )
-    featurized = featurize(
-        dataset=ingested.outputs["dataset"],
-        entity_column=ingested.outputs["entity_column"],
-        timestamp_column=ingested.outputs["timestamp_column"],
-        label_column=label_column,
         feature_spec=feature_spec,
-        registry=feature_registry,
+        feature_registry=feature_registry,
         online_store=online_store,
         split_fractions=split_fractions,
-    ).after(validated)
-    with_feature_store_credentials(featurized)
+    )
     splits = featurized.outputs
     train(
         train=splits["train"],

@@ -34,6 +34,7 @@ def train(
     checkpoint_dir: str = "",
     kfp_run_id: str = "",
     kfp_task_id: str = "",
+    hyperparameters: str = "",
 ):
     """Trains an MLP with embeddings on the train split, early-stopped on validation, evaluated on test; tracks the run in MLflow.
 
@@ -69,6 +70,7 @@ def train(
         checkpoint_dir: Where epoch checkpoints go; empty for a folder beside the model.
         kfp_run_id: KFP run id, recorded as an MLflow tag.
         kfp_task_id: KFP task id, recorded as an MLflow tag.
+        hyperparameters: JSON object overriding hidden_layers, learning_rate, batch_size, dropout, weight_decay or max_epochs (one sweep trial).
     """
     from pathlib import Path
 
@@ -78,6 +80,16 @@ def train(
     from kfp_mlops.components.train.tracking import TrackingSettings, default_tracking_uri
 
     with exit_on_error("train"):
+        if hyperparameters.strip():
+            from kfp_mlops.components.sweep.core import parse_trial
+
+            trial = parse_trial(hyperparameters)
+            hidden_layers = trial.get("hidden_layers", hidden_layers)
+            learning_rate = trial.get("learning_rate", learning_rate)
+            batch_size = trial.get("batch_size", batch_size)
+            dropout = trial.get("dropout", dropout)
+            weight_decay = trial.get("weight_decay", weight_decay)
+            max_epochs = trial.get("max_epochs", max_epochs)
         model_dir = Path(model.path)
         tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": str(train.metadata.get("fingerprint", ""))}
         tracking = TrackingSettings(
@@ -121,6 +133,9 @@ def train(
                 "mlflow_model_uri": result.model_uri,
                 "mlflow_tracking_uri": tracking.tracking_uri,
                 **{f"test_{k}": v for k, v in result.test_metrics.items()},
+                **{k: v for k, v in result.fit.history[result.fit.best_epoch].items() if k.startswith("val_")},
+                "best_epoch": result.fit.best_epoch,
+                "hyperparameters": f"hidden={hidden_layers} lr={learning_rate} batch={batch_size} dropout={dropout} wd={weight_decay} epochs<={max_epochs}",
             }
         )
         print(f"trained on {result.fit.device}: {len(result.fit.history)} epochs, {result.fit.samples_per_second:,.0f} samples/s, test {result.test_metrics}")

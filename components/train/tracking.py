@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp_mlops.components._shared.errors import KfpMlopsError
+from kfp_mlops.components._shared.retry import RetryPolicy, TransientError, call_with_retry
 
 PYFUNC_CODE = Path(__file__).with_name("mlflow_pyfunc.py")
 
@@ -43,12 +44,25 @@ class MlflowRun:
         from mlflow.tracking import MlflowClient
 
         self.mlflow = mlflow
+        mlflow.set_tracking_uri(settings.tracking_uri)
+
+        def start():
+            try:
+                client = MlflowClient(settings.tracking_uri)
+                experiment = client.get_experiment_by_name(settings.experiment)
+                if experiment is None:
+                    try:
+                        experiment_id = client.create_experiment(settings.experiment, artifact_location=_artifact_location(settings.tracking_uri))
+                    except mlflow.exceptions.MlflowException:
+                        experiment_id = client.get_experiment_by_name(settings.experiment).experiment_id  # created by a parallel trial
+                else:
+                    experiment_id = experiment.experiment_id
+                return client, client.create_run(experiment_id, run_name=settings.run_name or None, tags=dict(settings.tags))
+            except Exception as exc:  # noqa: BLE001 - parallel trials race to create a sqlite schema; servers restart
+                raise TransientError(str(exc).splitlines()[0][:300]) from exc
+
         try:
-            mlflow.set_tracking_uri(settings.tracking_uri)
-            self.client = MlflowClient(settings.tracking_uri)
-            experiment = self.client.get_experiment_by_name(settings.experiment)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(settings.experiment, artifact_location=_artifact_location(settings.tracking_uri))
-            self.run = self.client.create_run(experiment_id, run_name=settings.run_name or None, tags=dict(settings.tags))
+            self.client, self.run = call_with_retry(start, what=f"start an MLflow run at {settings.tracking_uri}", policy=RetryPolicy(attempts=5, base_delay_s=1.0))
         except Exception as exc:  # noqa: BLE001 - any tracking failure, named for the user
             raise TrackingError(f"cannot start an MLflow run at {settings.tracking_uri}: {exc}", fix="check the tracking URI and that the server is up") from exc
         self.run_id = self.run.info.run_id
@@ -97,3 +111,12 @@ def default_tracking_uri(folder: Path) -> str:
     """The embedded default: a sqlite database in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+
+
+def initialize_store(tracking_uri: str) -> None:
+    """Create a sqlite tracking database's schema once, before parallel trials open it
+    (concurrent first opens race in MLflow's schema migration and corrupt the file)."""
+    if tracking_uri.startswith("sqlite:///"):
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri).search_experiments(max_results=1)

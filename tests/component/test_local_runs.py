@@ -105,3 +105,10 @@ def test_cli_help_lists_parameters_from_the_spec(tmp_path):
     assert "Stop the run when a data anomaly" in proc.stdout
     listing = _cli("run", "--help", cwd=tmp_path)
     assert "training" in listing.stdout
+
+
+def test_cli_runs_a_sweep_and_keeps_the_best_model(tmp_path):
+    space = '{"learning_rate": [0.001, 0.01], "max_epochs": [2]}'
+    proc = _cli("run", "sweep", "--workdir", str(tmp_path / "wd"), "--demo-rows", "8000", "--search-space", space, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "best trial" in proc.stdout and "select-best/best/model.pt2" in proc.stdout

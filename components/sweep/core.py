@@ -1,0 +1,88 @@
+"""Sweep logic: expand a search space into trials; rank trained models by a validation metric."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from kfp_mlops.components._shared.errors import DataError
+
+TUNABLE = {
+    "hidden_layers": str,
+    "learning_rate": float,
+    "batch_size": int,
+    "dropout": float,
+    "weight_decay": float,
+    "max_epochs": int,
+}
+HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True, "log_loss": False, "rmse": False, "mae": False}
+
+
+def expand(space_json: str, *, strategy: str = "grid", samples: int = 8, seed: int = 0) -> list[dict[str, Any]]:
+    """Trials from a search space ``{"learning_rate": [0.001, 0.003], "hidden_layers": ["64,64", "128"]}``.
+
+    ``grid`` takes every combination; ``random`` draws ``samples`` distinct ones (seeded).
+    Every trial carries every tunable key, so a ParallelFor can pass them all.
+    """
+    try:
+        space = json.loads(space_json)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"the search space is not valid JSON ({exc})", fix='pass e.g. {"learning_rate": [0.001, 0.003]}') from exc
+    if not isinstance(space, dict) or not space:
+        raise DataError("the search space must be a non-empty JSON object of lists", fix='pass e.g. {"learning_rate": [0.001, 0.003]}')
+    unknown = sorted(set(space) - set(TUNABLE))
+    if unknown:
+        raise DataError(f"unknown hyperparameters {unknown}", fix=f"tunable: {sorted(TUNABLE)}")
+    for key, values in space.items():
+        if not isinstance(values, list) or not values:
+            raise DataError(f"{key!r} needs a non-empty list of values", fix="write each hyperparameter as a list")
+    keys = sorted(space)
+    combos = [dict(zip(keys, vs)) for vs in itertools.product(*(space[k] for k in keys))]
+    if strategy == "random":
+        rng = random.Random(seed)
+        combos = rng.sample(combos, min(samples, len(combos)))
+    elif strategy != "grid":
+        raise DataError(f"unknown strategy {strategy!r}", fix="use grid or random")
+    defaults = {"hidden_layers": "64,64", "learning_rate": 0.001, "batch_size": 256, "dropout": 0.1, "weight_decay": 0.0001, "max_epochs": 20}
+    return [{k: TUNABLE[k]({**defaults, **c}[k]) for k in TUNABLE} for c in combos]
+
+
+def parse_trial(text: str) -> dict[str, Any]:
+    """A trial's settings from its JSON text (as sweep_trials emits them), typed."""
+    try:
+        trial = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"hyperparameters are not valid JSON ({exc})", fix='pass e.g. {"learning_rate": 0.003}') from exc
+    if not isinstance(trial, dict):
+        raise DataError("hyperparameters must be a JSON object", fix='pass e.g. {"learning_rate": 0.003}')
+    unknown = sorted(set(trial) - set(TUNABLE))
+    if unknown:
+        raise DataError(f"unknown hyperparameters {unknown}", fix=f"tunable: {sorted(TUNABLE)}")
+    return {k: TUNABLE[k](v) for k, v in trial.items()}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    index: int
+    metadata: dict[str, Any]
+
+
+def rank(candidates: list[Candidate], metric: str) -> list[tuple[Candidate, float]]:
+    """Candidates ordered best first by ``val_<metric>`` in their metadata (missing or NaN last)."""
+    if metric not in HIGHER_IS_BETTER:
+        raise DataError(f"unknown metric {metric!r}", fix=f"use one of {sorted(HIGHER_IS_BETTER)}")
+    if not candidates:
+        raise DataError("no trained models to choose from", fix="check the sweep's trials")
+    key = f"val_{metric}"
+    scored = []
+    for c in candidates:
+        value = c.metadata.get(key)
+        scored.append((c, float(value) if isinstance(value, (int, float)) else math.nan))
+    if all(math.isnan(v) for _, v in scored):
+        raise DataError(f"no model reports {key}", fix=f"pick a metric the models were validated on: {sorted(k for k in candidates[0].metadata if k.startswith('val_'))}")
+    sign = -1 if HIGHER_IS_BETTER[metric] else 1
+    return sorted(scored, key=lambda cv: (math.isnan(cv[1]), sign * cv[1] if not math.isnan(cv[1]) else 0, cv[0].index))
