@@ -10,6 +10,7 @@ COMPONENTS = {
     "validate": "kfp_mlops.components.validate.component:validate",
     "featurize": "kfp_mlops.components.featurize.component:featurize",
     "train": "kfp_mlops.components.train.component:train",
+    "train_distributed": "kfp_mlops.components.distributed.component:train_distributed",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }
