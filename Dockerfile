@@ -5,6 +5,9 @@
 #
 # BASE_IMAGE: any Debian-like image with python3 (3.10+) and python3-venv. Where no
 # registry is reachable, build one with debootstrap (tests/container/base_image.sh).
+# train: torch==2.13.0 from PyPI is the CUDA build (GPU nodes). For a lean CPU image,
+# point pip at the PyTorch CPU wheels: --build-arg PIP_EXTRA_INDEX_URL=<CPU wheel index>
+# or --build-arg PIP_FIND_LINKS=<folder of wheels mounted into the build>.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS base
@@ -38,5 +41,15 @@ FROM source AS features
 RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[features]" \
     && rm -rf /tmp/src \
     && python -c "import kfp_mlops.components.featurize.core, kfp_mlops.components.featurize.asof_store"
+USER 1000
+WORKDIR /home/kfp
+
+# train, train_distributed: adds torch and MLflow
+FROM source AS train
+ARG PIP_FIND_LINKS=""
+ARG PIP_EXTRA_INDEX_URL=""
+RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train]" \
+    && rm -rf /tmp/src \
+    && python -c "import kfp_mlops.components.train.core, kfp_mlops.components.distributed.core"
 USER 1000
 WORKDIR /home/kfp

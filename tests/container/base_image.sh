@@ -37,6 +37,12 @@ if ! buildah "${ST[@]}" inspect localhost/base:bookworm-py >/dev/null 2>&1; then
 fi
 
 # The host CA bundle is mounted for the build's pip step only (TLS goes through a proxy here).
+# torch: the CPU wheel in the folder the host's pip finds wheels in, mounted into the build.
+EXTRA=()
+WHEELS=$(python3 -m pip config get global.find-links 2>/dev/null || true)
+if [ -n "$WHEELS" ] && [ -d "$WHEELS" ]; then
+  EXTRA=(-v "$WHEELS:/wheels:ro" --build-arg PIP_FIND_LINKS=/wheels)
+fi
 buildah "${ST[@]}" build -q --isolation chroot --layers \
-  -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+  -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro "${EXTRA[@]}" \
   --build-arg BASE_IMAGE=localhost/base:bookworm-py --target "$TARGET" -t "$TAG" .

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".oci"
 TAG = "localhost/kfp-mlops-data:test"
 FEATURES_TAG = "localhost/kfp-mlops-features:test"
+TRAIN_TAG = "localhost/kfp-mlops-train:test"
 TOOLS = ("buildah", "podman", "runc", "debootstrap")
 
 
@@ -46,6 +47,11 @@ def image() -> str:
 @pytest.fixture(scope="module")
 def features_image() -> str:
     return _build("features", FEATURES_TAG)
+
+
+@pytest.fixture(scope="module")
+def train_image() -> str:
+    return _build("train", TRAIN_TAG)
 
 
 def _executor(component: str) -> tuple[list[str], dict]:
@@ -148,3 +154,24 @@ def test_featurize_in_its_image_without_network(image, features_image, io_dir):
     rows = {name: pq.read_metadata(out / name).num_rows for name in ("train", "validation", "test")}
     assert sum(rows.values()) == 3_000 and rows["train"] > rows["test"] > 0
     assert (out / "feature_repo" / "feature_store.yaml").exists() and (out / "feature_repo" / "online.db").exists()
+
+
+def test_train_in_its_image_without_network(train_image, io_dir):
+    import pyarrow as pa
+
+    from kfp_mlops.demo import iter_demo_batches
+
+    table = pa.Table.from_batches(list(iter_demo_batches(DemoSpec(rows=4_000, seed=8))))
+    inputs = {}
+    for name, lo, hi in (("train", 0, 2_800), ("validation", 2_800, 3_400), ("test", 3_400, 4_000)):
+        path = io_dir / "in" / f"{name}.parquet"
+        pq.write_table(table.slice(lo, hi - lo), path)
+        path.chmod(0o777)
+        inputs[name] = (f"/io/in/{name}.parquet", {})
+    assert _imports(train_image, ("torch", "mlflow", "feast", "evidently")) == ["torch", "mlflow"]
+    proc = _run_component(train_image, io_dir, "train", {"label_column": "label", "exclude_columns": "entity_id", "max_epochs": 2, "hidden_layers": "16"}, inputs)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    out = io_dir / "out" / "train"
+    assert (out / "model" / "model.pt2").exists() and (out / "model" / "preprocessing.json").exists()
+    metadata = json.loads((out / "executor_output.json").read_text())["artifacts"]["model"]["artifacts"][0]["metadata"]
+    assert metadata["test_roc_auc"] > 0.6 and metadata["mlflow_run_id"]
