@@ -103,6 +103,7 @@ def featurize(
                     "entity_column": entity_column,
                     "timestamp_column": timestamp_column,
                     "label_column": label_column,
+                    "fingerprint": dataset.metadata.get("fingerprint", ""),
                 }
             )
         feature_repo.metadata.update({"feature_service": result.service, "project": project, "features": len(result.features)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 
 WIDTH, HEIGHT, PAD = 520, 260, 44
 COLORS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444")
@@ -21,9 +22,10 @@ def _chart(title: str, series: dict[str, list[float]]) -> str:
     parts.append(f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="14" font-weight="600">{html.escape(title)}</text>')
     parts.append(f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#9ca3af"/>')
     parts.append(f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#9ca3af"/>')
+    decimals = max(2, 2 - int(math.floor(math.log10(hi - lo))))  # enough digits to tell the ticks apart
     for frac in (0.0, 0.5, 1.0):
         v = lo + frac * (hi - lo)
-        parts.append(f'<text x="{PAD - 6}" y="{y(v) + 4}" text-anchor="end" font-size="11" fill="#6b7280">{v:.3g}</text>')
+        parts.append(f'<text x="{PAD - 6}" y="{y(v) + 4}" text-anchor="end" font-size="11" fill="#6b7280">{v:.{decimals}f}</text>')
     for i in range(n):
         parts.append(f'<text x="{x(i)}" y="{HEIGHT - PAD + 16}" text-anchor="middle" font-size="11" fill="#6b7280">{i}</text>')
     parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#6b7280">epoch</text>')
