@@ -84,8 +84,17 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "writing 5,000 rows of demo data" in out
-    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies", "featurize/train", "featurize/test", "featurize/feature_repo/feature_store.yaml"):
+    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies", "featurize/train", "featurize/test", "featurize/feature_repo/feature_store.yaml", "train/model/model.pt2", "train/report"):
         assert listed in out, listed
+    train_output = json.loads(next((tmp_path / "wd" / "runs").glob("*/train/executor_output.json")).read_text())["artifacts"]
+    charts = train_output["classification_metrics"]["artifacts"][0]["metadata"]
+    assert "confusionMatrix" in charts and len(charts["confidenceMetrics"]) > 10, "the UI's confusion matrix and ROC curve"
+    model = train_output["model"]["artifacts"][0]["metadata"]
+    assert model["test_roc_auc"] > 0.7, "clearly above chance on the demo data"
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{tmp_path / 'wd' / 'mlflow' / 'mlflow.db'}").get_run(model["mlflow_run_id"])
+    assert run.data.tags["kfp.run_id"] and len(run.data.tags["dataset.fingerprint"]) == 64
 
 
 def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
