@@ -11,6 +11,7 @@ COMPONENTS = {
     "featurize": "kfp_mlops.components.featurize.component:featurize",
     "train": "kfp_mlops.components.train.component:train",
     "train_distributed": "kfp_mlops.components.distributed.component:train_distributed",
+    "register": "kfp_mlops.components.register.component:register",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }

@@ -1,12 +1,13 @@
-"""The training pipeline: ingest, validate, featurize, train (a later issue adds register)."""
+"""The training pipeline: ingest, validate, featurize, train, register behind an evaluation gate."""
 
 from kfp import dsl
 
+from kfp_mlops.components.register.component import register
 from kfp_mlops.components.train.component import train
 from kfp_mlops.pipelines.steps import prepare_training_data
 
 
-@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, and train a PyTorch model tracked in MLflow.")
+@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, and register it if it beats the champion.")
 def training(
     source_uri: str,
     label_column: str = "label",
@@ -27,6 +28,9 @@ def training(
     batch_size: int = 256,
     gpu: str = "prefer",
     mlflow_tracking_uri: str = "",
+    model_name: str = "kfp-mlops-model",
+    gate_thresholds: str = "",
+    promote: bool = True,
 ):
     """Ingests, validates and featurizes training data, then trains a model.
 
@@ -50,6 +54,9 @@ def training(
         batch_size: Rows per optimizer step.
         gpu: require, prefer or forbid a GPU for training.
         mlflow_tracking_uri: MLflow tracking URI; empty for a sqlite database beside the model artifact.
+        model_name: Registered model name in the MLflow Model Registry.
+        gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: better than chance and no worse than the champion.
+        promote: Promote a blessed model to @champion right away (the old one becomes @previous).
     """
     ingested, featurized = prepare_training_data(
         source_uri=source_uri,
@@ -67,7 +74,7 @@ def training(
         split_fractions=split_fractions,
     )
     splits = featurized.outputs
-    train(
+    trained = train(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
@@ -81,4 +88,14 @@ def training(
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+    ).set_retry(num_retries=2)
+    register(
+        model=trained.outputs["model"],
+        test=splits["test"],
+        label_column=label_column,
+        model_name=model_name,
+        thresholds=gate_thresholds,
+        promote=promote,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)

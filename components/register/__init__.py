@@ -1,0 +1,1 @@
+"""Register: the MLflow model registry behind an evaluation gate against the champion."""

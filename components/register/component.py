@@ -1,0 +1,80 @@
+"""KFP component: register the model in MLflow behind an evaluation gate (thin wrapper over ``core.register_model``)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+
+from kfp_mlops.components._shared.images import image
+
+
+@dsl.component(base_image=image("train"), install_kfp_package=False)
+def register(
+    model: Input[Model],
+    test: Input[Dataset],
+    report: Output[HTML],
+    comparison: Output[Markdown],
+    metrics: Output[Metrics],
+    label_column: str,
+    model_name: str = "kfp-mlops-model",
+    thresholds: str = "",
+    promote: bool = True,
+    mlflow_tracking_uri: str = "",
+    kfp_run_id: str = "",
+) -> NamedTuple("RegisterOutputs", [("blessed", bool), ("version", str)]):
+    """Evaluates the new model and the current @champion on the same test split, gates on thresholds, registers the new version as @challenger, and promotes it to @champion when blessed and asked to.
+
+    Server credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or
+    MLFLOW_TRACKING_TOKEN from a Secret), never from parameters.
+
+    Args:
+        model: The train step's model (its metadata holds the MLflow model URI and run id).
+        test: Held-out test split, the same for both models.
+        report: HTML comparison of both models, per metric, with the thresholds.
+        comparison: The same comparison in Markdown.
+        metrics: The new model's test metrics and the gate's verdict.
+        label_column: Label column of the test split.
+        model_name: Registered model name.
+        thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share). Empty: roc_auc >= 0.5 and no worse than the champion (rmse no worse, for regression).
+        promote: Promote a blessed model to @champion now (the replaced champion becomes @previous); false leaves promotion to a rollout step.
+        mlflow_tracking_uri: MLflow tracking URI; empty for the one the train step used.
+        kfp_run_id: KFP run id, recorded as a version tag.
+
+    Returns:
+        blessed: Whether the new model passed the gate (branch on it with dsl.If).
+        version: The registered version.
+    """
+    from collections import namedtuple
+    from pathlib import Path
+
+    from kfp_mlops.components._shared.atomic import write_text_atomic
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.register.core import comparison_html, comparison_markdown, register_model
+    from kfp_mlops.components.register.gate import parse_thresholds
+    from kfp_mlops.components.register.registry import Registry
+
+    with exit_on_error("register"):
+        model_uri, run_id = model.metadata.get("mlflow_model_uri", ""), model.metadata.get("mlflow_run_id", "")
+        if not model_uri or not run_id:
+            raise DataError("the model artifact has no MLflow model URI or run id", where=model.uri, fix="pass the train component's model output")
+        tracking_uri = mlflow_tracking_uri or model.metadata.get("mlflow_tracking_uri", "")
+        result = register_model(
+            model_uri,
+            run_id,
+            Path(test.path),
+            label_column,
+            registry=Registry(tracking_uri),
+            name=model_name,
+            thresholds=parse_thresholds(thresholds),
+            promote=promote,
+            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", ""))}.items() if v},
+        )
+        write_text_atomic(report.path, comparison_html(result))
+        write_text_atomic(comparison.path, comparison_markdown(result))
+        for name, value in result.new_metrics.items():
+            metrics.log_metric(f"test_{name}", value)
+        metrics.log_metric("blessed", 1.0 if result.gate.blessed else 0.0)
+        print(comparison_markdown(result))
+    outputs = namedtuple("RegisterOutputs", ["blessed", "version"])
+    return outputs(result.gate.blessed, result.version.version)
