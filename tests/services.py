@@ -97,3 +97,52 @@ def start_process(args: list[str], port: int, env: dict[str, str] | None = None)
 
 def python_bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with its backend store in a fresh PostgreSQL database."""
+
+    def __init__(self, workdir: Path) -> None:
+        import uuid
+
+        import psycopg
+
+        self.database = f"mlflow_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        self.proc = subprocess.Popen(
+            [
+                python_bin("mlflow"), "server",
+                "--backend-store-uri", f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}",
+                "--artifacts-destination", str(workdir / "artifacts"),
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
+            ],
+            stdout=(workdir / "server.log").open("w"), stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        self._wait_healthy(120)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {self.proc.returncode}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError("mlflow server did not become healthy")
+
+    def close(self) -> None:
+        import psycopg
+
+        self.proc.terminate()
+        self.proc.wait(20)
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
