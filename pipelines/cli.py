@@ -114,10 +114,11 @@ def cmd_compile(argv: Sequence[str]) -> int:
     parser.add_argument("--s3-secret", default="", help="Kubernetes Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3:// sources")
     parser.add_argument("--gcs-secret", default="", help="Kubernetes Secret with a service-account key.json for gs:// sources")
     parser.add_argument("--feature-store-secret", default="", help="Kubernetes Secret with PGPASSWORD and REDIS_PASSWORD for featurize")
+    parser.add_argument("--mlflow-secret", default="", help="Kubernetes Secret with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD for train and register")
     args = parser.parse_args(argv)
     from kfp_mlops.pipelines.compile import compile_all, configure
 
-    configure(image_registry=args.image_registry, s3_secret=args.s3_secret, gcs_secret=args.gcs_secret, feature_store_secret=args.feature_store_secret)
+    configure(image_registry=args.image_registry, s3_secret=args.s3_secret, gcs_secret=args.gcs_secret, feature_store_secret=args.feature_store_secret, mlflow_secret=args.mlflow_secret)
     for path in compile_all(args.output_dir):
         print(f"wrote {path}")
     return 0

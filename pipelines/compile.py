@@ -58,12 +58,12 @@ def make_platform_portable(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def configure(*, image_registry: str = "", s3_secret: str = "", gcs_secret: str = "", feature_store_secret: str = "") -> None:
+def configure(*, image_registry: str = "", s3_secret: str = "", gcs_secret: str = "", feature_store_secret: str = "", mlflow_secret: str = "") -> None:
     """Set compile-time options; must run before components and pipelines are imported."""
     from kfp_mlops.components._shared.images import REGISTRY_ENV
-    from kfp_mlops.pipelines.platform import FEATURE_STORE_SECRET_ENV, GCS_SECRET_ENV, S3_SECRET_ENV
+    from kfp_mlops.pipelines.platform import FEATURE_STORE_SECRET_ENV, GCS_SECRET_ENV, MLFLOW_SECRET_ENV, S3_SECRET_ENV
 
-    settings = ((REGISTRY_ENV, image_registry), (S3_SECRET_ENV, s3_secret), (GCS_SECRET_ENV, gcs_secret), (FEATURE_STORE_SECRET_ENV, feature_store_secret))
+    settings = ((REGISTRY_ENV, image_registry), (S3_SECRET_ENV, s3_secret), (GCS_SECRET_ENV, gcs_secret), (FEATURE_STORE_SECRET_ENV, feature_store_secret), (MLFLOW_SECRET_ENV, mlflow_secret))
     for env, value in settings:
         if value:
             os.environ[env] = value

@@ -18,6 +18,8 @@ S3_SECRET_ENV = "KFP_MLOPS_S3_SECRET"
 GCS_SECRET_ENV = "KFP_MLOPS_GCS_SECRET"
 FEATURE_STORE_SECRET_ENV = "KFP_MLOPS_FEATURE_STORE_SECRET"
 FEATURE_STORE_KEYS = {"PGPASSWORD": "PGPASSWORD", "REDIS_PASSWORD": "REDIS_PASSWORD"}
+MLFLOW_SECRET_ENV = "KFP_MLOPS_MLFLOW_SECRET"
+MLFLOW_KEYS = {"MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD"}
 S3_KEYS = {
     "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
@@ -51,4 +53,14 @@ def with_feature_store_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
         from kfp import kubernetes
 
         kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=dict(FEATURE_STORE_KEYS))
+    return task
+
+
+def with_mlflow_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mount the MLflow Secret (keys MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD) when one is configured."""
+    secret = os.environ.get(MLFLOW_SECRET_ENV, "").strip()
+    if secret:
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=dict(MLFLOW_KEYS))
     return task

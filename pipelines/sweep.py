@@ -4,6 +4,7 @@ from kfp import dsl
 
 from kfp_mlops.components.sweep.component import select_best, sweep_trials
 from kfp_mlops.components.train.component import train
+from kfp_mlops.pipelines.platform import with_mlflow_credentials
 from kfp_mlops.pipelines.steps import prepare_training_data
 
 PARALLEL_TRIALS = 4  # trials trained at the same time; ParallelFor needs it at compile time
@@ -68,4 +69,5 @@ def sweep(
             kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
         )
+        with_mlflow_credentials(trained)
     select_best(models=dsl.Collected(trained.outputs["model"]), metric=metric)

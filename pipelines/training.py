@@ -4,6 +4,7 @@ from kfp import dsl
 
 from kfp_mlops.components.register.component import register
 from kfp_mlops.components.train.component import train
+from kfp_mlops.pipelines.platform import with_mlflow_credentials
 from kfp_mlops.pipelines.steps import prepare_training_data
 
 
@@ -89,7 +90,8 @@ def training(
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)
-    register(
+    with_mlflow_credentials(trained)
+    registered = register(
         model=trained.outputs["model"],
         test=splits["test"],
         label_column=label_column,
@@ -99,3 +101,4 @@ def training(
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)
+    with_mlflow_credentials(registered)

@@ -107,6 +107,7 @@ class MlflowServer:
 
         import psycopg
 
+        workdir.mkdir(parents=True, exist_ok=True)
         self.database = f"mlflow_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')

@@ -47,6 +47,7 @@ def register(
     from collections import namedtuple
     from pathlib import Path
 
+    from kfp_mlops import __version__
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
@@ -68,7 +69,7 @@ def register(
             name=model_name,
             thresholds=parse_thresholds(thresholds),
             promote=promote,
-            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", ""))}.items() if v},
+            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", "")), "kfp_mlops.version": __version__}.items() if v},
         )
         write_text_atomic(report.path, comparison_html(result))
         write_text_atomic(comparison.path, comparison_markdown(result))

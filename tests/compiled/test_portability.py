@@ -23,7 +23,7 @@ def with_secrets(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("compiled-with-secrets")
     code = (
         "from kfp_mlops.pipelines.compile import configure, compile_all;"
-        f"configure(s3_secret='s3-creds', gcs_secret='gcs-creds', feature_store_secret='store-creds', image_registry='registry.example.com:5000/ml');"
+        f"configure(s3_secret='s3-creds', gcs_secret='gcs-creds', feature_store_secret='store-creds', mlflow_secret='mlflow-creds', image_registry='registry.example.com:5000/ml');"
         f"compile_all({str(out)!r})"
     )
     subprocess.run(["python", "-c", code], check=True, cwd=REPO)
@@ -40,6 +40,7 @@ def test_platform_document_present_in_secret_variant(with_secrets):
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-ingest"]["secretAsEnv"][0]["secretName"] == "s3-creds"
     assert executors["exec-featurize"]["secretAsEnv"][0]["secretName"] == "store-creds"
+    assert executors["exec-register"]["secretAsEnv"][0]["secretName"] == "mlflow-creds"
 
 
 @pytest.mark.parametrize("backend", ["2.0", "2.2", "2.4", "current"])

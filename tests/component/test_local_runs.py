@@ -93,8 +93,16 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     assert model["test_roc_auc"] > 0.7, "clearly above chance on the demo data"
     from mlflow.tracking import MlflowClient
 
-    run = MlflowClient(f"sqlite:///{tmp_path / 'wd' / 'mlflow' / 'mlflow.db'}").get_run(model["mlflow_run_id"])
+    client = MlflowClient(f"sqlite:///{tmp_path / 'wd' / 'mlflow' / 'mlflow.db'}")
+    run = client.get_run(model["mlflow_run_id"])
     assert run.data.tags["kfp.run_id"] and len(run.data.tags["dataset.fingerprint"]) == 64
+    assert "BLESSED: kfp-mlops-model version 1" in out and "Compared against: no champion" in out
+
+    again = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Compared against: champion (version 1)" in again.stdout, "the second model is gated against the first"
+    aliases = {a: str(client.get_model_version_by_alias("kfp-mlops-model", a).version) for a in ("champion", "previous", "challenger")}
+    assert aliases == {"champion": "2", "previous": "1", "challenger": "2"}
 
 
 def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):

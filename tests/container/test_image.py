@@ -175,3 +175,18 @@ def test_train_in_its_image_without_network(train_image, io_dir):
     assert (out / "model" / "model.pt2").exists() and (out / "model" / "preprocessing.json").exists()
     metadata = json.loads((out / "executor_output.json").read_text())["artifacts"]["model"]["artifacts"][0]["metadata"]
     assert metadata["test_roc_auc"] > 0.6 and metadata["mlflow_run_id"]
+
+
+def test_register_in_the_train_image_without_network(train_image, io_dir):
+    """After the train step above wrote its model and sqlite MLflow store under io/out/train."""
+    test_train_in_its_image_without_network(train_image, io_dir)
+    executor = json.loads((io_dir / "out" / "train" / "executor_output.json").read_text())
+    model_meta = executor["artifacts"]["model"]["artifacts"][0]["metadata"]
+    argv, root = _executor("register")
+    payload = json.loads(_executor_input(root, {"label_column": "label"}, {"test": ("/io/in/test.parquet", {})}, "/io/out/register"))
+    payload["inputs"]["artifacts"]["model"] = {"artifacts": [{"name": "model", "type": {"schemaTitle": "system.Model", "schemaVersion": "0.0.1"}, "uri": "/io/out/train/model", "metadata": model_meta}]}
+    argv = [a.replace("{{$}}", json.dumps(payload)) for a in argv]
+    proc = _podman("run", "--rm", "--network", "none", "-v", f"{io_dir}:/io", train_image, *argv)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    outputs = json.loads((io_dir / "out" / "register" / "executor_output.json").read_text())
+    assert outputs["parameterValues"]["blessed"] is True and outputs["parameterValues"]["version"] == "1"
