@@ -113,6 +113,11 @@ class MlflowServer:
             conn.execute(f'CREATE DATABASE "{self.database}"')
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.start()
+
+    def start(self) -> None:
+        workdir = self.workdir
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
         self.proc = subprocess.Popen(
             [
@@ -121,9 +126,13 @@ class MlflowServer:
                 "--artifacts-destination", str(workdir / "artifacts"),
                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
             ],
-            stdout=(workdir / "server.log").open("w"), stderr=subprocess.STDOUT, env=env,
+            stdout=(workdir / "server.log").open("a"), stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         self._wait_healthy(120)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
 
     def _wait_healthy(self, timeout: float) -> None:
         import requests
@@ -143,7 +152,7 @@ class MlflowServer:
     def close(self) -> None:
         import psycopg
 
-        self.proc.terminate()
-        self.proc.wait(20)
+        if self.proc.poll() is None:
+            self.stop()
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

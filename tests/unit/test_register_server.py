@@ -74,3 +74,18 @@ def test_concurrent_promotions_leave_one_champion_and_lose_no_alias(server, mode
         assert {champion, previous} == set(pair), f"champion {champion}, previous {previous}: one promotion's replaced champion lost its alias"
         assert sorted(replaced) == sorted([before, previous]), "each promotion replaced a different champion"
     assert not [m for m in registry.client.search_registered_models() if m.name.endswith(".promotion-lock")], "locks released"
+
+
+def test_register_survives_a_server_restart(server, model):
+    """The server goes down mid-step and comes back: MLflow's client retries with backoff; one version results."""
+    import threading
+
+    result, paths = model
+    registry = Registry(server.url)
+    server.stop()
+    restart = threading.Timer(3.0, server.start)
+    restart.start()
+    out = register_model(result.model_uri, result.mlflow_run_id, paths["test"], "label", registry=registry, name="restarted", thresholds=None, promote=True, tags={})
+    restart.join()
+    assert out.version.version == "1" and out.promoted
+    assert len(registry.client.search_model_versions("name='restarted'")) == 1, "no half-registered or duplicate version"
