@@ -4,8 +4,9 @@ from kfp import dsl
 
 from kfp_mlops.components.featurize.component import featurize
 from kfp_mlops.components.ingest.component import ingest
+from kfp_mlops.components.train.component import train
 from kfp_mlops.components.validate.component import validate
-from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_storage_credentials
+from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_mlflow_credentials, with_storage_credentials
 
 
 def prepare_training_data(
@@ -54,3 +55,21 @@ def prepare_training_data(
     ).after(validated)
     with_feature_store_credentials(featurized)
     return ingested, featurized
+
+
+def train_on(featurized: dsl.PipelineTask, ingested: dsl.PipelineTask, *, label_column, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
+    """A train task on featurize's splits, the entity column excluded, lineage ids and MLflow credentials set."""
+    splits = featurized.outputs
+    task = train(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_column=label_column,
+        exclude_columns=ingested.outputs["entity_column"],
+        gpu=gpu,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+        **hyperparameters,
+    )
+    return with_mlflow_credentials(task)

@@ -3,9 +3,7 @@
 from kfp import dsl
 
 from kfp_mlops.components.sweep.component import select_best, sweep_trials
-from kfp_mlops.components.train.component import train
-from kfp_mlops.pipelines.platform import with_mlflow_credentials
-from kfp_mlops.pipelines.steps import prepare_training_data
+from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 
 PARALLEL_TRIALS = 4  # trials trained at the same time; ParallelFor needs it at compile time
 
@@ -55,19 +53,6 @@ def sweep(
         split_fractions="0.7,0.15,0.15",
     )
     trials = sweep_trials(search_space=search_space, strategy=strategy, samples=samples)
-    splits = featurized.outputs
     with dsl.ParallelFor(trials.output, parallelism=PARALLEL_TRIALS) as trial:
-        trained = train(
-            train=splits["train"],
-            validation=splits["validation"],
-            test=splits["test"],
-            label_column=label_column,
-            exclude_columns=ingested.outputs["entity_column"],
-            hyperparameters=trial,
-            gpu=gpu,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
-        )
-        with_mlflow_credentials(trained)
+        trained = train_on(featurized, ingested, label_column=label_column, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
     select_best(models=dsl.Collected(trained.outputs["model"]), metric=metric)

@@ -3,9 +3,8 @@
 from kfp import dsl
 
 from kfp_mlops.components.register.component import register
-from kfp_mlops.components.train.component import train
 from kfp_mlops.pipelines.platform import with_mlflow_credentials
-from kfp_mlops.pipelines.steps import prepare_training_data
+from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 
 
 @dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, and register it if it beats the champion.")
@@ -74,26 +73,20 @@ def training(
         online_store=online_store,
         split_fractions=split_fractions,
     )
-    splits = featurized.outputs
-    trained = train(
-        train=splits["train"],
-        validation=splits["validation"],
-        test=splits["test"],
+    trained = train_on(
+        featurized,
+        ingested,
         label_column=label_column,
-        exclude_columns=ingested.outputs["entity_column"],
+        gpu=gpu,
+        mlflow_tracking_uri=mlflow_tracking_uri,
         hidden_layers=hidden_layers,
         max_epochs=max_epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
-        gpu=gpu,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)
-    with_mlflow_credentials(trained)
     registered = register(
         model=trained.outputs["model"],
-        test=splits["test"],
+        test=featurized.outputs["test"],
         label_column=label_column,
         model_name=model_name,
         thresholds=gate_thresholds,
