@@ -32,6 +32,8 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import RepoConfig
 from feast.saved_dataset import SavedDatasetStorage
 
+from kfp_mlops.components.featurize.sql import ident, literal
+
 STORE_TYPE = "kfp_mlops.components.featurize.asof_store.AsofDuckDBOfflineStore"
 ROW = "__kfp_mlops_row"
 
@@ -73,14 +75,6 @@ class AsofRetrievalJob(RetrievalJob):
         if path.exists() and not allow_overwrite:
             raise FileExistsError(f"{path} exists; pass allow_overwrite=True to replace it")
         pq.write_table(self._evaluate(), path)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _source_path(source: DataSource, config: RepoConfig) -> str:
@@ -146,17 +140,17 @@ class AsofDuckDBOfflineStore(DaskOfflineStore):
         end_date: Optional[dt.datetime] = None,
     ) -> RetrievalJob:
         path = _source_path(data_source, config)
-        keys = ", ".join(_q(k) for k in join_key_columns)
-        columns = ", ".join(_q(c) for c in [*join_key_columns, *feature_name_columns, timestamp_field])
-        order = _q(timestamp_field) + (f", {_q(created_timestamp_column)}" if created_timestamp_column else "")
+        keys = ", ".join(ident(k) for k in join_key_columns)
+        columns = ", ".join(ident(c) for c in [*join_key_columns, *feature_name_columns, timestamp_field])
+        order = ident(timestamp_field) + (f", {ident(created_timestamp_column)}" if created_timestamp_column else "")
         filters = []
         if start_date is not None:
-            filters.append(f"{_q(timestamp_field)} >= {_lit(start_date.isoformat())}::TIMESTAMPTZ")
+            filters.append(f"{ident(timestamp_field)} >= {literal(start_date.isoformat())}::TIMESTAMPTZ")
         if end_date is not None:
-            filters.append(f"{_q(timestamp_field)} < {_lit(end_date.isoformat())}::TIMESTAMPTZ")
+            filters.append(f"{ident(timestamp_field)} < {literal(end_date.isoformat())}::TIMESTAMPTZ")
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
         sql = (
-            f"SELECT {columns} FROM read_parquet({_lit(path)}) {where} "
+            f"SELECT {columns} FROM read_parquet({literal(path)}) {where} "
             f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order} DESC) = 1"
         )
 
@@ -173,7 +167,7 @@ class AsofDuckDBOfflineStore(DaskOfflineStore):
 def _historical_sql(config: RepoConfig, views: list[FeatureView], by_view: dict[str, list[str]], ts_col: str, full_names: bool) -> str:
     selects = ["e.* EXCLUDE (" + ROW + ")"]
     joins = []
-    ts = f"CAST(e.{_q(ts_col)} AS TIMESTAMPTZ)"
+    ts = f"CAST(e.{ident(ts_col)} AS TIMESTAMPTZ)"
     for i, fv in enumerate(views):
         name = fv.projection.name_to_use()
         features = by_view.get(name) or by_view.get(fv.name, [])
@@ -182,20 +176,20 @@ def _historical_sql(config: RepoConfig, views: list[FeatureView], by_view: dict[
         source_ts = fv.batch_source.timestamp_field
         alias = f"f{i}"
         inner = ", ".join(
-            [f"{_q(k)} AS {_q(f'__k{j}')}" for j, k in enumerate(keys)]
-            + [f"CAST({_q(source_ts)} AS TIMESTAMPTZ) AS __ts"]
-            + [_q(f) for f in features]
+            [f"{ident(k)} AS {ident(f'__k{j}')}" for j, k in enumerate(keys)]
+            + [f"CAST({ident(source_ts)} AS TIMESTAMPTZ) AS __ts"]
+            + [ident(f) for f in features]
         )
         path = _source_path(fv.batch_source, config)
-        on = " AND ".join(f"e.{_q(key_map.get(k, k))} = {alias}.{_q(f'__k{j}')}" for j, k in enumerate(keys))
-        joins.append(f"ASOF LEFT JOIN (SELECT {inner} FROM read_parquet({_lit(path)})) {alias} ON {on} AND {ts} >= {alias}.__ts")
+        on = " AND ".join(f"e.{ident(key_map.get(k, k))} = {alias}.{ident(f'__k{j}')}" for j, k in enumerate(keys))
+        joins.append(f"ASOF LEFT JOIN (SELECT {inner} FROM read_parquet({literal(path)})) {alias} ON {on} AND {ts} >= {alias}.__ts")
         ttl = int(fv.ttl.total_seconds()) if fv.ttl else 0
         for feature in features:
             out = f"{name}__{feature}" if full_names else feature
-            value = f"{alias}.{_q(feature)}"
+            value = f"{alias}.{ident(feature)}"
             if ttl:
                 value = f"CASE WHEN {alias}.__ts >= {ts} - INTERVAL {ttl} SECOND THEN {value} END"
-            selects.append(f"{value} AS {_q(out)}")
+            selects.append(f"{value} AS {ident(out)}")
     return (
         f"SELECT {', '.join(selects)} FROM entity_rows e "
         + " ".join(joins)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.featurize.sql import ident, literal
 from kfp_mlops.components.featurize.spec import FeatureSpec, parse_duration
 
 NUMERIC_FUNCTIONS = {"sum", "mean", "min", "max"}
@@ -50,14 +51,6 @@ class FeatureTable:
     min_timestamp: str
     max_timestamp: str
     dropped_duplicates: int
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def check_columns(schema: pa.Schema, spec: FeatureSpec, where: str) -> None:
@@ -122,9 +115,9 @@ def _parses(text: str) -> bool:
         return False
 
 
-def _aggregate_sql(fn: str, column: str, window_seconds: int, spec: FeatureSpec, source_type: pa.DataType) -> str:
-    over = f"OVER (PARTITION BY {_q(spec.entity)} ORDER BY {_q(spec.timestamp)} RANGE BETWEEN INTERVAL {window_seconds} SECOND PRECEDING AND CURRENT ROW)"
-    col = _q(column)
+def _aggregate_sql(fn: str, column: str, window_seconds: int, spec: FeatureSpec) -> str:
+    over = f"OVER (PARTITION BY {ident(spec.entity)} ORDER BY {ident(spec.timestamp)} RANGE BETWEEN INTERVAL {window_seconds} SECOND PRECEDING AND CURRENT ROW)"
+    col = ident(column)
     if fn == "count":
         return f"count({col}) {over}"
     if fn in ("sum", "mean"):
@@ -147,8 +140,8 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"CREATE TEMP VIEW src AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {ROW} FROM read_parquet({_lit(str(dataset))}, file_row_number = true)")
-        key, ts = _q(spec.entity), _q(spec.timestamp)
+        con.execute(f"CREATE TEMP VIEW src AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {ROW} FROM read_parquet({literal(str(dataset))}, file_row_number = true)")
+        key, ts = ident(spec.entity), ident(spec.timestamp)
         nulls = con.execute(f"SELECT count(*) FILTER (WHERE {key} IS NULL) FROM src").fetchone()[0]
         if nulls:
             raise DataError(f"entity column {spec.entity!r} has {nulls:,} nulls", where=where, fix="drop rows without an entity key")
@@ -171,13 +164,13 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
                         fix="use shorter windows, or ingest a longer history",
                     )
         source = "src" if not dupes else f"(SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY {key}, {ts} ORDER BY {ROW} DESC) = 1)"
-        selects = [f"{key}", f"CAST({ts} AS TIMESTAMPTZ) AS {ts}"] + [_q(c) for c in spec.passthrough]
+        selects = [f"{key}", f"CAST({ts} AS TIMESTAMPTZ) AS {ts}"] + [ident(c) for c in spec.passthrough]
         for agg in spec.aggregates:
             for name, fn, window in agg.feature_names():
                 seconds = int(parse_duration(window, "window").total_seconds())
-                selects.append(f"{_aggregate_sql(fn, agg.column, seconds, spec, schema.field(agg.column).type)} AS {_q(name)}")
+                selects.append(f"{_aggregate_sql(fn, agg.column, seconds, spec)} AS {ident(name)}")
         query = f"SELECT {', '.join(selects)} FROM {source} ORDER BY {ts}, {key}"
-        con.execute(f"COPY ({query}) TO {_lit(str(output))} (FORMAT parquet, ROW_GROUP_SIZE 262144)")
+        con.execute(f"COPY ({query}) TO {literal(str(output))} (FORMAT parquet, ROW_GROUP_SIZE 262144)")
     except duckdb.Error as exc:
         raise DataError(f"computing features failed: {exc}", where=where, fix="check the feature spec against the dataset's columns") from exc
     finally:

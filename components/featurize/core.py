@@ -31,6 +31,7 @@ from kfp_mlops.components.featurize.repo import (
     write_repo,
 )
 from kfp_mlops.components.featurize.spec import FeatureSpec
+from kfp_mlops.components.featurize.sql import ident, literal
 from kfp_mlops.components.featurize.training_set import (
     SPLITS,
     historical_features,
@@ -175,10 +176,9 @@ def offline_latest(table: FeatureTable, spec: FeatureSpec, entities: list[Any]) 
     con = duckdb.connect()
     try:
         con.register("wanted", pa.table({"k": entities}))
-        key, ts = f'"{spec.entity}"', f'"{spec.timestamp}"'
-        path = "'" + str(table.path).replace("'", "''") + "'"
+        key, ts = ident(spec.entity), ident(spec.timestamp)
         rows = con.sql(
-            f"SELECT * FROM read_parquet({path}) WHERE {key} IN (SELECT k FROM wanted) "
+            f"SELECT * FROM read_parquet({literal(str(table.path))}) WHERE {key} IN (SELECT k FROM wanted) "
             f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC) = 1"
         ).to_arrow_table().to_pylist()
     finally:

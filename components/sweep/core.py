@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.train.metrics import HIGHER_IS_BETTER
 
 TUNABLE = {
     "hidden_layers": str,
@@ -19,7 +20,6 @@ TUNABLE = {
     "weight_decay": float,
     "max_epochs": int,
 }
-HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True, "log_loss": False, "rmse": False, "mae": False}
 
 
 def expand(space_json: str, *, strategy: str = "grid", samples: int = 8, seed: int = 0) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -88,8 +89,7 @@ def train_model(
     prep = fit_preprocessing(tables["train"], label=inputs.label, exclude=set(inputs.exclude), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train))
     data = {name: tensors(t, prep, str(getattr(inputs, name))) for name, t in tables.items()}
     seconds = {"prepare": time.perf_counter() - started}
-    run = MlflowRun(tracking) if tracking is not None and dist.main else None
-    try:
+    with MlflowRun(tracking) if tracking is not None and dist.main else contextlib.nullcontext() as run:
         if run is not None:
             run.log_params({"task": prep.task, "features": len(prep.feature_names), "rows_train": len(data["train"]), **_params(config)})
         result = fit(data["train"], data["validation"], prep, config, checkpoint_dir=checkpoint_dir, dist=dist, on_epoch=(lambda r: run.log_metrics(r, step=int(r["epoch"]))) if run else None)
@@ -107,23 +107,17 @@ def train_model(
                 roc = M.roc_curve(y, outputs)
         out = TrainResult(prep, result, test_metrics, roc, confusion, seconds=seconds)
         if dist.main:
+            # The model is logged to MLflow from the temporary folder: if logging fails, no model artifact is left.
             with atomic_path(model_dir) as tmp:
                 tmp.mkdir(parents=True)
-                example = (data["test"].numeric[:4], data["test"].categorical[:4])
-                export(result.net, prep, tmp / MODEL_FILE, example)
+                export(result.net, prep, tmp / MODEL_FILE, (data["test"].numeric[:4], data["test"].categorical[:4]))
                 prep.save(tmp / PREPROCESSING_FILE)
-            if run is not None:
-                run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-                example_frame = tables["test"].select(prep.feature_names).slice(0, 5).to_pandas()
-                out.model_uri = run.log_model(model_dir / MODEL_FILE, model_dir / PREPROCESSING_FILE, example_frame, requirements())
-                out.mlflow_run_id = run.run_id
-                out.mlflow_log_seconds = run.log_seconds
-    except BaseException:
-        if run is not None:
-            run.__exit__(RuntimeError, None, None)
-        raise
-    if run is not None:
-        run.__exit__(None, None, None)
+                if run is not None:
+                    run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+                    example_frame = tables["test"].select(prep.feature_names).slice(0, 5).to_pandas()
+                    out.model_uri = run.log_model(tmp / MODEL_FILE, tmp / PREPROCESSING_FILE, example_frame, requirements())
+                    out.mlflow_run_id = run.run_id
+                    out.mlflow_log_seconds = run.log_seconds
     seconds["total"] = time.perf_counter() - started
     return out
 

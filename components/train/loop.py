@@ -153,7 +153,7 @@ def fit(
     metric = config.early_stopping_metric or DEFAULT_METRIC[prep.task]
     if metric not in M.HIGHER_IS_BETTER:
         raise TrainError(f"unknown early stopping metric {metric!r}", fix=f"use one of {sorted(M.HIGHER_IS_BETTER)}")
-    if len(train) < config.batch_size * dist.world and len(train) < 2 * dist.world:
+    if len(train) < 2 * dist.world:
         raise TrainError(f"{len(train)} training rows cannot feed {dist.world} rank(s)", fix="ingest more data")
     device = select_device(config.gpu, dist)
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()

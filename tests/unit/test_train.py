@@ -225,3 +225,21 @@ def test_ddp_two_ranks_on_cpu(splits, tmp_path):
     one = json.loads((tmp_path / "one" / "result-rank0.json").read_text())
     assert abs(ranks[0]["test_metrics"]["roc_auc"] - one["test_metrics"]["roc_auc"]) < 0.02, "same quality as one process"
     assert (tmp_path / "two" / "model" / MODEL_FILE).exists()
+
+
+def test_failed_mlflow_logging_leaves_no_model_and_marks_the_run_failed(splits, tmp_path, monkeypatch):
+    import mlflow
+
+    from kfp_mlops.components.train.tracking import MlflowRun, TrackingError
+
+    def broken(*args, **kwargs):
+        raise TrackingError("artifact store unreachable")
+
+    monkeypatch.setattr(MlflowRun, "log_model", broken)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(TrackingError):
+        train_model(_inputs(splits), FAST, model_dir=tmp_path / "model", tracking=TrackingSettings(uri, experiment="broken"))
+    assert not (tmp_path / "model").exists(), "no model artifact without its MLflow run"
+    client = mlflow.tracking.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("broken").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
