@@ -1,4 +1,9 @@
-"""Atomic outputs: a failed step leaves no half-written artifact behind."""
+"""Atomic outputs: a failed step leaves no half-written artifact behind.
+
+Outputs are private to the user that wrote them (files 0600, folders 0700): an
+artifact can hold a feature repo's settings, a model or a tracking database, and
+other accounts on a shared node have no business reading them.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.unlink()
     try:
         yield tmp
+        make_private(tmp)
         os.replace(tmp, final)
     except BaseException:
         if tmp.is_dir():
@@ -33,6 +39,21 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def make_private(path: Path) -> None:
+    """chmod ``path`` (and, for a folder, everything in it) to owner-only."""
+    if not path.exists() or path.is_symlink():
+        return
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for name in files:
+                file = os.path.join(root, name)
+                if not os.path.islink(file):
+                    os.chmod(file, 0o600)
+            os.chmod(root, 0o700)
+    else:
+        os.chmod(path, 0o600)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -1,21 +1,44 @@
-"""How a component body ends on a known error: the message alone, and the error's exit code."""
+"""How a component body ends on a known error: the message alone, and the error's exit code.
+
+Every message and log line passes through secret redaction first. A full disk or a
+read-only output volume is an infrastructure failure (exit 3), named as such, not a
+traceback.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from typing import Iterator
 
 from kfp_mlops.components._shared.errors import KfpMlopsError
+from kfp_mlops.components._shared.redact import install_log_redaction, redact_text
+
+# errno values that mean "the machine, not the data": the step may succeed on retry or elsewhere.
+INFRASTRUCTURE_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", "give the step more disk (ephemeral-storage request) or write to a larger volume"),
+    errno.EDQUOT: ("the disk quota is exhausted", "raise the quota or free space"),
+    errno.EROFS: ("the output location is read-only", "write outputs to a writable volume"),
+}
 
 
 @contextlib.contextmanager
 def exit_on_error(step: str) -> Iterator[None]:
-    """Turn a ``KfpMlopsError`` into a clear stderr message and a non-zero exit."""
+    """Turn a ``KfpMlopsError`` (or a full disk) into a clear stderr message and a non-zero exit."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         yield
     except KfpMlopsError as exc:
-        print(f"\nkfp-mlops {step} failed: {exc}", file=sys.stderr, flush=True)
+        print(f"\nkfp-mlops {step} failed: {redact_text(str(exc))}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        known = INFRASTRUCTURE_ERRNOS.get(exc.errno or -1)
+        if known is None:
+            raise
+        problem, fix = known
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"\nkfp-mlops {step} failed: {problem}{redact_text(where)}. What to do: {fix}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
