@@ -8,6 +8,7 @@ other accounts on a shared node have no business reading them.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(final_path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -39,6 +41,19 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove what a killed attempt at writing ``final`` left (its ``.<name>.*.tmp`` siblings).
+
+    A retried step writes the same output path; the killed attempt never reached its
+    cleanup, so the retry does it.
+    """
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def make_private(path: Path) -> None:
