@@ -31,7 +31,7 @@ def main() -> None:
     from kfp_mlops.components.register.registry import Registry
     from kfp_mlops.components.train.core import TrainInputs, train_model
     from kfp_mlops.components.train.loop import TrainConfig
-    from kfp_mlops.components.train.tracking import TrackingSettings
+    from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
     from kfp_mlops.demo import DemoSpec, iter_demo_batches
     from tests.services import MlflowServer, port_open
 

@@ -22,7 +22,7 @@ from torch import nn
 from kfp_mlops.components.train.loop import Tensors, TrainConfig, fit
 from kfp_mlops.components.train.model import build_net, standardize
 from kfp_mlops.components.train.preprocessing import fit as fit_preprocessing
-from kfp_mlops.components.train.tracking import MlflowRun, TrackingSettings
+from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings
 from kfp_mlops.demo import DemoSpec, iter_demo_batches
 
 BATCH = 256

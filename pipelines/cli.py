@@ -87,7 +87,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         (workdir / "mlflow").mkdir(parents=True, exist_ok=True)
         args["mlflow_tracking_uri"] = f"sqlite:///{(workdir / 'mlflow' / 'mlflow.db').resolve()}"
     if str(args.get("mlflow_tracking_uri") or "").startswith("sqlite:///"):
-        from kfp_mlops.components.train.tracking import initialize_store
+        from kfp_mlops.components._shared.mlflow_adapter import initialize_store
 
         initialize_store(args["mlflow_tracking_uri"])
     arguments = {k: v for k, v in args.items() if v is not None}

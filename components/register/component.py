@@ -15,7 +15,7 @@ def register(
     report: Output[HTML],
     comparison: Output[Markdown],
     metrics: Output[Metrics],
-    label_column: str,
+    label_column: str = "",
     model_name: str = "kfp-mlops-model",
     thresholds: str = "",
     promote: bool = True,
@@ -28,22 +28,23 @@ def register(
     MLFLOW_TRACKING_TOKEN from a Secret), never from parameters.
 
     Args:
-        model: The train step's model (its metadata holds the MLflow model URI and run id).
+        model: The train step's model (its contract, in the metadata and the folder, names the MLflow run and the file hashes).
         test: Held-out test split, the same for both models.
         report: HTML comparison of both models, per metric, with the thresholds.
         comparison: The same comparison in Markdown.
         metrics: The new model's test metrics and the gate's verdict.
-        label_column: Label column of the test split.
+        label_column: Label column of the test split; must be the model's label (empty: the model's).
         model_name: Registered model name.
-        thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share). Empty: roc_auc >= 0.5 and no worse than the champion (rmse no worse, for regression).
+        thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share); each rule needs a finite bound, unknown keys and metrics are refused. Empty: roc_auc >= 0.5 and no worse than the champion (rmse no worse, for regression).
         promote: Promote a blessed model to @champion now (the replaced champion becomes @previous); false leaves promotion to a rollout step.
-        mlflow_tracking_uri: MLflow tracking URI; empty for the one the train step used.
+        mlflow_tracking_uri: MLflow tracking URI; empty for the one the train step used (from the model contract), else the step's MLFLOW_TRACKING_URI.
         kfp_run_id: KFP run id, recorded as a version tag.
 
     Returns:
         blessed: Whether the new model passed the gate (branch on it with dsl.If).
         version: The registered version.
     """
+    import os
     from collections import namedtuple
     from pathlib import Path
 
@@ -51,23 +52,26 @@ def register(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
-    from kfp_mlops.components.register.core import comparison_html, comparison_markdown, register_model
+    from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri
+    from kfp_mlops.components._shared.model_artifact import ModelArtifact
+    from kfp_mlops.components.register.core import check_model_name, comparison_html, comparison_markdown, register_model
     from kfp_mlops.components.register.gate import parse_thresholds
     from kfp_mlops.components.register.registry import Registry
 
     with exit_on_error("register"):
-        model_uri, run_id = model.metadata.get("mlflow_model_uri", ""), model.metadata.get("mlflow_run_id", "")
-        if not model_uri or not run_id:
-            raise DataError("the model artifact has no MLflow model URI or run id", where=model.uri, fix="pass the train component's model output")
-        tracking_uri = mlflow_tracking_uri or model.metadata.get("mlflow_tracking_uri", "")
+        check_model_name(model_name)
+        gate_thresholds = parse_thresholds(thresholds)
+        contract = ModelArtifact.from_metadata(model.metadata, where=model.uri)
+        if label_column and label_column != contract.label:
+            raise DataError(f"label_column {label_column!r} is not the model's label {contract.label!r}", fix="pass the label the model was trained on, or leave label_column empty")
+        tracking_uri = resolve_tracking_uri(mlflow_tracking_uri or contract.tracking_uri, os.environ)
         result = register_model(
-            model_uri,
-            run_id,
+            Path(model.path),
+            contract,
             Path(test.path),
-            label_column,
             registry=Registry(tracking_uri),
             name=model_name,
-            thresholds=parse_thresholds(thresholds),
+            thresholds=gate_thresholds,
             promote=promote,
             tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", "")), "kfp_mlops.version": __version__}.items() if v},
         )

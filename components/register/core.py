@@ -1,26 +1,33 @@
 """Register core: evaluate the new model and the champion on the same test set, gate, register, alias.
 
-Order matters for "no model registered from bad data": both models are evaluated and
-the gate decided before anything is written to the registry. A retried step finds the
-version its run registered and does not create another.
+Both models are scored through the serving transform (hash-checked files, nothing
+unpickled, no model code run). The champion is read, the gate decided, the version
+registered and the aliases moved under the model's promotion lock, so two concurrent
+registers cannot both gate against "no champion". A retried step finds the version
+its run registered and does not create another.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components._shared.markdown import md_table
-from kfp_mlops.components.register.evaluate import Incomparable, load, score
+from kfp_mlops.components._shared.markdown import md_table, md_text
+from kfp_mlops.components._shared.model_artifact import CONTRACT_FILE, ModelArtifact
+from kfp_mlops.components.register.evaluate import Incomparable, score, score_champion
 from kfp_mlops.components.register.gate import GateResult, Threshold, decide
-from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, Version
+from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, LOCK_PREFIX, PREVIOUS, Registry, Version, hash_tags
+from kfp_mlops.components.train.serving import ServingTransform
 
+# MLflow's registered_models.name is VARCHAR(256) on SQL stores.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 
 
@@ -44,11 +51,24 @@ def default_thresholds(metrics: dict[str, float]) -> list[Threshold]:
     return [Threshold("rmse", delta=0.0)]
 
 
+def check_model_name(name: str) -> None:
+    if not MODEL_NAME.match(name or ""):
+        raise DataError(f"invalid model name {name[:300]!r}", fix="use at most 256 letters, digits, '.', '_' and '-', starting with a letter or digit")
+    if name.startswith(LOCK_PREFIX):
+        raise DataError(f"model names starting with {LOCK_PREFIX!r} are reserved for kfp-mlops promotion locks", fix="choose another model name")
+
+
+def read_test(test_path: str | Path) -> pa.Table:
+    try:
+        return pq.read_table(str(test_path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read the test split ({exc})", where=str(test_path), fix="pass the featurize step's test output") from exc
+
+
 def register_model(
-    model_uri: str,
-    run_id: str,
+    model_dir: str | Path,
+    contract: ModelArtifact,
     test_path: str | Path,
-    label: str,
     *,
     registry: Registry,
     name: str,
@@ -56,36 +76,52 @@ def register_model(
     promote: bool,
     tags: dict[str, str],
 ) -> RegisterResult:
-    if not MODEL_NAME.match(name or ""):
-        raise DataError(f"invalid model name {name!r}", fix="use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
+    """Score, then under the promotion lock: read the champion, gate, register, move aliases."""
+    check_model_name(name)
+    if not contract.mlflow_model_uri or not contract.mlflow_run_id:
+        raise DataError("the model was not logged to MLflow (no run id or model URI in its contract)", where=str(model_dir), fix="train with an MLflow tracking URI")
     started = time.perf_counter()
-    frame = pq.read_table(str(test_path)).to_pandas()
-    if label not in frame.columns:
-        raise DataError(f"label column {label!r} is not in the test split", where=str(test_path), fix="pass the label the model was trained on")
+    table = read_test(test_path)
+    new = ServingTransform.load(model_dir, expected_hashes=contract.files)
     try:
-        new_metrics = score(load(model_uri, "new"), frame, label)
-    except Incomparable as exc:
-        raise DataError(f"the new model cannot score its own test split: {exc}", fix="check that the test split comes from the same featurize step") from exc
+        new_metrics = score(new, table, str(test_path))
+    except DataError as exc:
+        raise DataError(f"the new model cannot score its test split: {exc.problem}", where=str(test_path), fix="pass the test split from the same featurize step as the training data") from exc
     gate_thresholds = thresholds if thresholds else default_thresholds(new_metrics)
-    champion = registry.alias(name, CHAMPION)
-    if champion is not None and champion.run_id == run_id:  # a retry after this run's own promotion
-        champion = registry.alias(name, PREVIOUS)
-    champion_metrics, reason = None, ""
-    if champion is not None:
-        try:
-            champion_metrics = score(load(f"models:/{name}/{champion.version}", "champion"), frame, label)
-        except (Incomparable, DataError) as exc:
-            reason = str(exc)
-    evaluated = time.perf_counter()
-    gate = decide(new_metrics, champion_metrics if champion_metrics is not None else ({} if champion else None), gate_thresholds, comparable=not reason)
-    version = registry.register(name, model_uri, run_id, {**tags, "blessed": str(gate.blessed).lower(), **{f"test_{k}": f"{v:.6g}" for k, v in new_metrics.items()}})
-    registry.set_alias(name, CHALLENGER, version.version)
-    result = RegisterResult(version, gate, new_metrics, champion_metrics, champion.version if champion else None, reason)
-    if gate.blessed and promote:
-        result.previous = registry.promote(name, version.version)
-        result.promoted = True
+    decide(new_metrics, None, gate_thresholds)  # thresholds naming metrics this model lacks fail before the registry is touched
+    with registry.lock(name):
+        champion = registry.alias(name, CHAMPION)
+        if champion is not None and champion.run_id == contract.mlflow_run_id:  # a retry after this run's own promotion
+            champion = registry.alias(name, PREVIOUS)
+        champion_metrics, reason = None, ""
+        if champion is not None:
+            try:
+                champion_metrics = _score_registered(registry, name, champion.version, table, str(test_path))
+            except (Incomparable, DataError) as exc:
+                reason = exc.problem if isinstance(exc, DataError) else str(exc)
+        evaluated = time.perf_counter()
+        gate = decide(new_metrics, champion_metrics if champion_metrics is not None else ({} if champion else None), gate_thresholds, comparable=not reason)
+        version_tags = {**tags, **hash_tags(dict(contract.files)), "blessed": str(gate.blessed).lower(), **{f"test_{k}": f"{v:.6g}" for k, v in new_metrics.items()}}
+        version = registry.register(name, contract.mlflow_model_uri, contract.mlflow_run_id, version_tags)
+        registry.set_alias(name, CHALLENGER, version.version)
+        result = RegisterResult(version, gate, new_metrics, champion_metrics, champion.version if champion else None, reason)
+        if gate.blessed and promote:
+            result.previous = registry.promote_locked(name, version.version)
+            result.promoted = True
     result.seconds = {"evaluate": evaluated - started, "register": time.perf_counter() - evaluated}
     return result
+
+
+def _score_registered(registry: Registry, name: str, version: str, table: pa.Table, where: str) -> dict[str, float]:
+    """A registered version's metrics: its files downloaded, checked against the hashes the registry recorded."""
+    expected = registry.recorded_hashes(name, version)
+    with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
+        local = registry.download(name, version, Path(scratch))
+        folders = [p.parent for p in local.rglob(CONTRACT_FILE)]
+        if len(folders) != 1:
+            raise Incomparable(f"version {version} holds no kfp-mlops model folder")
+        transform = ServingTransform.load(folders[0], expected_hashes=expected)
+        return score_champion(transform, table, where)
 
 
 def _rows(result: RegisterResult) -> list[list[str]]:
@@ -100,11 +136,15 @@ def _rows(result: RegisterResult) -> list[list[str]]:
 
 def comparison_markdown(result: RegisterResult) -> str:
     verdict = "BLESSED" if result.gate.blessed else "NOT blessed"
+    against = md_text(result.gate.against) + (f" (version {md_text(result.champion_version)})" if result.champion_version else "") + (f": {md_text(result.incomparable_reason)}" if result.incomparable_reason else "")
+    aliases = f"challenger -> {md_text(result.version.version)}"
+    if result.promoted:
+        aliases += f"; champion -> {md_text(result.version.version)}" + (f"; previous -> {md_text(result.previous)}" if result.previous else "")
     lines = [
-        f"# {verdict}: {result.version.name} version {result.version.version}",
+        f"# {verdict}: {md_text(result.version.name)} version {md_text(result.version.version)}",
         "",
-        f"- Compared against: {result.gate.against}" + (f" (version {result.champion_version})" if result.champion_version else "") + (f": {result.incomparable_reason}" if result.incomparable_reason else ""),
-        f"- Aliases: challenger -> {result.version.version}" + (f"; champion -> {result.version.version}" + (f"; previous -> {result.previous}" if result.previous else "") if result.promoted else ""),
+        f"- Compared against: {against}",
+        f"- Aliases: {aliases}",
         "",
         md_table(["metric", "new", "champion", "thresholds"], _rows(result)),
     ]

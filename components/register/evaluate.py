@@ -1,47 +1,32 @@
-"""Evaluate a registered-format model (MLflow pyfunc from train) on a test table."""
+"""Score a model on a test table through the serving transform (hash-checked, nothing unpickled)."""
 
 from __future__ import annotations
 
-import pandas as pd
+import pyarrow as pa
 
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.train import metrics as M
+from kfp_mlops.components.train.serving import ServingTransform
 
 
 class Incomparable(Exception):
-    """The model cannot score this data (its input signature no longer matches)."""
+    """The model cannot score this data (other features, label or classes)."""
 
 
-def load(model_uri: str, what: str):
-    import mlflow
+def score(transform: ServingTransform, table: pa.Table, where: str) -> dict[str, float]:
+    """Test metrics of ``transform`` on ``table``; raises DataError when the table does not fit the model."""
+    prep = transform.prep
+    if prep.label not in table.schema.names:
+        raise DataError(f"label column {prep.label!r} is not in the test split", where=where, fix="pass the test split of the data the model was trained on")
+    out = transform.predict_table(table, where)
+    if prep.task == "regression":
+        return M.regression(table.column(prep.label).cast(pa.float64()).to_numpy(zero_copy_only=False), out)
+    return M.classification(prep.encode_label(table, where), out)
 
+
+def score_champion(transform: ServingTransform, table: pa.Table, where: str) -> dict[str, float]:
+    """The champion's metrics, or Incomparable naming why it cannot score this table."""
     try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:  # noqa: BLE001 - missing, corrupt or unreadable artifacts
-        raise DataError(f"the {what} model at {model_uri} cannot be loaded ({str(exc).splitlines()[0][:200]})", fix="check the train step's model artifact and MLflow run") from exc
-
-
-def score(model, frame: pd.DataFrame, label: str) -> dict[str, float]:
-    """Metrics of ``model`` on ``frame``; raises Incomparable when the model refuses the columns."""
-    from mlflow.exceptions import MlflowException
-
-    inputs = model.metadata.get_input_schema()
-    names = inputs.input_names() if inputs is not None else [c for c in frame.columns if c != label]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise Incomparable(f"its inputs {missing[:5]} are not in the data")
-    try:
-        out = model.predict(frame[names])
-    except MlflowException as exc:
-        raise Incomparable(str(exc).splitlines()[0][:200]) from exc
-    probability_columns = [c for c in out.columns if c.startswith("probability_")]
-    if not probability_columns:
-        return M.regression(frame[label].to_numpy(dtype=float), out["prediction"].to_numpy(dtype=float))
-    classes = [c[len("probability_") :] for c in probability_columns]
-    labels = frame[label].astype(str)
-    unseen = sorted(set(labels) - set(classes))
-    if unseen:
-        raise Incomparable(f"it never saw the classes {unseen[:5]}")
-    y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
-    probs = out[probability_columns].to_numpy(dtype=float)
-    return M.classification(y, probs[:, 1]) if len(classes) == 2 else M.classification(y, probs)
+        return score(transform, table, where)
+    except DataError as exc:
+        raise Incomparable(exc.problem) from exc

@@ -14,6 +14,7 @@ champion (or with an incomparable one) only the bounds decide.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,18 +54,59 @@ class GateResult:
         return {"blessed": self.blessed, "against": self.against, "checks": [asdict(c) for c in self.checks]}
 
 
+_EXAMPLE = '{"roc_auc": {"min": 0.7, "delta": 0.0}}'
+
+
 def parse_thresholds(text: str) -> list[Threshold]:
+    """Thresholds from JSON, strictly: every rule names a known metric and at least one finite bound.
+
+    Unknown keys, wrong types (a string or a boolean where a number goes, a string
+    for ``relative``), null bounds, repeated keys and NaN/Infinity are errors: a
+    gate that silently checks nothing would bless any model.
+    """
+    if not text.strip():
+        return []
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise DataError(f"thresholds repeat the keys {repeated}", fix="write each metric and each bound once")
+        return dict(pairs)
+
+    def no_constants(name: str) -> None:
+        raise DataError(f"thresholds contain {name}", fix="use finite numbers")
+
     try:
-        raw = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise DataError(f"thresholds are not valid JSON ({exc})", fix='pass e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}') from exc
-    if not isinstance(raw, dict):
-        raise DataError("thresholds must be a JSON object keyed by metric", fix='pass e.g. {"roc_auc": {"min": 0.7}}')
+        raw = json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constants)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"thresholds are not valid JSON ({str(exc)[:200]})", fix=f"pass e.g. {_EXAMPLE}") from exc
+    if not isinstance(raw, dict) or not raw:
+        raise DataError("thresholds must be a non-empty JSON object keyed by metric", fix=f"pass e.g. {_EXAMPLE}, or nothing for the default gate")
     out = []
     for metric, rule in raw.items():
-        if not isinstance(rule, dict) or not rule or set(rule) - KEYS:
-            raise DataError(f"threshold of {metric!r} must be an object with some of {sorted(KEYS)}", fix='e.g. {"min": 0.7, "delta": 0.0}')
-        out.append(Threshold(metric, rule.get("min"), rule.get("max"), rule.get("delta"), bool(rule.get("relative", False))))
+        if metric not in HIGHER_IS_BETTER:
+            raise DataError(f"unknown metric {metric!r} in thresholds", fix=f"use some of {sorted(HIGHER_IS_BETTER)}")
+        if not isinstance(rule, dict) or set(rule) - KEYS:
+            raise DataError(f"threshold of {metric!r} must be an object with some of {sorted(KEYS)}", fix=f"e.g. {_EXAMPLE}")
+        bounds = {}
+        for key in ("min", "max", "delta"):
+            if key not in rule:
+                continue
+            value = rule[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise DataError(f"{metric}.{key} must be a finite number, not {value!r}", fix=f"e.g. {_EXAMPLE}")
+            bounds[key] = float(value)
+        if not bounds:
+            raise DataError(f"threshold of {metric!r} sets no bound (min, max or delta)", fix="give at least one number, or leave the metric out")
+        relative = rule.get("relative", False)
+        if not isinstance(relative, bool):
+            raise DataError(f"{metric}.relative must be true or false, not {relative!r}", fix='write "relative": true without quotes')
+        if relative and "delta" not in bounds:
+            raise DataError(f"{metric}.relative is set without a delta", fix="relative applies to delta: add one")
+        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+            raise DataError(f"{metric}: min {bounds['min']} is above max {bounds['max']}", fix="no model could pass: swap or fix them")
+        out.append(Threshold(metric, bounds.get("min"), bounds.get("max"), bounds.get("delta"), relative))
     return out
 
 

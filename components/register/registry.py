@@ -1,27 +1,39 @@
-"""MLflow Model Registry adapter: idempotent registration, aliases, promotion with rollback.
+"""MLflow Model Registry: idempotent registration, aliases, a promotion lock that takes nothing it did not make.
 
 Aliases, not stages: a new version becomes ``challenger``; promotion moves
 ``champion`` to it and gives the replaced champion ``previous`` (rollback is one
-``promote(name, previous)``).
+``promote_locked(name, previous)`` under the lock).
+
+The lock is a registered model with a reserved, fixed-length name
+(``kfp-mlops-lock.<hash of the model name>``) carrying an owner tag: creating a
+registered model is atomic on sqlite and on any tracking server, so one creator wins.
+A registered model of that name without the owner tags is someone's model: the lock
+refuses to touch it. A lock is broken only when it is ours-in-kind (tagged) and stale,
+and released only by its owner.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
-from kfp_mlops.components._shared.errors import DataError, KfpMlopsError
+from kfp_mlops.components._shared import mlflow_adapter
+from kfp_mlops.components._shared.mlflow_adapter import TrackingError
+from kfp_mlops.components._shared.model_artifact import MODEL_FILES
+from kfp_mlops.components._shared.redact import redact_uri
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+LOCK_PREFIX = "kfp-mlops-lock."
+HASH_TAG = "kfp_mlops.sha256."
+_LOCK_TAG, _OWNER_TAG, _TIME_TAG, _FOR_TAG = "kfp_mlops.lock", "kfp_mlops.lock_owner", "kfp_mlops.lock_time", "kfp_mlops.lock_for"
 
-
-class RegistryError(KfpMlopsError):
-    """The model registry failed."""
-
-    exit_code = 3
+RegistryError = TrackingError  # one infrastructure error for tracking and registry failures
 
 
 @dataclass(frozen=True)
@@ -33,20 +45,25 @@ class Version:
     created: bool = False
 
 
+def lock_name(name: str) -> str:
+    """The reserved lock name of a model: fixed length, so any valid model name has one."""
+    return LOCK_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def hash_tags(files: dict[str, str]) -> dict[str, str]:
+    return {HASH_TAG + name: digest for name, digest in files.items()}
+
+
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.client = mlflow_adapter.client(tracking_uri)
 
     def _call(self, what: str, fn, *args, **kwargs) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure, named for the user
-            raise _translate(what, exc) from exc
+            raise mlflow_adapter.failure(what, exc) from exc
 
     def alias(self, name: str, alias: str) -> Version | None:
         from mlflow.exceptions import MlflowException
@@ -56,8 +73,18 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
-            raise RegistryError(f"reading alias {name}@{alias} failed: {exc.message}", fix="check the tracking server") from exc
+            raise mlflow_adapter.failure(f"reading alias {name}@{alias}", exc) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise mlflow_adapter.failure(f"reading alias {name}@{alias}", exc) from exc
         return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
+
+    def recorded_hashes(self, name: str, version: str) -> dict[str, str]:
+        """The model file hashes recorded as tags when the version was registered."""
+        mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)
+        return {k[len(HASH_TAG) :]: v for k, v in (mv.tags or {}).items() if k.startswith(HASH_TAG) and k[len(HASH_TAG) :] in MODEL_FILES}
+
+    def download(self, name: str, version: str, destination: Path) -> Path:
+        return mlflow_adapter.download_model_version(self.client, self.tracking_uri, name, version, destination)
 
     def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> Version:
         """A version for ``run_id``'s model: the existing one when a retried step registers again."""
@@ -71,81 +98,89 @@ class Registry:
             self.client.create_registered_model(name)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # a parallel run created it: fine
-                raise _translate(f"creating registered model {name!r}", exc) from exc
-        # MLflow 3 logged models (models:/m-...) must name their model id when registered over REST.
-        model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/m-") else None
-        mv = self._call(f"registering {model_uri} as {name!r}", self.client.create_model_version, name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+                raise mlflow_adapter.failure(f"creating registered model {name!r}", exc) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise mlflow_adapter.failure(f"creating registered model {name!r}", exc) from exc
+        source = model_uri
+        if model_uri.startswith("runs:/"):  # registered from the run's artifact folder, as the REST API expects
+            run = self._call(f"reading run {run_id}", self.client.get_run, run_id)
+            source = f"{run.info.artifact_uri.rstrip('/')}/{model_uri.split('/', 2)[2]}"
+        mv = self._call(f"registering {redact_uri(model_uri)} as {name!r}", self.client.create_model_version, name, source, run_id=run_id, tags=tags)
         return Version(name, str(mv.version), run_id, mv.source, created=True)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(f"setting {name}@{alias}", self.client.set_registered_model_alias, name, alias, version)
 
-    def promote(self, name: str, version: str) -> str | None:
+    def promote_locked(self, name: str, version: str) -> str | None:
         """Make ``version`` the champion; the replaced champion becomes ``previous``. Returns it.
 
-        Two pipelines promoting at once would both read the same champion and one
-        replaced champion would lose its ``previous`` alias; a registry-side lock
-        serializes the read-and-move.
+        The caller holds ``lock(name)``: the champion it read and gated against is the
+        one replaced here.
         """
-        with self.lock(name):
-            current = self.alias(name, CHAMPION)
-            if current is not None and current.version == version:
-                return None
-            if current is not None:
-                self.set_alias(name, PREVIOUS, current.version)
-            self.set_alias(name, CHAMPION, version)
-            return current.version if current else None
+        current = self.alias(name, CHAMPION)
+        if current is not None and current.version == version:
+            return None
+        if current is not None:
+            self.set_alias(name, PREVIOUS, current.version)
+        self.set_alias(name, CHAMPION, version)
+        return current.version if current else None
 
     @contextlib.contextmanager
-    def lock(self, name: str, *, timeout_s: float = 120.0, stale_s: float = 300.0) -> Iterator[None]:
-        """A mutex in the registry itself: creating a registered model is atomic (one creator
-        wins, the others get RESOURCE_ALREADY_EXISTS), on sqlite and on any tracking server."""
+    def lock(self, name: str, *, timeout_s: float = 180.0, stale_s: float = 600.0) -> Iterator[None]:
+        """Hold the promotion lock of ``name``: read the champion, gate, register and move aliases inside."""
         from mlflow.exceptions import MlflowException
 
-        lock_name = f"{name}.promotion-lock"
+        held = lock_name(name)
+        owner = uuid.uuid4().hex
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                self.client.create_registered_model(lock_name, tags={"kfp_mlops.lock_time": str(time.time())}, description="kfp-mlops promotion lock")
+                tags = {_LOCK_TAG: "1", _OWNER_TAG: owner, _TIME_TAG: str(time.time()), _FOR_TAG: name}
+                self.client.create_registered_model(held, tags=tags, description=f"kfp-mlops promotion lock of {name!r}")
                 break
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise _translate(f"locking {name!r} for promotion", exc) from exc
-            if self._stale(lock_name, stale_s):
-                self._release(lock_name)  # its holder died mid-promotion
+                    raise mlflow_adapter.failure(f"locking {name!r} for promotion", exc) from exc
+            except Exception as exc:  # noqa: BLE001
+                raise mlflow_adapter.failure(f"locking {name!r} for promotion", exc) from exc
+            holder = self._lock_tags(held)
+            if holder is not None and holder.get(_LOCK_TAG) != "1":
+                raise RegistryError(f"a registered model named {held!r} exists and is not a kfp-mlops lock", fix=f"rename that model: kfp-mlops reserves names starting with {LOCK_PREFIX!r} for its promotion locks and never deletes a model it did not create")
+            if holder is not None and time.time() - _float(holder.get(_TIME_TAG)) > stale_s:
+                self._release(held, holder.get(_OWNER_TAG, ""))  # its holder died mid-promotion
                 continue
             if time.monotonic() > deadline:
-                raise RegistryError(f"{name!r} stayed locked for promotion for {timeout_s:.0f}s", fix=f"if no promotion is running, delete the registered model {lock_name!r}")
+                raise RegistryError(f"{name!r} stayed locked for promotion for {timeout_s:.0f}s", fix=f"if no promotion is running, delete the registered model {held!r} (the lock of {name!r})")
             time.sleep(0.2 + random.random() * 0.3)
         try:
             yield
         finally:
-            self._release(lock_name)
+            self._release(held, owner)
 
-    def _stale(self, lock_name: str, stale_s: float) -> bool:
+    def _lock_tags(self, held: str) -> dict[str, str] | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            held_since = float(self.client.get_registered_model(lock_name).tags.get("kfp_mlops.lock_time", "0"))
+            return dict(self.client.get_registered_model(held).tags or {})
         except MlflowException:
-            return False  # released meanwhile
-        return time.time() - held_since > stale_s
+            return None  # released meanwhile
 
-    def _release(self, lock_name: str) -> None:
+    def _release(self, held: str, owner: str) -> None:
+        """Delete the lock only if it still is the one ``owner`` created."""
         from mlflow.exceptions import MlflowException
 
+        tags = self._lock_tags(held)
+        if tags is None or tags.get(_LOCK_TAG) != "1" or tags.get(_OWNER_TAG) != owner:
+            return
         try:
-            self.client.delete_registered_model(lock_name)
+            self.client.delete_registered_model(held)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise _translate(f"releasing {lock_name!r}", exc) from exc
+                raise mlflow_adapter.failure(f"releasing {held!r}", exc) from exc
 
 
-def _translate(what: str, exc: Exception) -> KfpMlopsError:
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlflowException):
-        if exc.error_code == "INVALID_PARAMETER_VALUE":
-            return DataError(f"{what}: {exc.message}", fix="check the model name (letters, digits, '-', '_', '.') and the model URI")
-        return RegistryError(f"{what} failed: {exc.message}", fix="check the tracking server; the step can be retried safely")
-    return RegistryError(f"{what} failed: {exc}", fix="check that the MLflow tracking server is reachable; the step can be retried safely")
+def _float(text: str | None) -> float:
+    try:
+        return float(text or "0")
+    except ValueError:
+        return 0.0

@@ -38,16 +38,18 @@ def train(
 ):
     """Trains an MLP with embeddings on the train split, early-stopped on validation, evaluated on test; tracks the run in MLflow.
 
-    Resumable: each epoch is checkpointed, and a retried step (set_retry) continues
-    from the last checkpoint. On a cluster, point checkpoint_dir at a mounted volume.
-    MLflow credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or
-    MLFLOW_TRACKING_TOKEN, from a Secret), never from parameters.
+    Resumable: with checkpoint_dir on a volume that outlives the pod (a PVC mounted
+    with kfp.kubernetes.mount_pvc), each epoch is checkpointed and a retried step
+    (set_retry) continues from the last checkpoint; a retry also marks the MLflow run
+    its killed attempt left RUNNING as KILLED. MLflow credentials come from the
+    environment (MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, from a
+    Secret), never from parameters.
 
     Args:
         train: Training split (featurize output).
         validation: Validation split, for early stopping.
         test: Test split, for the reported metrics.
-        model: Folder with model.pt2 (torch.export, loads without unpickling code) and preprocessing.json.
+        model: Folder with model.pt2 (torch.export), preprocessing.json and kfp_mlops_model.json (the model contract: task, classes, features, file hashes, MLflow run); the contract is also in the metadata.
         metrics: Test metrics (accuracy, ROC AUC, F1, log loss; or RMSE, MAE, R2).
         classification_metrics: ROC curve and confusion matrix on the test split.
         report: HTML report with the learning curves.
@@ -65,21 +67,24 @@ def train(
         gpu: require, prefer or forbid a GPU (bf16 mixed precision on GPU).
         non_finite: impute (to the training mean) or error on NaN and infinite feature values.
         early_stopping_metric: Validation metric to stop on; empty for roc_auc, log_loss or rmse by task.
-        mlflow_tracking_uri: MLflow tracking URI; empty for a sqlite database beside the model.
+        mlflow_tracking_uri: MLflow tracking server (http://mlflow.kubeflow:5000) or an absolute sqlite:////path; empty for the step's MLFLOW_TRACKING_URI environment variable (the step fails at once when neither is set: a store inside the pod would be lost with it).
         mlflow_experiment: MLflow experiment name.
-        checkpoint_dir: Where epoch checkpoints go; empty for a folder beside the model.
+        checkpoint_dir: Where epoch checkpoints go, to resume a retried step: a path on a mounted volume; empty for scratch space that is discarded (no resume across pods).
         kfp_run_id: KFP run id, recorded as an MLflow tag.
         kfp_task_id: KFP task id, recorded as an MLflow tag.
         hyperparameters: JSON object overriding hidden_layers, learning_rate, batch_size, dropout, weight_decay or max_epochs (one sweep trial).
     """
+    import os
+    import tempfile
     from pathlib import Path
 
     from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings, resolve_tracking_uri
     from kfp_mlops.components.train.core import TrainInputs, train_model, write_report
     from kfp_mlops.components.train.loop import TrainConfig
-    from kfp_mlops.components.train.tracking import TrackingSettings, default_tracking_uri
 
     with exit_on_error("train"):
+        tracking_uri = resolve_tracking_uri(mlflow_tracking_uri, os.environ)
         if hyperparameters.strip():
             from kfp_mlops.components.sweep.core import parse_trial
 
@@ -91,30 +96,33 @@ def train(
             weight_decay = trial.get("weight_decay", weight_decay)
             max_epochs = trial.get("max_epochs", max_epochs)
         model_dir = Path(model.path)
-        tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": str(train.metadata.get("fingerprint", ""))}
+        fingerprint = str(train.metadata.get("fingerprint", ""))
+        tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": fingerprint}
         tracking = TrackingSettings(
-            tracking_uri=mlflow_tracking_uri or default_tracking_uri(model_dir.parent / "mlflow"),
+            tracking_uri=tracking_uri,
             experiment=mlflow_experiment,
             tags=tuple((k, v) for k, v in tags.items() if v),
+            attempt_key=kfp_task_id or model.uri,
         )
-        result = train_model(
-            TrainInputs(Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite),
-            TrainConfig(
-                hidden=tuple(int(h) for h in hidden_layers.split(",") if h.strip()),
-                dropout=dropout,
-                batch_size=batch_size,
-                max_epochs=max_epochs,
-                learning_rate=learning_rate,
-                weight_decay=weight_decay,
-                patience=patience,
-                seed=seed,
-                gpu=gpu,
-                early_stopping_metric=early_stopping_metric,
-            ),
-            model_dir=model_dir,
-            tracking=tracking,
-            checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else model_dir.parent / "checkpoints",
-        )
+        with tempfile.TemporaryDirectory(prefix="checkpoints-") as scratch:
+            result = train_model(
+                TrainInputs(Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite, fingerprint),
+                TrainConfig(
+                    hidden=tuple(int(h) for h in hidden_layers.split(",") if h.strip()),
+                    dropout=dropout,
+                    batch_size=batch_size,
+                    max_epochs=max_epochs,
+                    learning_rate=learning_rate,
+                    weight_decay=weight_decay,
+                    patience=patience,
+                    seed=seed,
+                    gpu=gpu,
+                    early_stopping_metric=early_stopping_metric,
+                ),
+                model_dir=model_dir,
+                tracking=tracking,
+                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else Path(scratch),
+            )
         for name, value in result.test_metrics.items():
             metrics.log_metric(f"test_{name}", value)
         if result.roc is not None:
@@ -122,20 +130,5 @@ def train(
         if result.confusion is not None:
             classification_metrics.log_confusion_matrix(result.preprocessing.classes, result.confusion)
         write_report(result, Path(report.path))
-        model.metadata.update(
-            {
-                "framework": "pytorch",
-                "format": "torch.export",
-                "task": result.preprocessing.task,
-                "classes": result.preprocessing.classes,
-                "features": result.preprocessing.feature_names,
-                "mlflow_run_id": result.mlflow_run_id,
-                "mlflow_model_uri": result.model_uri,
-                "mlflow_tracking_uri": tracking.tracking_uri,
-                **{f"test_{k}": v for k, v in result.test_metrics.items()},
-                **{k: v for k, v in result.fit.history[result.fit.best_epoch].items() if k.startswith("val_")},
-                "best_epoch": result.fit.best_epoch,
-                "hyperparameters": f"hidden={hidden_layers} lr={learning_rate} batch={batch_size} dropout={dropout} wd={weight_decay} epochs<={max_epochs}",
-            }
-        )
+        model.metadata.update(result.contract.to_metadata())
         print(f"trained on {result.fit.device}: {len(result.fit.history)} epochs, {result.fit.samples_per_second:,.0f} samples/s, test {result.test_metrics}")

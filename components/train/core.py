@@ -16,17 +16,18 @@ import torch
 
 from kfp_mlops.components._shared.atomic import atomic_path, write_text_atomic
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings
+from kfp_mlops.components._shared.model_artifact import MODEL_FILE, PREPROCESSING_FILE, Feature, ModelArtifact, hash_files
+from kfp_mlops.components._shared.redact import redact_uri
+from kfp_mlops.components.train import mlflow_model
 from kfp_mlops.components.train import metrics as M
 from kfp_mlops.components.train.loop import Distributed, FitResult, Tensors, TrainConfig, fit, predict
 from kfp_mlops.components.train.model import export
 from kfp_mlops.components.train.preprocessing import Preprocessing
 from kfp_mlops.components.train.preprocessing import fit as fit_preprocessing
 from kfp_mlops.components.train.report import render
-from kfp_mlops.components.train.tracking import MlflowRun, TrackingSettings
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.pt2"
-PREPROCESSING_FILE = "preprocessing.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainInputs:
     exclude: frozenset[str] = frozenset()
     task: str = "auto"
     non_finite: str = "impute"
+    fingerprint: str = ""
 
 
 @dataclass
@@ -49,10 +51,17 @@ class TrainResult:
     test_metrics: dict[str, float]
     roc: tuple[list[float], list[float], list[float]] | None
     confusion: list[list[int]] | None
-    mlflow_run_id: str = ""
-    model_uri: str = ""
+    contract: ModelArtifact | None = None
     mlflow_log_seconds: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mlflow_run_id(self) -> str:
+        return self.contract.mlflow_run_id if self.contract else ""
+
+    @property
+    def model_uri(self) -> str:
+        return self.contract.mlflow_model_uri if self.contract else ""
 
 
 def _read(path: Path, what: str) -> pa.Table:
@@ -112,22 +121,44 @@ def train_model(
                 tmp.mkdir(parents=True)
                 export(result.net, prep, tmp / MODEL_FILE, (data["test"].numeric[:4], data["test"].categorical[:4]))
                 prep.save(tmp / PREPROCESSING_FILE)
+                metrics = {f"test_{k}": v for k, v in test_metrics.items()} | {k: v for k, v in result.history[result.best_epoch].items() if k.startswith("val_")}
+                contract = ModelArtifact(
+                    task=prep.task,
+                    label=prep.label,
+                    classes=tuple(prep.classes),
+                    features=_features(prep, tables["train"].schema),
+                    files=hash_files(tmp),
+                    train_fingerprint=inputs.fingerprint,
+                    metrics=metrics,
+                    details={"best_epoch": result.best_epoch, "epochs": len(result.history), "hyperparameters": _describe(config)},
+                )
+                contract.write(tmp)  # the copy logged to MLflow carries the contract too
                 if run is not None:
                     run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-                    example_frame = tables["test"].select(prep.feature_names).slice(0, 5).to_pandas()
-                    out.model_uri = run.log_model(tmp / MODEL_FILE, tmp / PREPROCESSING_FILE, example_frame, requirements())
-                    out.mlflow_run_id = run.run_id
+                    contract = contract.with_tracking(run_id=run.run_id, model_uri=_log_model(run, tmp, contract), tracking_uri=redact_uri(run.settings.tracking_uri))
                     out.mlflow_log_seconds = run.log_seconds
+                contract.write(tmp)
+                out.contract = contract
     seconds["total"] = time.perf_counter() - started
     return out
 
 
-def requirements() -> list[str]:
-    """Explicit pip requirements of the logged model (inference would cost ~11 s per call)."""
-    import mlflow
-    import pandas
+def _features(prep: Preprocessing, schema: pa.Schema) -> tuple[Feature, ...]:
+    return tuple(Feature(c.name, "numeric", str(schema.field(c.name).type)) for c in prep.numeric) + tuple(Feature(c.name, "categorical", str(schema.field(c.name).type)) for c in prep.categorical)
 
-    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"pandas=={pandas.__version__}", f"numpy=={np.__version__}"]
+
+def _describe(config: TrainConfig) -> str:
+    return f"hidden={','.join(map(str, config.hidden))} lr={config.learning_rate} batch={config.batch_size} dropout={config.dropout} wd={config.weight_decay} epochs<={config.max_epochs}"
+
+
+def _log_model(run: MlflowRun, model_folder: Path, contract: ModelArtifact) -> str:
+    """Save the MLflow model folder in scratch space (never inside the output) and upload it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-model-") as scratch:
+        folder = Path(scratch) / "model"
+        mlflow_model.save(model_folder, folder, contract)
+        return run.log_model_folder(folder)
 
 
 def _params(config: TrainConfig) -> dict[str, Any]:

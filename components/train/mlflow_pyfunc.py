@@ -1,45 +1,31 @@
-"""The MLflow model of a kfp-mlops training run, logged as code (nothing is unpickled on load).
+"""The MLflow pyfunc of a kfp-mlops model, for `mlflow models serve` and `mlflow.pyfunc.load_model` users.
+
+Trusted code only: MLflow runs this file when it loads the model (models-as-code),
+so anyone who can edit it in the artifact store runs code in the loading process.
+kfp-mlops's own steps never load it; they read the model folder through
+``ServingTransform.load``, which checks file hashes and unpickles nothing. This
+pyfunc calls the same transform, so its predictions are the steps' predictions.
+Needs kfp-mlops (with its train extra) installed where it is loaded.
 
 Input: a DataFrame with the feature columns. Output: a DataFrame with
-``prediction`` (class label or value) and, for classifiers, one probability
-column per class. Needs torch, numpy and pandas only.
+``prediction`` (class label or value) and, for classifiers, ``probability_<class>``.
 """
 
-import json
-
 import mlflow
-import numpy as np
-import pandas as pd
-import torch
+
+from kfp_mlops.components.train.serving import ServingTransform
+
+from kfp_mlops.components.train.mlflow_model import ARTIFACT
 
 
 class TabularModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        self.program = torch.export.load(context.artifacts["model"]).module()
-        with open(context.artifacts["preprocessing"]) as handle:
-            self.prep = json.load(handle)
-        self.lookups = [{v: i + 1 for i, v in enumerate(c["vocabulary"])} for c in self.prep["categorical"]]
+        self.transform = ServingTransform.load(context.artifacts[ARTIFACT])
 
     def predict(self, context, model_input, params=None):
-        frame = pd.DataFrame(model_input)
-        numeric = np.column_stack(
-            [pd.to_numeric(frame[c["name"]], errors="coerce").to_numpy(dtype=np.float64) for c in self.prep["numeric"]]
-            or [np.zeros((len(frame), 0))]
-        ).astype(np.float32)
-        numeric[~np.isfinite(numeric)] = np.nan
-        categorical = np.column_stack(
-            [frame[c["name"]].map(lambda v, lk=lookup: lk.get(None if pd.isna(v) else str(v), 0)).to_numpy(dtype=np.int64) for c, lookup in zip(self.prep["categorical"], self.lookups)]
-            or [np.zeros((len(frame), 0), dtype=np.int64)]
-        )
-        with torch.no_grad():
-            out = self.program(torch.from_numpy(numeric), torch.from_numpy(categorical)).numpy()
-        task, classes = self.prep["task"], self.prep["classes"]
-        if task == "regression":
-            return pd.DataFrame({"prediction": out})
-        probs = np.column_stack([1 - out, out]) if task == "binary" else out
-        result = pd.DataFrame({f"probability_{c}": probs[:, i] for i, c in enumerate(classes)})
-        result.insert(0, "prediction", [classes[i] for i in probs.argmax(axis=1)])
-        return result
+        import pandas as pd
+
+        return self.transform.predict_frame(pd.DataFrame(model_input), where="pyfunc input")
 
 
 mlflow.models.set_model(TabularModel())

@@ -74,10 +74,17 @@ class Preprocessing:
 
     @classmethod
     def load(cls, path: str | Path) -> "Preprocessing":
-        data = json.loads(Path(path).read_text())
-        data["numeric"] = [NumericColumn(**c) for c in data["numeric"]]
-        data["categorical"] = [CategoricalColumn(**c) for c in data["categorical"]]
-        return cls(**data)
+        """Read a saved preprocessing; anything malformed is a DataError (the file may come from a registry)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data["numeric"] = [NumericColumn(str(c["name"]), float(c["mean"]), float(c["std"])) for c in data["numeric"]]
+            data["categorical"] = [CategoricalColumn(str(c["name"]), [str(v) for v in c["vocabulary"]]) for c in data["categorical"]]
+            prep = cls(**data)
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as exc:
+            raise DataError(f"preprocessing.json is unreadable or malformed ({type(exc).__name__}: {str(exc)[:200]})", where=str(path), fix="pass a model folder written by kfp-mlops train") from exc
+        if prep.task not in TASKS or prep.non_finite not in ("impute", "error"):
+            raise DataError(f"preprocessing.json names task {prep.task!r} / non_finite {prep.non_finite!r}", where=str(path), fix="pass a model folder written by kfp-mlops train")
+        return prep
 
     def encode_features(self, table: pa.Table, where: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Raw numeric matrix (float32, NaN where missing) and category indices (int64)."""
@@ -87,7 +94,10 @@ class Preprocessing:
         numeric = np.empty((table.num_rows, len(self.numeric)), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             column = table.column(col.name)
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls arrive as NaN
+            try:
+                values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls arrive as NaN
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(f"numeric feature {col.name!r} has values that are not numbers ({str(exc).splitlines()[0][:120]})", where=where, fix=f"send numbers (or null) for {col.name!r}") from exc
             if self.non_finite == "error":
                 nan_or_inf = int(np.sum(~np.isfinite(values))) - column.null_count
                 if nan_or_inf > 0:
@@ -96,7 +106,11 @@ class Preprocessing:
         categorical = np.zeros((table.num_rows, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             lookup = pa.array(col.vocabulary, type=pa.string())
-            idx = pc.index_in(table.column(col.name).cast(pa.string()), value_set=lookup)
+            try:
+                as_text = table.column(col.name).cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(f"categorical feature {col.name!r} cannot be read as text ({str(exc).splitlines()[0][:120]})", where=where, fix=f"send text (or null) for {col.name!r}") from exc
+            idx = pc.index_in(as_text, value_set=lookup)
             categorical[:, j] = idx.fill_null(-1).to_numpy(zero_copy_only=False) + 1
         return numeric, categorical
 
@@ -127,9 +141,10 @@ def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]
         return "regression", []
     if len(distinct) > MAX_CLASSES:
         raise DataError(f"the label has {len(distinct):,} distinct values, too many for classification", fix="pass task='regression'")
-    classes = sorted(str(v) for v in distinct.to_pylist())
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        classes = [str(v) for v in sorted(distinct.to_pylist())]
+    # Class names are the label values as Arrow renders them as text, the same cast
+    # encode_label uses (float 1.0 -> "1", bool True -> "true"); numbers sort by value.
+    ordered = pc.array_sort_indices(distinct) if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) else pc.array_sort_indices(distinct.cast(pa.string()))
+    classes = distinct.take(ordered).cast(pa.string()).to_pylist()
     if len(classes) < 2:
         raise DataError(f"the label has a single class {classes}", fix="a classifier needs at least two classes: check the label and the split")
     task = "binary" if len(classes) == 2 else "multiclass"

@@ -23,7 +23,7 @@ from kfp_mlops.components.train.entry import weights_digest
 from kfp_mlops.components.train.loop import CHECKPOINT, TrainConfig, TrainError
 from kfp_mlops.components.train.model import load
 from kfp_mlops.components.train.preprocessing import Preprocessing, fit
-from kfp_mlops.components.train.tracking import TrackingSettings
+from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.demo import DemoSpec, iter_demo_batches
 
 KEYS = frozenset({"entity_id", "event_timestamp"})
@@ -230,7 +230,7 @@ def test_ddp_two_ranks_on_cpu(splits, tmp_path):
 def test_failed_mlflow_logging_leaves_no_model_and_marks_the_run_failed(splits, tmp_path, monkeypatch):
     import mlflow
 
-    from kfp_mlops.components.train.tracking import MlflowRun, TrackingError
+    from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingError
 
     def broken(*args, **kwargs):
         raise TrackingError("artifact store unreachable")

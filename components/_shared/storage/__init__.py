@@ -4,7 +4,10 @@
 local files: local paths are used in place, remote objects are streamed to
 ``staging_dir`` (bounded memory, retried on transient failures). Credentials are
 never arguments: each adapter takes them from the environment the way its client
-library does (in a cluster, a Kubernetes Secret mounted by kfp-kubernetes).
+library does (in a cluster, a Kubernetes Secret mounted by kfp-kubernetes). The one
+exception is user info or a signature in an http(s) URL, which the http adapter
+uses to download; every URI an adapter hands back or puts in an error is redacted
+(``redact_uri``), so a caller can log and store it as is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from kfp_mlops.components._shared.errors import SourceNotFoundError, UnsupportedSourceError
+from kfp_mlops.components._shared.redact import redact_uri
 
 SCHEMES = ("file", "http", "https", "gs", "s3")
 GLOB_CHARS = frozenset("*?[")
@@ -25,7 +29,7 @@ class StagedFile:
     """A source file available on local disk.
 
     Attributes:
-        uri: Where it came from, as the user wrote it (used in messages and metadata).
+        uri: Where it came from, as the user wrote it but redacted (safe in messages and metadata).
         path: Local path to read.
     """
 
@@ -67,7 +71,14 @@ def parse_object_uri(uri: str) -> ObjectRef:
     """Split ``scheme://bucket/key`` for the object-store adapters."""
     parsed = urlparse(uri)
     if not parsed.netloc:
-        raise SourceNotFoundError("no bucket in URI", where=uri, fix=f"write it as {parsed.scheme}://BUCKET/PATH")
+        raise SourceNotFoundError("no bucket in URI", where=redact_uri(uri), fix=f"write it as {parsed.scheme}://BUCKET/PATH")
+    if "@" in parsed.netloc:
+        # The object-store clients would read "key:secret@bucket" as a bucket name.
+        raise UnsupportedSourceError(
+            "credentials in an object-store URI are not supported",
+            where=redact_uri(uri),
+            fix="remove them from the URI and provide them through the environment (a Kubernetes Secret in a cluster)",
+        )
     key = parsed.path.lstrip("/")
     prefix, pattern = split_pattern(key)
     return ObjectRef(bucket=parsed.netloc, key=key, prefix=prefix, pattern=pattern)
@@ -114,11 +125,11 @@ def stage_sources(uri: str, staging_dir: Path) -> list[StagedFile]:
     else:
         raise UnsupportedSourceError(
             f"unsupported URI scheme {scheme!r}",
-            where=uri,
+            where=redact_uri(uri),
             fix=f"use one of: a local path, {', '.join(s + '://' for s in SCHEMES)}",
         )
     if not files:
-        raise SourceNotFoundError("no data files match", where=uri, fix="check the path, prefix or glob")
+        raise SourceNotFoundError("no data files match", where=redact_uri(uri), fix="check the path, prefix or glob")
     return files
 
 

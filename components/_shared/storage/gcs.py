@@ -12,6 +12,7 @@ import fnmatch
 from pathlib import Path
 
 from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceError, SourceNotFoundError
+from kfp_mlops.components._shared.redact import redact_text, redact_uri
 from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, parse_object_uri
 
 
@@ -51,16 +52,16 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
     except gexc.NotFound as exc:
         what = "object" if _bucket_exists(bucket) else "bucket"
         raise SourceNotFoundError(
-            f"GCS {what} not found", where=uri, fix=f"check the {what} name and the project it lives in"
+            f"GCS {what} not found", where=redact_uri(uri), fix=f"check the {what} name and the project it lives in"
         ) from exc
     except gexc.Forbidden as exc:
         raise SourceAccessDeniedError(
             "GCS denied access",
-            where=uri,
+            where=redact_uri(uri),
             fix="grant the pipeline's service account storage.objects.get/list on the bucket",
         ) from exc
     except gexc.GoogleAPIError as exc:
-        raise SourceError(f"GCS request failed: {exc}", where=uri, fix="retry; check the bucket") from exc
+        raise SourceError(f"GCS request failed: {redact_text(str(exc))}", where=redact_uri(uri), fix="retry; check the bucket") from exc
 
 
 def _bucket_exists(bucket) -> bool:

@@ -11,6 +11,7 @@ import fnmatch
 from pathlib import Path
 
 from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceError, SourceNotFoundError
+from kfp_mlops.components._shared.redact import redact_text, redact_uri
 from kfp_mlops.components._shared.storage import StagedFile, is_data_name, local_name, parse_object_uri
 
 DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -50,20 +51,20 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
     except bexc.NoCredentialsError as exc:
         raise SourceAccessDeniedError(
             "no S3 credentials in the environment",
-            where=uri,
+            where=redact_uri(uri),
             fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (in a cluster: mount a Secret with kfp-kubernetes)",
         ) from exc
     except bexc.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in MISSING:
             what = "bucket" if code == "NoSuchBucket" else "object"
-            raise SourceNotFoundError(f"S3 {what} not found ({code})", where=uri, fix="check the bucket and key") from exc
+            raise SourceNotFoundError(f"S3 {what} not found ({code})", where=redact_uri(uri), fix="check the bucket and key") from exc
         if code in DENIED:
             raise SourceAccessDeniedError(
                 f"S3 denied access ({code})",
-                where=uri,
+                where=redact_uri(uri),
                 fix="check the credentials in the environment and the bucket policy (s3:GetObject, s3:ListBucket)",
             ) from exc
-        raise SourceError(f"S3 request failed ({code}): {exc}", where=uri, fix="retry; check the bucket") from exc
+        raise SourceError(f"S3 request failed ({code}): {redact_text(str(exc))}", where=redact_uri(uri), fix="retry; check the bucket") from exc
     except (bexc.EndpointConnectionError, bexc.ConnectionClosedError) as exc:
-        raise SourceError(f"S3 endpoint unreachable: {exc}", where=uri, fix="check AWS_ENDPOINT_URL and the network") from exc
+        raise SourceError(f"S3 endpoint unreachable: {redact_text(str(exc))}", where=redact_uri(uri), fix="check AWS_ENDPOINT_URL and the network") from exc
