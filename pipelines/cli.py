@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from kfp_mlops.components._shared.redact import redact_text
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
@@ -83,9 +84,10 @@ def cmd_run(argv: Sequence[str]) -> int:
             write_demo_dataset(demo, DemoSpec(rows=demo_rows))
         args["source_uri"] = str(demo.resolve())
     if "mlflow_tracking_uri" in args and not args["mlflow_tracking_uri"]:
+        from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
+
         # One tracking database per workdir, so local runs accumulate like on a server.
-        (workdir / "mlflow").mkdir(parents=True, exist_ok=True)
-        args["mlflow_tracking_uri"] = f"sqlite:///{(workdir / 'mlflow' / 'mlflow.db').resolve()}"
+        args["mlflow_tracking_uri"] = default_tracking_uri(workdir / "mlflow")
     if str(args.get("mlflow_tracking_uri") or "").startswith("sqlite:///"):
         from kfp_mlops.components._shared.mlflow_adapter import initialize_store
 
@@ -93,13 +95,13 @@ def cmd_run(argv: Sequence[str]) -> int:
     arguments = {k: v for k, v in args.items() if v is not None}
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():
-        print(f"  {key} = {value!r}")
+        print(f"  {key} = {redact_text(value) if isinstance(value, str) else value!r}")
     from kfp_mlops.pipelines.local_run import list_outputs, run_locally
 
     try:
         run_dir = run_locally(pipeline, arguments, workdir / "runs")
     except RuntimeError as exc:
-        print(f"\npipeline {name!r} failed: {exc}\nThe failing step's message is printed above.", file=sys.stderr)
+        print(f"\npipeline {name!r} failed: {redact_text(str(exc))}\nThe failing step's message is printed above.", file=sys.stderr)
         return 1
     print(f"outputs of this run, under {run_dir}:")
     for path in list_outputs(run_dir):

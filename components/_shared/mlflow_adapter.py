@@ -22,8 +22,10 @@ from kfp_mlops.components._shared.redact import redact_text, redact_uri
 from kfp_mlops.components._shared.retry import RetryPolicy, TransientError, call_with_retry
 
 REACHABLE_WITHIN_S = 45.0
-# MLflow's HTTP retry settings, bounded unless the user set them (they are read per request).
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+# MLflow's HTTP retries, bounded unless the user set them (read per request): about a minute of
+# backoff (2+4+8+16+32 s) rides out a server restart mid-step; a server that is down when the
+# step starts is caught by wait_until_reachable first.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 ATTEMPT_TAG = "kfp_mlops.attempt"
 MODEL_ARTIFACT_PATH = "model"
 SET_TRACKING_URI = "set the pipeline's mlflow_tracking_uri (an MLflow server, http://mlflow.kubeflow:5000) or the MLFLOW_TRACKING_URI environment variable of the step; on one machine, sqlite:////abs/path/mlflow.db"

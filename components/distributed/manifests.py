@@ -17,6 +17,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 VOLUME = "shared"
 ENTRY = ["-m", "kfp_mlops.components.train.entry"]
+MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 class JobSpecError(KfpMlopsError):
@@ -41,6 +42,7 @@ class JobSpec:
         mount_path: Where the claim is mounted in every pod.
         runtime: ClusterTrainingRuntime of a TrainJob.
         labels: Extra labels (KFP run id, ...).
+        mlflow_secret: Secret with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for the pods (optional keys).
     """
 
     name: str
@@ -56,6 +58,13 @@ class JobSpec:
     mount_path: str = "/mnt/shared"
     runtime: str = "torch-distributed"
     labels: dict[str, str] = field(default_factory=dict)
+    mlflow_secret: str = ""
+
+    def env(self) -> list[dict[str, Any]]:
+        """Environment of the trainer pods: MLflow credentials from the Secret, never literal values."""
+        if not self.mlflow_secret:
+            return []
+        return [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.mlflow_secret, "key": key, "optional": True}}} for key in MLFLOW_SECRET_KEYS]
 
     def check(self) -> None:
         if not DNS_1123.match(self.name):
@@ -95,6 +104,7 @@ def trainjob(spec: JobSpec) -> dict[str, Any]:
                 "image": spec.image,
                 "command": ["torchrun", *ENTRY],
                 "args": list(spec.trainer_args),
+                **({"env": spec.env()} if spec.env() else {}),
                 "numNodes": spec.num_nodes,
                 "numProcPerNode": spec.procs_per_node,
                 "resourcesPerNode": _resources(spec),
@@ -121,6 +131,7 @@ def pytorchjob(spec: JobSpec) -> dict[str, Any]:
                             "image": spec.image,
                             "command": ["torchrun", *ENTRY],
                             "args": list(spec.trainer_args),
+                            **({"env": spec.env()} if spec.env() else {}),
                             "resources": _resources(spec),
                             "volumeMounts": [{"name": VOLUME, "mountPath": spec.mount_path}],
                         }

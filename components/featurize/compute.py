@@ -9,13 +9,13 @@ is computed whatever the dataset size. Rules, checked before anything is written
 - (entity, timestamp) is unique: a repeated pair is an error, unless the caller
   asks to keep the last row of each pair in input order (``duplicates="last"``);
 - every window fits in the data's time span (a longer one would make every value
-  a running total over all history).
+  a running total over all history);
+- keys, feature types and timestamp ranges are ones Feast stores unchanged (``checks.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components.featurize.sql import ident, literal
+from kfp_mlops.components.featurize.checks import INT64_MAX, check_columns, check_timestamps, read_schema
 from kfp_mlops.components.featurize.spec import FeatureSpec, parse_duration
+from kfp_mlops.components.featurize.sql import ident, literal
 
-NUMERIC_FUNCTIONS = {"sum", "mean", "min", "max"}
-OFFSET = re.compile(r"([+-]\d\d:?\d\d|Z)$")
 ROW = "__row"
 
 
@@ -53,74 +52,19 @@ class FeatureTable:
     dropped_duplicates: int
 
 
-def check_columns(schema: pa.Schema, spec: FeatureSpec, where: str) -> None:
-    """Every column the spec names exists, with a type its functions accept."""
-    names = set(schema.names)
-    wanted = [spec.entity, spec.timestamp, spec.label, *spec.passthrough, *(a.column for a in spec.aggregates)]
-    missing = [c for c in dict.fromkeys(wanted) if c not in names]
-    if missing:
-        raise DataError(f"columns {missing} are missing; the dataset has {schema.names[:30]}", where=where, fix="fix the feature spec or the ingest step")
-    for agg in spec.aggregates:
-        t = schema.field(agg.column).type
-        numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-        bad = sorted(set(agg.functions) & NUMERIC_FUNCTIONS) if not numeric else []
-        if bad:
-            raise DataError(f"{bad} need a numeric column; {agg.column!r} is {t}", where=where, fix="use count or last for non-numeric columns")
+def _value_sql(column: str, t: pa.DataType) -> str:
+    # Feast has no decimal type: decimals are served as doubles, so compute them as doubles.
+    return f"CAST({ident(column)} AS DOUBLE)" if pa.types.is_decimal(t) else ident(column)
 
 
-def check_timestamps(path: Path, column: str, where: str) -> None:
-    """Refuse text timestamps, naming what is wrong with them, and nulls."""
-    parquet = pq.ParquetFile(str(path), pre_buffer=False)
-    t = parquet.schema_arrow.field(column).type
-    rows_before = 0
-    for batch in parquet.iter_batches(columns=[column], batch_size=262_144):
-        values = batch.column(0)
-        if values.null_count:
-            row = rows_before + pc.index(values.is_null(), True).as_py() + 1
-            raise DataError(f"timestamp column {column!r} has nulls (first at row {row})", where=where, fix="drop rows without an event time")
-        if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-            raise _text_timestamp_error(values, column, where, rows_before)
-        rows_before += len(values)
-
-
-def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before: int) -> DataError:
-    texts = values.cast(pa.string()).to_pylist()
-    for i, text in enumerate(texts):
-        if not _parses(text):
-            return DataError(
-                f"timestamp column {column!r} holds {text!r} at row {rows_before + i + 1}, which is not a timestamp",
-                where=where,
-                fix="write ISO 8601 timestamps (2026-01-31T12:00:00Z), or force the type in ingest with column types",
-            )
-    zoned = [bool(OFFSET.search(v.strip())) for v in texts]
-    if any(zoned) and not all(zoned):
-        i = zoned.index(not zoned[0])
-        return DataError(
-            f"timestamp column {column!r} mixes values with and without a time zone (row {rows_before + i + 1}: {texts[i]!r}, row {rows_before + 1}: {texts[0]!r})",
-            where=where,
-            fix="write every timestamp in one convention, preferably ISO 8601 in UTC (2026-01-31T12:00:00Z)",
-        )
-    return DataError(
-        f"timestamp column {column!r} is text ({values.type}), not a timestamp",
-        where=where,
-        fix='force the column\'s type in ingest, e.g. column types {"ts": "timestamp[us, tz=UTC]"}',
-    )
-
-
-def _parses(text: str) -> bool:
-    try:
-        dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        return True
-    except ValueError:
-        return False
-
-
-def _aggregate_sql(fn: str, column: str, window_seconds: int, spec: FeatureSpec) -> str:
+def _aggregate_sql(fn: str, column: str, t: pa.DataType, window_seconds: int, spec: FeatureSpec) -> str:
     over = f"OVER (PARTITION BY {ident(spec.entity)} ORDER BY {ident(spec.timestamp)} RANGE BETWEEN INTERVAL {window_seconds} SECOND PRECEDING AND CURRENT ROW)"
-    col = ident(column)
     if fn == "count":
-        return f"count({col}) {over}"
+        return f"count({ident(column)}) {over}"
+    col = _value_sql(column, t)
     if fn in ("sum", "mean"):
+        if pa.types.is_boolean(t):  # DuckDB has no sum/avg of booleans: count and share of trues
+            col = f"CAST({col} AS INTEGER)"
         return f"CAST({'sum' if fn == 'sum' else 'avg'}({col}) {over} AS DOUBLE)"
     if fn in ("min", "max"):
         return f"{fn}({col}) {over}"
@@ -134,8 +78,10 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
     where = str(dataset)
     if duplicates not in ("error", "last"):
         raise DataError(f"duplicates must be 'error' or 'last', not {duplicates!r}", fix="pass error or last")
-    schema = pq.read_schema(str(dataset))
+    schema = read_schema(dataset)
     check_columns(schema, spec, where)
+    if pq.read_metadata(str(dataset)).num_rows == 0:
+        raise DataError("the dataset has no rows", where=where, fix="check the ingest step's source and filters")
     check_timestamps(Path(dataset), spec.timestamp, where)
     con = duckdb.connect()
     try:
@@ -145,6 +91,7 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
         nulls = con.execute(f"SELECT count(*) FILTER (WHERE {key} IS NULL) FROM src").fetchone()[0]
         if nulls:
             raise DataError(f"entity column {spec.entity!r} has {nulls:,} nulls", where=where, fix="drop rows without an entity key")
+        _check_uint64(con, schema, spec, where)
         dupes, example = con.execute(
             f"SELECT count(*) - count(DISTINCT ({key}, {ts})), min({ROW}) FILTER (WHERE n > 1) FROM (SELECT {key}, {ts}, {ROW}, count(*) OVER (PARTITION BY {key}, {ts}) AS n FROM src)"
         ).fetchone()
@@ -164,11 +111,11 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
                         fix="use shorter windows, or ingest a longer history",
                     )
         source = "src" if not dupes else f"(SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY {key}, {ts} ORDER BY {ROW} DESC) = 1)"
-        selects = [f"{key}", f"CAST({ts} AS TIMESTAMPTZ) AS {ts}"] + [ident(c) for c in spec.passthrough]
+        selects = [f"{key}", f"CAST({ts} AS TIMESTAMPTZ) AS {ts}"] + [f"{_value_sql(c, schema.field(c).type)} AS {ident(c)}" for c in spec.passthrough]
         for agg in spec.aggregates:
             for name, fn, window in agg.feature_names():
                 seconds = int(parse_duration(window, "window").total_seconds())
-                selects.append(f"{_aggregate_sql(fn, agg.column, seconds, spec)} AS {ident(name)}")
+                selects.append(f"{_aggregate_sql(fn, agg.column, schema.field(agg.column).type, seconds, spec)} AS {ident(name)}")
         query = f"SELECT {', '.join(selects)} FROM {source} ORDER BY {ts}, {key}"
         con.execute(f"COPY ({query}) TO {literal(str(output))} (FORMAT parquet, ROW_GROUP_SIZE 262144)")
     except duckdb.Error as exc:
@@ -186,6 +133,21 @@ def compute_feature_table(dataset: str | Path, spec: FeatureSpec, output: str | 
         max_timestamp=stats[1],
         dropped_duplicates=int(dupes),
     )
+
+
+def _check_uint64(con, schema: pa.Schema, spec: FeatureSpec, where: str) -> None:
+    """Feast stores integers as int64: a uint64 key or served value above its maximum cannot go in."""
+    used = [spec.entity, *spec.passthrough, *(a.column for a in spec.aggregates if set(a.functions) & {"min", "max", "last"})]
+    for column in dict.fromkeys(used):
+        if schema.field(column).type != pa.uint64():
+            continue
+        over, row = con.execute(f"SELECT count(*), min({ROW}) FROM src WHERE {ident(column)} > {INT64_MAX}").fetchone()
+        if over:
+            raise DataError(
+                f"column {column!r} holds {over:,} values above {INT64_MAX:,} (first at row {row}), more than Feast's int64 can store",
+                where=where,
+                fix="cast the column to string in ingest if it is an identifier, or to double if it is a quantity",
+            )
 
 
 def time_span(path: str | Path, column: str) -> dt.timedelta | None:

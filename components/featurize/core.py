@@ -6,21 +6,25 @@ temporary paths and renamed at the end: a failure leaves none of them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.atomic import atomic_path
-from kfp_mlops.components._shared.errors import DataError, FeatureStoreError
+from kfp_mlops.components._shared.errors import DataError, FeatureStoreError, KfpMlopsError
+from kfp_mlops.components._shared.redact import redact_text
+from kfp_mlops.components.featurize.checks import check_labels, read_schema
 from kfp_mlops.components.featurize.compute import FeatureTable, compute_feature_table
 from kfp_mlops.components.featurize.repo import (
     FEATURES_FILE,
@@ -35,6 +39,7 @@ from kfp_mlops.components.featurize.sql import ident, literal
 from kfp_mlops.components.featurize.training_set import (
     SPLITS,
     historical_features,
+    check_fractions,
     label_rows,
     null_rates,
     sample_entities,
@@ -119,6 +124,8 @@ def featurize(
         labels: Parquet label rows (entity, timestamp, label); default: the dataset's own rows.
     """
     started = time.perf_counter()
+    _check_options(options)
+    settings = options.settings
     # `import feast` costs seconds; do it while DuckDB computes the features.
     warm_up = threading.Thread(target=importlib.import_module, args=("feast",), daemon=True)
     warm_up.start()
@@ -126,30 +133,34 @@ def featurize(
     with atomic_path(repo_dir) as repo:
         (repo / "data").mkdir(parents=True)
         table = compute_feature_table(dataset, spec, repo / FEATURES_FILE, duplicates=options.duplicates)
+        entity_type = _entity_type(dataset, spec)
+        if labels is not None:
+            check_labels(Path(labels), spec, read_schema(dataset).field(spec.entity).type)
         rows = label_rows(labels or dataset, spec)
+        _check_label_times(rows, spec, labels or dataset)
         seconds["compute"] = time.perf_counter() - started
         warm_up.join()
         seconds["import_feast_wait"] = time.perf_counter() - started - seconds["compute"]
-        write_repo(repo, spec, options.settings)
-        entity_type = _entity_type(dataset, spec)
-        payload = save_spec_with_schema(repo, spec, table.feature_types, entity_type)
-        objects = build_objects(payload)
+        # Everything above checked the inputs; from here on the registry and online store are written.
+        with feast_errors(settings, "writing the feature repo's settings"):
+            write_repo(repo, spec, settings)
+            payload = save_spec_with_schema(repo, spec, table.feature_types, entity_type)
+            objects = build_objects(payload)
         mark = time.perf_counter()
-        try:
-            store = apply_and_materialize(repo, objects, utc(table.min_timestamp), utc(table.max_timestamp) + dt.timedelta(seconds=1))
-        except DataError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any store failure, named for the user
-            raise FeatureStoreError(f"feast apply/materialize failed: {exc}", where=str(repo), fix="check the registry and online store settings and that they are reachable") from exc
+        with feast_errors(settings, "feast apply/materialize"):
+            store = apply_and_materialize(repo, objects, utc(table.min_timestamp), utc(table.max_timestamp) + dt.timedelta(seconds=1), settings)
         seconds["apply_materialize"] = time.perf_counter() - mark
         mark = time.perf_counter()
         service = objects["feature_service"].name
-        training = historical_features(store, rows, service)
+        with feast_errors(settings, "the point-in-time join"):
+            training = historical_features(store, rows, service)
         seconds["historical_join"] = time.perf_counter() - mark
-        checked = verify_online(store, table, spec, service, options.online_check_entities)
+        checked = verify_online(store, table, spec, service, options.online_check_entities, settings)
         split = split_by_time(training, spec.timestamp, options.split_fractions)
-        for name in SPLITS:
-            with atomic_path(split_paths[name]) as tmp:
+        # All three splits or none: each is renamed into place only when every one is written.
+        with contextlib.ExitStack() as stack:
+            for name in SPLITS:
+                tmp = stack.enter_context(atomic_path(split_paths[name]))
                 pq.write_table(split.tables[name], str(tmp))
     features = spec.feature_names()
     seconds["total"] = time.perf_counter() - started
@@ -169,6 +180,49 @@ def _entity_type(dataset: str | Path, spec: FeatureSpec) -> str:
     return str(pq.read_schema(str(dataset)).field(spec.entity).type)
 
 
+def _check_options(options: FeaturizeOptions) -> None:
+    """Refuse bad options before any input is read or anything is written."""
+    check_fractions(options.split_fractions)
+    if options.duplicates not in ("error", "last"):
+        raise DataError(f"duplicates must be 'error' or 'last', not {str(options.duplicates)[:40]!r}", fix="pass error or last")
+    n = options.online_check_entities
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise DataError(f"online_check_entities must be a whole number of 0 or more, not {n!r}", fix="pass e.g. 20")
+    if not isinstance(options.settings, StoreSettings):
+        raise DataError(f"settings must be StoreSettings, not {type(options.settings).__name__}", fix="pass StoreSettings(...)")
+
+
+def _check_label_times(rows: pa.Table, spec: FeatureSpec, where: str | Path) -> None:
+    # split_by_time would refuse this too, but only after the registry was written.
+    distinct = len(pa.compute.unique(rows.column(spec.timestamp)))
+    if distinct < 3:
+        raise DataError(f"{distinct} distinct label timestamps cannot be split three ways by time", where=str(where), fix="ingest more history")
+
+
+@contextlib.contextmanager
+def feast_errors(settings: StoreSettings, doing: str) -> Iterator[None]:
+    """Any failure inside Feast or its stores as a ``FeatureStoreError`` whose message holds no password."""
+    try:
+        yield
+    except KfpMlopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure, named for the user
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        for secret in settings.secrets():
+            message = message.replace(secret, "***")
+        stores = settings.describe()
+        error = FeatureStoreError(
+            f"{doing} failed: {message[:2000]}",
+            where=f"registry {stores['registry']}, online store {stores['online_store']}",
+            fix="check that the registry and online store are reachable from this step and that "
+            "PGPASSWORD / REDIS_PASSWORD hold their passwords",
+        )
+        # A client library's own message may hold the password in a form not scrubbed above.
+        if settings.secrets():
+            raise error from None
+        raise error from exc
+
+
 def offline_latest(table: FeatureTable, spec: FeatureSpec, entities: list[Any]) -> dict[Any, dict[str, Any]]:
     """The latest feature row per entity, read straight from the offline feature table."""
     import duckdb
@@ -186,14 +240,15 @@ def offline_latest(table: FeatureTable, spec: FeatureSpec, entities: list[Any]) 
     return {row[spec.entity]: row for row in rows}
 
 
-def verify_online(store: Any, table: FeatureTable, spec: FeatureSpec, service: str, n: int) -> int:
+def verify_online(store: Any, table: FeatureTable, spec: FeatureSpec, service: str, n: int, settings: StoreSettings | None = None) -> int:
     """Compare the online store with the offline latest values for ``n`` sampled entities."""
     if n <= 0:
         return 0
     keys = pq.read_table(str(table.path), columns=[spec.entity])
     entities = sample_entities(keys, spec.entity, n)
     expected = offline_latest(table, spec, entities)
-    online = store.get_online_features(features=store.get_feature_service(service), entity_rows=[{spec.entity: e} for e in entities]).to_dict()
+    with feast_errors(settings or StoreSettings(), "reading the online store"):
+        online = store.get_online_features(features=store.get_feature_service(service), entity_rows=[{spec.entity: e} for e in entities]).to_dict()
     mismatches = []
     for i, entity in enumerate(entities):
         for name in spec.feature_names():
@@ -208,9 +263,16 @@ def verify_online(store: Any, table: FeatureTable, spec: FeatureSpec, service: s
     return len(entities)
 
 
+def _missing(v: Any) -> bool:
+    # Feast stores a NaN feature value as "no value": both mean missing.
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    if a == b:  # also equal infinities, whose difference is NaN
+        return True
     if isinstance(a, float) or isinstance(b, float):
         return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
-    return a == b
+    return False

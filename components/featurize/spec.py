@@ -33,19 +33,51 @@ from kfp_mlops.components._shared.errors import DataError
 
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "last")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DURATION = re.compile(r"^(\d+)([smhdw])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# ASCII digits only: \d also matches other scripts' digits, which nobody means in a duration.
+DURATION = re.compile(r"^([0-9]+)([smhdw])$")
+# Every consumer must hold the duration: Python's timedelta, Feast's protobuf Duration, DuckDB
+# intervals, and pandas Timedelta (about 292 years); 100 years is far past any useful window.
+MAX_DURATION = dt.timedelta(days=36_500)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names Feast uses itself in entity dataframes and retrieval jobs.
 RESERVED = frozenset({"event_timestamp", "created", "created_timestamp", "__dummy", "__dummy_id", "entity_timestamp"})
 SPEC_ERROR_FIX = "fix the feature spec (see the featurize docs for an example)"
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages about wrong types."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
 def parse_duration(text: str, what: str) -> dt.timedelta:
-    """``30d`` -> 30 days; units s, m, h, d, w."""
-    match = DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not match or int(match.group(1)) == 0:
-        raise DataError(f"{what} {text!r} is not a duration like 1h, 7d or 4w", fix=SPEC_ERROR_FIX)
-    return dt.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    """``30d`` -> 30 days; units s, m, h, d, w; at most ``MAX_DURATION``."""
+    if not isinstance(text, str):
+        raise DataError(f"{what} must be a duration string like 1h, 7d or 4w, not {json_type(text)}", fix=SPEC_ERROR_FIX)
+    match = DURATION.match(text.strip())
+    if match is None or not match.group(1).lstrip("0"):  # no match, or zero
+        raise DataError(f"{what} {text[:40]!r} is not a duration like 1h, 7d or 4w", fix=SPEC_ERROR_FIX)
+    digits, unit = match.group(1).lstrip("0"), match.group(2)
+    # Compare before building the timedelta: a huge count overflows it (and int() of a
+    # number thousands of digits long is itself refused by Python).
+    if len(digits) > 15 or int(digits) * UNIT_SECONDS[unit] > MAX_DURATION.total_seconds():
+        raise DataError(
+            f"{what} {text[:40]!r} is longer than the {MAX_DURATION.days:,}-day limit",
+            fix=f"use a duration of at most {MAX_DURATION.days}d",
+        )
+    return dt.timedelta(**{UNITS[unit]: int(digits)})
 
 
 @dataclass(frozen=True)
@@ -107,24 +139,36 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> "FeatureSpec":
+        """A checked spec from parsed JSON; every wrong type is a ``DataError`` naming the field."""
         if not isinstance(data, dict):
-            raise DataError("the feature spec must be a JSON object", fix=SPEC_ERROR_FIX)
-        unknown = set(data) - set(cls.__dataclass_fields__)
+            raise DataError(f"the feature spec must be a JSON object, not {json_type(data)}", fix=SPEC_ERROR_FIX)
+        unknown = sorted(str(k) for k in set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise DataError(f"unknown feature spec fields {sorted(unknown)}", fix=f"allowed: {sorted(cls.__dataclass_fields__)}")
+            raise DataError(f"unknown feature spec fields {unknown}", fix=f"allowed: {sorted(cls.__dataclass_fields__)}")
         for required in ("entity", "timestamp", "label"):
-            if not isinstance(data.get(required), str) or not data[required]:
+            if required not in data:
                 raise DataError(f"the feature spec needs '{required}' (a column name)", fix=SPEC_ERROR_FIX)
+            _column_name(data[required], f"'{required}'")
         aggregates = []
-        for i, raw in enumerate(data.get("aggregates") or []):
-            if not isinstance(raw, dict) or set(raw) != {"column", "functions", "windows"}:
-                raise DataError(f"aggregate #{i} needs exactly 'column', 'functions' and 'windows'", fix=SPEC_ERROR_FIX)
-            aggregates.append(Aggregate(column=raw["column"], functions=tuple(raw["functions"]), windows=tuple(raw["windows"])))
+        for i, raw in enumerate(_list(data, "aggregates")):
+            where = f"aggregates[{i}]"
+            if not isinstance(raw, dict):
+                raise DataError(f"{where} must be an object with 'column', 'functions' and 'windows', not {json_type(raw)}", fix=SPEC_ERROR_FIX)
+            if set(raw) != {"column", "functions", "windows"}:
+                raise DataError(f"{where} needs exactly 'column', 'functions' and 'windows' (it has {sorted(map(str, raw))})", fix=SPEC_ERROR_FIX)
+            column = _column_name(raw["column"], f"{where}.column")
+            functions = tuple(_strings(_list(raw, "functions", where), f"{where}.functions"))
+            windows = tuple(_strings(_list(raw, "windows", where), f"{where}.windows"))
+            aggregates.append(Aggregate(column=column, functions=functions, windows=windows))
+        passthrough = tuple(_column_name(v, f"passthrough[{i}]") for i, v in enumerate(_list(data, "passthrough")))
+        for optional in ("ttl", "name"):
+            if optional in data and not isinstance(data[optional], str):
+                raise DataError(f"'{optional}' must be a string, not {json_type(data[optional])}", fix=SPEC_ERROR_FIX)
         spec = cls(
             entity=data["entity"],
             timestamp=data["timestamp"],
             label=data["label"],
-            passthrough=tuple(data.get("passthrough") or ()),
+            passthrough=passthrough,
             aggregates=tuple(aggregates),
             ttl=data.get("ttl", "30d"),
             name=data.get("name", "features"),
@@ -134,16 +178,30 @@ class FeatureSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "FeatureSpec":
+        if not isinstance(text, str):
+            raise DataError(f"the feature spec must be JSON text, not {type(text).__name__}", fix=SPEC_ERROR_FIX)
         try:
-            return cls.from_dict(json.loads(text))
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
-            raise DataError(f"the feature spec is not valid JSON ({exc})", fix=SPEC_ERROR_FIX) from exc
+            raise DataError(f"the feature spec is not valid JSON ({exc})", fix=SPEC_ERROR_FIX) from None
+        except RecursionError:  # json's C decoder recurses once per nesting level
+            raise DataError("the feature spec is nested far too deeply to be a feature spec (it has at most 3 levels)", fix=SPEC_ERROR_FIX) from None
+        return cls.from_dict(data)
 
     def check(self) -> None:
         """Refuse specs that would leak the label, collide, or not compute."""
-        if not NAME.match(self.name):
+        self._check_types()
+        if not isinstance(self.name, str) or not NAME.match(self.name):
             raise DataError(f"spec name {self.name!r} must be letters, digits and underscores", fix=SPEC_ERROR_FIX)
         self.ttl_delta  # noqa: B018 - parses, raising on a bad duration
+        if self.entity == self.timestamp:
+            raise DataError(f"the entity and the timestamp are the same column {self.entity!r}", fix="name the entity key column and the event time column")
+        if self.label in (self.entity, self.timestamp):
+            role = "entity key" if self.label == self.entity else "event timestamp"
+            raise DataError(
+                f"the label column {self.label!r} is also the {role} column: a model would be trained to predict its own key or time",
+                fix="pass the column that holds the outcome to predict as label_column",
+            )
         if not self.passthrough and not self.aggregates:
             raise DataError("the feature spec declares no features", fix="add passthrough columns or aggregates")
         keys = {self.entity, self.timestamp}
@@ -169,12 +227,74 @@ class FeatureSpec:
         dupes = sorted({n for n in names if n in seen or seen.add(n)})
         if dupes:
             raise DataError(f"feature names collide: {dupes}", fix="declare each column/function/window once")
-        clashes = sorted((set(names) & (RESERVED | keys | {self.label})) | {n for n in names if n.lower() in RESERVED})
+        seen_lower: set[str] = set()
+        case_dupes = sorted({n for n in names if n.lower() in seen_lower or seen_lower.add(n.lower())})
+        if case_dupes:
+            raise DataError(f"feature names {case_dupes[:5]} differ from others only in letter case, which DuckDB treats as the same name", fix="rename those columns in ingest")
+        key_names = {k.lower() for k in (*keys, self.label)}
+        clashes = sorted((set(names) & (RESERVED | keys | {self.label})) | {n for n in names if n.lower() in RESERVED | key_names})
         if clashes:
             raise DataError(f"feature names {clashes} collide with Feast's reserved names or the key/label columns", fix="rename those columns in ingest")
         invalid = [n for n in names if not NAME.match(n)]
         if invalid:
             raise DataError(f"feature names {invalid[:5]} are not identifiers Feast accepts", fix="rename those columns (letters, digits, underscores)")
+
+
+    def _check_types(self) -> None:
+        # Specs built in Python skip from_dict's checks; a wrong type must not reach a regex or SQL.
+        for what, value in (("entity", self.entity), ("timestamp", self.timestamp), ("label", self.label)):
+            _column_name(value, f"'{what}'")
+        if not isinstance(self.passthrough, (tuple, list)):
+            raise DataError(f"'passthrough' must be a list of column names, not {json_type(self.passthrough)}", fix=SPEC_ERROR_FIX)
+        for i, column in enumerate(self.passthrough):
+            _column_name(column, f"passthrough[{i}]")
+        if not isinstance(self.aggregates, (tuple, list)):
+            raise DataError(f"'aggregates' must be a list, not {json_type(self.aggregates)}", fix=SPEC_ERROR_FIX)
+        for i, agg in enumerate(self.aggregates):
+            if not isinstance(agg, Aggregate):
+                raise DataError(f"aggregates[{i}] must be an Aggregate, not {json_type(agg)}", fix=SPEC_ERROR_FIX)
+            _column_name(agg.column, f"aggregates[{i}].column")
+            for key in ("functions", "windows"):
+                values = getattr(agg, key)
+                if not isinstance(values, (tuple, list)):
+                    raise DataError(f"aggregates[{i}].{key} must be a list, not {json_type(values)}", fix=SPEC_ERROR_FIX)
+                _strings(list(values), f"aggregates[{i}].{key}")
+
+
+def _list(data: dict[str, Any], key: str, where: str = "") -> list[Any]:
+    """``data[key]`` as a list (absent: empty); a string, object, number or null is refused."""
+    if key not in data:
+        return []
+    value = data[key]
+    field_name = f"{where}.{key}" if where else f"'{key}'"
+    if isinstance(value, list):
+        return value
+    hint = f' (write ["{value}"] for one)' if isinstance(value, str) else ""
+    raise DataError(f"{field_name} must be a list, not {json_type(value)}{hint}", fix=SPEC_ERROR_FIX)
+
+
+def _strings(values: list[Any], field_name: str) -> list[str]:
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise DataError(f"{field_name}[{i}] must be a string, not {json_type(value)}", fix=SPEC_ERROR_FIX)
+    return values
+
+
+def _column_name(value: Any, field_name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        got = "an empty string" if isinstance(value, str) else json_type(value)
+        raise DataError(f"the feature spec needs {field_name} to be a column name (a non-empty string), not {got}", fix=SPEC_ERROR_FIX)
+    return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of repeated keys silently: a pasted spec would lose a section.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DataError(f"the feature spec repeats the key {key!r}", fix="give each field once")
+        out[key] = value
+    return out
 
 
 DEFAULT_WINDOWS = ("1h", "1d", "7d", "30d")

@@ -10,6 +10,7 @@ null features. The rows are then split by label time: train < b1 <= validation
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.featurize.spec import FeatureSpec
 
 SPLITS = ("train", "validation", "test")
+FRACTIONS_FIX = "pass three shares of the label time range that sum to 1, e.g. 0.7,0.15,0.15"
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,38 @@ def label_rows(dataset: str | Path, spec: FeatureSpec) -> pa.Table:
     """Entity, timestamp and label of every row (the entity rows of the historical join)."""
     table = pq.read_table(str(dataset), columns=[spec.entity, spec.timestamp, spec.label])
     ts = table.column(spec.timestamp)
-    if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
+    if pa.types.is_date(ts.type):  # Feast finds the event time column by its timestamp type
+        table = table.set_column(1, spec.timestamp, ts.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")))
+    elif pa.types.is_timestamp(ts.type) and ts.type.tz is None:
         table = table.set_column(1, spec.timestamp, ts.cast(pa.timestamp(ts.type.unit, tz="UTC")))
     return table
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"0.7,0.15,0.15"`` -> checked train, validation and test shares."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise DataError(f"split_fractions {str(text)[:60]!r} is not three comma-separated numbers", fix=FRACTIONS_FIX) from None
+    return check_fractions(values)
+
+
+def check_fractions(fractions: Any) -> tuple[float, float, float]:
+    """Three finite positive shares summing to 1 (NaN passes every comparison, so test it by name)."""
+    try:
+        values = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError):
+        raise DataError(f"split_fractions {fractions!r} is not three numbers", fix=FRACTIONS_FIX) from None
+    if len(values) != 3:
+        raise DataError(f"split_fractions has {len(values)} values {values}; it needs three (train, validation, test)", fix=FRACTIONS_FIX)
+    bad = [(name, v) for name, v in zip(SPLITS, values) if not math.isfinite(v) or v <= 0]
+    if bad:
+        shown = ", ".join(f"{name} {v}" for name, v in bad)
+        raise DataError(f"split_fractions {values}: every share must be a finite number above 0 ({shown})", fix=FRACTIONS_FIX)
+    if abs(sum(values) - 1) > 1e-6:
+        raise DataError(f"split_fractions {values} sum to {sum(values):g}, not 1", fix=FRACTIONS_FIX)
+    return values  # type: ignore[return-value]
 
 
 def historical_features(store: Any, rows: pa.Table, service_name: str) -> pa.Table:
@@ -56,8 +87,7 @@ def historical_features(store: Any, rows: pa.Table, service_name: str) -> pa.Tab
 
 def split_by_time(table: pa.Table, timestamp: str, fractions: tuple[float, float, float]) -> Split:
     """Cut at the label-time quantiles given by ``fractions`` (train, validation, test)."""
-    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise DataError(f"split fractions {fractions} must be three positive numbers summing to 1", fix="pass e.g. 0.7,0.15,0.15")
+    fractions = check_fractions(fractions)
     ts = table.column(timestamp).cast(pa.int64()).to_numpy()
     distinct = np.unique(ts)
     if len(distinct) < 3:

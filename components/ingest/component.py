@@ -26,7 +26,14 @@ def ingest(
 
     Credentials are never parameters: gs:// uses Application Default Credentials,
     s3:// the AWS environment variables (AWS_ENDPOINT_URL for MinIO); in a
-    cluster mount them from a Kubernetes Secret.
+    cluster mount them from a Kubernetes Secret. User info or a signature in an
+    http(s) URL is used to download but never written to metadata, summary or logs.
+
+    Columns must be flat: nested values (struct, list, map) fail the step; flatten
+    them upstream. Whole numbers beyond the int64 range (e.g. 20-digit ids) are kept
+    exactly, as text, and listed in the summary and in metadata integer_text_columns.
+    Compressed files (.gz, .bz2, .zst, .lz4) are read by their content; a file named
+    .gz that is not gzip fails as bad data.
 
     Args:
         source_uri: Local path, file://, http(s)://, gs:// or s3:// URI of a file, a folder/prefix, or a glob.
@@ -36,7 +43,7 @@ def ingest(
         csv_delimiter: CSV field delimiter (one character; \\t for TSV).
         csv_header: Whether the first CSV line holds the column names.
         csv_encoding: Text encoding of CSV files (utf-8, latin-1, cp1252, ...).
-        column_types: JSON object forcing column types, e.g. {"zip": "string"}; empty to infer.
+        column_types: JSON object forcing CSV column types, e.g. {"zip": "string"}; empty to infer.
         entity_column: Entity key column; empty to add a generated row_id column.
         timestamp_column: Event timestamp column; empty to add the ingestion time as ingested_at.
         max_cell_bytes: Longest text cell accepted; a longer one fails the step as bad data.
@@ -71,6 +78,6 @@ def ingest(
         result = ingest_core(source_uri, dataset.path, options=options)
         dataset.metadata.update(result.metadata())
         write_text_atomic(summary.path, result.summary_markdown())
-        print(f"ingested {result.rows:,} rows from {source_uri} into {dataset.path}")
+        print(f"ingested {result.rows:,} rows from {result.source_uri} into {dataset.path}")
     outputs = namedtuple("IngestOutputs", ["entity_column", "timestamp_column", "rows", "fingerprint"])
     return outputs(result.entity_column, result.timestamp_column, result.rows, result.fingerprint)

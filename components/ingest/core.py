@@ -3,16 +3,23 @@
 Plain Python, no KFP: the component wrapper calls ``ingest`` with plain paths.
 Memory stays bounded whatever the input size: batches stream from the reader
 through the checks and the fingerprint into a ``ParquetWriter``.
+
+What the result holds is safe to show: the source URI and file names are redacted
+(no user info, no signatures), and user data in the Markdown summary is escaped.
+Columns are flat: nested values (struct, list, map) are refused, since no later step
+can use them. Integers beyond int64 are kept exactly, as text (see ``bigints``).
+Each run first removes what a killed earlier run for the same output left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
+import re
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +30,12 @@ import pyarrow.parquet as pq
 from kfp_mlops.components._shared.atomic import atomic_path
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prefetch import prefetch
+from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components._shared.storage import StagedFile, stage_sources
+from kfp_mlops.components._shared.storage.scratch import clear_leftovers, staging_dir_for
+from kfp_mlops.components.ingest import bigints
 from kfp_mlops.components.ingest.fingerprint import Fingerprint
-from kfp_mlops.components.ingest.formats import CsvOptions, detect_format, read_batches
+from kfp_mlops.components.ingest.formats import CsvOptions, ReadNotes, check_csv_options, detect_format, read_batches
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,8 @@ ROW_ID_COLUMN = "row_id"
 INGESTED_AT_COLUMN = "ingested_at"
 ROW_GROUP_ROWS = 262_144
 NUMERIC_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+# Errors where the disk, not the data, is at fault (exit_on_error turns them into exit 3).
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 @dataclass(frozen=True)
@@ -63,12 +75,13 @@ class IngestResult:
         rows: Row count.
         columns: Column name to Arrow type name, in order.
         fingerprint: Content hash (same data, same fingerprint).
-        source_uri: The source as given.
-        files: The source files read, in order.
+        source_uri: The source as given, redacted (no user info or credential parameters).
+        files: The source files read, in order (redacted likewise).
         entity_column: The entity key column in the output (given or generated).
         timestamp_column: The event time column in the output (given or generated).
         bytes_read: Size of the source files.
         seconds: Wall time.
+        integer_text_columns: Columns of integers beyond int64, kept exactly as text.
     """
 
     path: Path
@@ -81,6 +94,7 @@ class IngestResult:
     timestamp_column: str
     bytes_read: int
     seconds: float
+    integer_text_columns: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, object]:
         """Artifact metadata for KFP (JSON-serializable)."""
@@ -92,6 +106,7 @@ class IngestResult:
             "files": self.files,
             "entity_column": self.entity_column,
             "timestamp_column": self.timestamp_column,
+            "integer_text_columns": list(self.integer_text_columns),
             "format": "parquet",
         }
 
@@ -102,47 +117,83 @@ class IngestResult:
         lines = [
             "# Ingested dataset",
             "",
-            f"- **Source:** {md_code(self.source_uri)} ({len(self.files)} file(s), {self.bytes_read / 1e6:,.1f} MB)",
+            f"- **Source:** {md_code(_one_line(redact_uri(self.source_uri)))} ({len(self.files)} file(s), {self.bytes_read / 1e6:,.1f} MB)",
             f"- **Rows:** {self.rows:,}",
-            f"- **Entity column:** {md_code(self.entity_column)}; **timestamp column:** {md_code(self.timestamp_column)}",
+            f"- **Entity column:** {md_code(_one_line(self.entity_column))}; **timestamp column:** {md_code(_one_line(self.timestamp_column))}",
             f"- **Fingerprint:** {md_code(self.fingerprint)}",
             f"- **Throughput:** {self.bytes_read / 1e6 / max(self.seconds, 1e-9):,.1f} MB/s",
-            "",
-            md_table(["column", "type"], [[name, typ] for name, typ in self.columns.items()]),
         ]
+        if self.integer_text_columns:
+            names = ", ".join(md_code(_one_line(n)) for n in self.integer_text_columns)
+            lines.append(f"- **Kept as text:** {names} ({bigints.WHY}; as numbers they would lose digits)")
+        lines += ["", md_table(["column", "type"], [[_one_line(name), _one_line(typ)] for name, typ in self.columns.items()])]
         return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    # A line break in a column name would end the table row (or a code span) and start new Markdown.
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
 
 
 def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions = IngestOptions(), staging_dir: str | Path | None = None) -> IngestResult:
     """Read ``source_uri`` (file, prefix or glob) into a Parquet file at ``output_path``.
 
-    On any error nothing is left at ``output_path``.
+    On any error nothing is left at ``output_path``, and nothing in the staging folder.
+    Remote files are staged in ``staging_dir`` (default: a folder in the system temp
+    folder named after ``output_path``, so that a retry finds and removes what a
+    killed attempt left there and beside the output).
 
     Raises:
         SourceError: the source cannot be reached or read (subclasses say why).
-        DataError: the data is unusable as given.
+        DataError: the data or an option is unusable as given.
+        OSError: the disk is full or read-only (``errno`` ENOSPC, EDQUOT or EROFS), naming the output.
     """
     started = time.perf_counter()
-    staging = Path(staging_dir) if staging_dir else Path(tempfile.mkdtemp(prefix="kfp-mlops-ingest-"))
+    options = _checked(options)
+    output = Path(output_path)
+    clear_leftovers(output, staging=staging_dir is None)
+    staging = Path(staging_dir) if staging_dir else staging_dir_for(output)
     try:
         files = stage_sources(source_uri, staging)
-        with atomic_path(output_path) as tmp:
-            rows, schema, fingerprint, entity, ts = _convert(files, tmp, options)
+        notes = ReadNotes()
+        try:
+            with atomic_path(output) as tmp:
+                rows, schema, fingerprint, entity, ts = _convert(files, tmp, options, notes)
+        except OSError as exc:
+            if exc.errno in DISK_ERRNOS and not exc.filename:
+                # pyarrow's write errors carry no file name; say which output could not be written.
+                raise OSError(exc.errno, exc.strerror, str(output)) from exc
+            raise
         return IngestResult(
-            path=Path(output_path),
+            path=output,
             rows=rows,
             columns={f.name: str(f.type) for f in schema},
             fingerprint=fingerprint,
-            source_uri=source_uri,
-            files=[f.uri for f in files],
+            source_uri=redact_uri(source_uri),
+            files=[redact_uri(f.uri) for f in files],
             entity_column=entity,
             timestamp_column=ts,
             bytes_read=sum(f.path.stat().st_size for f in files),
             seconds=time.perf_counter() - started,
+            integer_text_columns=tuple(notes.integer_text_columns),
         )
     finally:
         if staging_dir is None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _checked(options: IngestOptions) -> IngestOptions:
+    """``options`` checked before anything is downloaded or read."""
+    if options.file_format:
+        detect_format("", options.file_format)
+    if not isinstance(options.max_cell_bytes, int) or options.max_cell_bytes < 1:
+        raise DataError(f"the cell limit must be a positive number of bytes, got {options.max_cell_bytes!r}", fix="pass e.g. 100000")
+    if options.entity_column and options.entity_column == options.timestamp_column:
+        raise DataError(
+            f"{options.entity_column!r} is given as both the entity and the timestamp column",
+            fix="name the entity key column and the event time column separately (or leave one empty to generate it)",
+        )
+    return replace(options, csv=check_csv_options(options.csv))
 
 
 class _Writer:
@@ -186,7 +237,7 @@ class _Writer:
         self.writer.close()
 
 
-def _convert(files: list[StagedFile], target: Path, options: IngestOptions) -> tuple[int, pa.Schema, str, str, str]:
+def _convert(files: list[StagedFile], target: Path, options: IngestOptions, notes: ReadNotes) -> tuple[int, pa.Schema, str, str, str]:
     first_fmt = detect_format(files[0].uri, options.file_format)
     writer: _Writer | None = None
     schema: pa.Schema | None = None
@@ -196,7 +247,7 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions) -> t
             fmt = detect_format(staged.uri, options.file_format)
             if fmt != first_fmt:
                 raise DataError(f"mixes {first_fmt} and {fmt} files", where=staged.uri, fix="point the source at files of one format")
-            for batch in prefetch(read_batches(staged.path, staged.uri, fmt, options.csv, schema)):
+            for batch in prefetch(read_batches(staged.path, staged.uri, fmt, options.csv, schema, notes)):
                 if schema is None:
                     schema = batch.schema
                     _check_schema(schema, staged.uri, options)
@@ -223,6 +274,14 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions) -> t
 
 
 def _check_schema(schema: pa.Schema, uri: str, options: IngestOptions) -> None:
+    nested = [f"{f.name!r} ({f.type})"[:200] for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise DataError(
+            f"column(s) holding nested values (struct, list or map): {', '.join(nested[:20])}",
+            where=uri,
+            fix="flatten them upstream into one scalar column per field (e.g. address.city), "
+            "or serialize them to JSON text; then ingest again",
+        )
     names = schema.names
     seen: set[str] = set()
     dupes = sorted({n for n in names if n in seen or seen.add(n)})

@@ -1,19 +1,18 @@
 """File formats ingest reads, each as a stream of Arrow record batches.
 
 pyarrow errors are translated into ``DataError`` naming the file, the column and,
-where it can be found, the line. Locating a line re-reads the file with Python's
-csv module, which is slow, so it happens only after a failure.
+where it can be found, the line (``csv_errors``). Compressed files are decoded by
+what their bytes say (``compression``); integers too long for int64 are kept
+exactly as text (``bigints``).
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
-import re
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -21,6 +20,9 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.errors import DataError, UnsupportedSourceError
+from kfp_mlops.components.ingest import bigints
+from kfp_mlops.components.ingest.compression import SUFFIXES, codec_of, corrupt, open_stream
+from kfp_mlops.components.ingest.csv_errors import csv_error, encoding_error
 
 FORMATS = ("csv", "parquet", "jsonl")
 EXTENSIONS = {
@@ -33,7 +35,7 @@ EXTENSIONS = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
-COMPRESSIONS = (".gz", ".bz2", ".zst", ".lz4")
+COMPRESSIONS = tuple(SUFFIXES)
 PARQUET_BATCH_ROWS = 65_536
 # Large enough that one cell of a few MB parses; small enough to keep memory flat.
 CSV_BLOCK_BYTES = 4 << 20
@@ -57,14 +59,28 @@ class CsvOptions:
     column_types: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class ReadNotes:
+    """What the readers decided on their own, for the dataset's summary and metadata.
+
+    Attributes:
+        integer_text_columns: Columns of whole numbers beyond int64, kept exactly as text.
+    """
+
+    integer_text_columns: list[str] = field(default_factory=list)
+
+
 def detect_format(name: str, override: str = "") -> str:
     """The format of ``name`` from its extension, or ``override`` when given."""
-    if override:
-        fmt = override.lower().replace("ndjson", "jsonl").replace("json", "jsonl").replace("jsonll", "jsonl")
+    if override.strip():
+        fmt = override.strip().lower().replace("ndjson", "jsonl").replace("json", "jsonl").replace("jsonll", "jsonl")
         if fmt not in FORMATS:
             raise UnsupportedSourceError(f"unknown file format {override!r}", fix=f"use one of {', '.join(FORMATS)}")
         return fmt
     lower = name.lower()
+    if "://" in lower:
+        # A signed URL's query ("data.csv?X-Amz-Signature=...") is not part of the extension.
+        lower = lower.split("?", 1)[0].split("#", 1)[0]
     for comp in COMPRESSIONS:
         if lower.endswith(comp):
             lower = lower[: -len(comp)]
@@ -92,20 +108,61 @@ def arrow_type(name: str) -> pa.DataType:
         raise DataError(f"unknown column type {name!r}", fix="use Arrow names: string, int64, float64, bool, timestamp[us, tz=UTC]") from exc
 
 
-def _open_stream(path: Path) -> pa.NativeFile:
-    return pa.input_stream(str(path), compression="detect")
+def check_csv_options(opts: CsvOptions) -> CsvOptions:
+    """``opts`` checked before any data is read, with ``\t`` typed as two characters read as a tab.
+
+    Raises:
+        DataError: a delimiter, encoding or column type that cannot work.
+    """
+    # The parameter's documentation says "\t for TSV"; typed into a form, that arrives as backslash + t.
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(opts.delimiter, opts.delimiter)
+    if len(delimiter) != 1:
+        raise DataError(f"CSV delimiter must be one character, got {opts.delimiter!r}", fix="pass e.g. ',' ';' or '\\t'")
+    if delimiter in '\r\n"':
+        raise DataError(f"{delimiter!r} cannot be the CSV delimiter (it ends lines or quotes cells)", fix="pass e.g. ',' ';' or '\\t'")
+    try:
+        codecs.lookup(opts.encoding)
+    except (LookupError, TypeError) as exc:
+        raise DataError(f"unknown encoding {opts.encoding!r}", fix="use a Python codec name such as utf-8, latin-1 or cp1252") from exc
+    if not isinstance(opts.column_types, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in opts.column_types.items()):
+        raise DataError(
+            f"column types must map column names to type names, got {opts.column_types!r}"[:300],
+            fix='pass a JSON object such as {"zip": "string", "amount": "float64"}',
+        )
+    for type_name in opts.column_types.values():
+        arrow_type(type_name)
+    return replace(opts, delimiter=delimiter) if delimiter != opts.delimiter else opts
 
 
-def read_batches(path: Path, uri: str, fmt: str, csv_options: CsvOptions, schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of one file; ``schema`` (from the first file) fixes the types of later files."""
+def read_batches(
+    path: Path,
+    uri: str,
+    fmt: str,
+    csv_options: CsvOptions,
+    schema: pa.Schema | None = None,
+    notes: ReadNotes | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Yield record batches of one file; ``schema`` (from the first file) fixes the types of later files.
+
+    ``notes`` collects what the reader decided on its own (pass the same object for every
+    file of a source).
+    """
+    notes = notes if notes is not None else ReadNotes()
     if path.stat().st_size == 0:
         raise DataError("file is empty", where=uri, fix="check that the export that wrote it finished")
+    codec = codec_of(path, uri)
     if fmt == "parquet":
+        if codec is not None:
+            raise DataError(
+                f"the Parquet file is {codec}-compressed as a whole",
+                where=uri,
+                fix="decompress it first (Parquet compresses its pages itself), or pass the right format",
+            )
         yield from _parquet_batches(path, uri)
     elif fmt == "jsonl":
-        yield from _jsonl_batches(path, uri, schema)
+        yield from _jsonl_batches(path, uri, schema, codec, notes)
     else:
-        yield from _csv_batches(path, uri, csv_options, schema)
+        yield from _csv_batches(path, uri, check_csv_options(csv_options), schema, codec, notes)
 
 
 def _parquet_batches(path: Path, uri: str) -> Iterator[pa.RecordBatch]:
@@ -121,38 +178,121 @@ def _parquet_batches(path: Path, uri: str) -> Iterator[pa.RecordBatch]:
         ) from exc
 
 
-def _jsonl_batches(path: Path, uri: str, schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
-    parse = pajson.ParseOptions(explicit_schema=schema) if schema is not None else pajson.ParseOptions()
+def _jsonl_batches(path: Path, uri: str, schema: pa.Schema | None, codec: str | None, notes: ReadNotes) -> Iterator[pa.RecordBatch]:
+    exact: dict[str, pa.DataType] = {}
+    if schema is not None:
+        # Integers kept as text in the first file are numbers in JSON: read them exactly, then as text.
+        exact = {f.name: (bigints.JSON_EXACT if f.name in notes.integer_text_columns else f.type) for f in schema}
+    as_text = [n for n in notes.integer_text_columns if n in exact]
     try:
-        reader = pajson.open_json(_open_stream(path), read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse)
-        yield from reader
+        reader = _open_json(path, codec, exact)
+        first = _next_batch(reader)
+        if schema is None and first is not None:
+            big = _json_big_integer_columns(path, uri, codec, first)
+            if big:
+                notes.integer_text_columns.extend(big)
+                as_text = big
+                reader = _open_json(path, codec, {name: bigints.JSON_EXACT for name in big})
+                first = _next_batch(reader)
+        batches = itertools.chain([first] if first is not None else [], reader)
+        for batch in batches:
+            yield bigints.decimals_to_text(batch, as_text)
     except pa.ArrowInvalid as exc:
         raise DataError(f"invalid JSON Lines ({exc})", where=uri, fix="each line must be one JSON object with the same fields") from exc
+    except OSError as exc:
+        if codec is None:
+            raise
+        raise corrupt(codec, uri, exc) from exc
 
 
-def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
-    if len(opts.delimiter) != 1:
-        raise DataError(f"CSV delimiter must be one character, got {opts.delimiter!r}", fix="pass e.g. ',' ';' or '\\t'")
+def _open_json(path: Path, codec: str | None, types: dict[str, pa.DataType]) -> pajson.JSONStreamingReader:
+    parse = pajson.ParseOptions(explicit_schema=pa.schema(types)) if types else pajson.ParseOptions()
+    return pajson.open_json(open_stream(path, codec), read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse)
+
+
+def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+
+
+def _json_big_integer_columns(path: Path, uri: str, codec: str | None, first: pa.RecordBatch) -> list[str]:
+    candidates = bigints.float_overflow_candidates(first)
+    if not candidates:
+        return []
+    try:
+        _next_batch(_open_json(path, codec, {name: bigints.JSON_EXACT for name in candidates}))
+    except pa.ArrowInvalid as exc:
+        if "requires precision" in str(exc):
+            raise DataError(
+                f"integers with more than 38 digits in column(s) {candidates} cannot be read exactly from JSON",
+                where=uri,
+                fix='write them as JSON strings upstream ("id": "123...")',
+            ) from exc
+        return []  # fractions too: a float column with large values, not integers
+    return candidates
+
+
+def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | None, codec: str | None, notes: ReadNotes) -> Iterator[pa.RecordBatch]:
     column_types = {name: arrow_type(t) for name, t in opts.column_types.items()}
     if schema is not None:
         column_types = {f.name: f.type for f in schema}
-    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=opts.encoding, autogenerate_column_names=not opts.header)
-    parse = pacsv.ParseOptions(delimiter=opts.delimiter)
-    convert = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
     names: list[str] | None = None
     try:
-        reader = pacsv.open_csv(_open_stream(path), read_options=read, parse_options=parse, convert_options=convert)
+        reader = _open_csv(path, opts, codec, column_types)
         _check_header(reader.schema, uri, opts)
         names = reader.schema.names
-        for batch in reader:
-            _check_utf8(batch, path, uri, opts)
+        first = None
+        if schema is None:
+            _check_forced_columns(opts, names, uri)
+            first = _next_batch(reader)
+            big = _csv_big_integer_columns(path, opts, codec, first) if first is not None else []
+            if big:
+                notes.integer_text_columns.extend(big)
+                column_types.update({name: pa.string() for name in big})
+                reader = _open_csv(path, opts, codec, column_types)
+                first = None
+        for batch in itertools.chain([first] if first is not None else [], reader):
+            _check_utf8(batch, path, uri, opts, codec)
             yield batch
-    except LookupError as exc:
-        raise DataError(f"unknown encoding {opts.encoding!r}", where=uri, fix="use a Python codec name such as utf-8 or latin-1") from exc
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(path, uri, opts) from exc
+    except UnicodeError as exc:
+        raise encoding_error(path, uri, opts.encoding, codec) from exc
     except pa.ArrowInvalid as exc:
-        raise _csv_error(str(exc), path, uri, opts, names) from exc
+        message = str(exc)
+        raise csv_error(message, path, uri, delimiter=opts.delimiter, header=opts.header, encoding=opts.encoding, codec=codec, names=names, block_mib=CSV_BLOCK_BYTES >> 20) from exc
+    except OSError as exc:
+        if codec is None:
+            raise
+        raise corrupt(codec, uri, exc) from exc
+
+
+def _open_csv(path: Path, opts: CsvOptions, codec: str | None, column_types: dict[str, pa.DataType], include: list[str] | None = None) -> pacsv.CSVStreamingReader:
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=opts.encoding, autogenerate_column_names=not opts.header)
+    parse = pacsv.ParseOptions(delimiter=opts.delimiter)
+    convert = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True, include_columns=include or [])
+    return pacsv.open_csv(open_stream(path, codec), read_options=read, parse_options=parse, convert_options=convert)
+
+
+def _csv_big_integer_columns(path: Path, opts: CsvOptions, codec: str | None, first: pa.RecordBatch) -> list[str]:
+    candidates = bigints.float_overflow_candidates(first, skip=opts.column_types)
+    if not candidates:
+        return []
+    # The same first block as text: only columns written as whole numbers throughout become text.
+    text = _next_batch(_open_csv(path, opts, codec, {name: pa.string() for name in candidates}, include=candidates))
+    if text is None:
+        return []
+    return [name for name in candidates if bigints.all_integer_text(text.column(name))]
+
+
+def _check_forced_columns(opts: CsvOptions, names: list[str], uri: str) -> None:
+    unknown = [name for name in opts.column_types if name not in names]
+    if unknown:
+        raise DataError(
+            f"column types name column(s) {unknown} that the file does not have; columns are {names[:30]}",
+            where=uri,
+            fix="correct the column names in column types (they are case-sensitive)",
+        )
 
 
 def _check_header(schema: pa.Schema, uri: str, opts: CsvOptions) -> None:
@@ -167,102 +307,8 @@ def _check_header(schema: pa.Schema, uri: str, opts: CsvOptions) -> None:
             )
 
 
-def _check_utf8(batch: pa.RecordBatch, path: Path, uri: str, opts: CsvOptions) -> None:
+def _check_utf8(batch: pa.RecordBatch, path: Path, uri: str, opts: CsvOptions, codec: str | None) -> None:
     # pyarrow reads non-UTF-8 text silently as binary instead of failing.
     for name, column in zip(batch.schema.names, batch.columns):
         if pa.types.is_binary(column.type) and opts.column_types.get(name) != "binary":
-            raise _encoding_error(path, uri, opts, column=name)
-
-
-def _encoding_error(path: Path, uri: str, opts: CsvOptions, column: str = "") -> DataError:
-    line = _first_undecodable_line(path, opts.encoding)
-    where = f"{uri}, line {line}" if line else uri
-    if column:
-        where += f", column {column!r}"
-    return DataError(
-        f"bytes that are not valid {opts.encoding}",
-        where=where,
-        fix="pass the file's real encoding (for example latin-1 or cp1252), or re-export it as UTF-8",
-    )
-
-
-def _first_undecodable_line(path: Path, encoding: str) -> int | None:
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
-    newlines = 0
-    with pa.input_stream(str(path), compression="detect") as raw:
-        while True:
-            chunk = raw.read(1 << 20)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                return newlines + exc.object[: exc.start].count(b"\n") + 1
-            if not chunk:
-                return None
-            newlines += chunk.count(b"\n")
-
-
-def _csv_error(message: str, path: Path, uri: str, opts: CsvOptions, names: list[str] | None) -> DataError:
-    if "Empty CSV file" in message:
-        return DataError("file has no header line", where=uri, fix="check that the export finished")
-    if "straddles" in message:
-        return DataError(
-            f"a cell is larger than {CSV_BLOCK_BYTES >> 20} MiB (or a quote is never closed, so the rest of the file reads as one cell)",
-            where=uri,
-            fix="check quoting around that cell; store large text outside the table",
-        )
-    counts = re.search(r"Expected (\d+) columns", message)
-    if counts:
-        expected = int(counts.group(1))
-        line = _first_line(path, opts, lambda row: len(row) != expected)
-        return DataError(
-            f"malformed CSV line ({message.split(': ', 1)[-1][:200]})",
-            where=f"{uri}, line {line}" if line else uri,
-            fix="fix or drop that line; check quoting and the delimiter",
-        )
-    if "conversion error" in message and names:
-        col_no = _column_number(message)
-        column = names[col_no] if col_no is not None and col_no < len(names) else "?"
-        bad = message.rsplit("invalid value ", 1)[-1].strip("'") if "invalid value" in message else None
-        line = None
-        if bad is not None and col_no is not None:
-            line = _first_line(path, opts, lambda row: len(row) > col_no and row[col_no] == bad)
-        return DataError(
-            f"column {column!r} mixes types: {message.split(': ', 1)[-1][:200]} after earlier rows set its type",
-            where=f"{uri}, line {line}" if line else uri,
-            fix=f'clean the column, or force its type, e.g. column types {{"{column}": "string"}}',
-        )
-    return DataError(f"cannot parse CSV ({message[:300]})", where=uri, fix="check the delimiter, header and encoding")
-
-
-def _column_number(message: str) -> int | None:
-    marker = "CSV column #"
-    if marker not in message:
-        return None
-    digits = message.split(marker, 1)[1].split(":", 1)[0]
-    return int(digits) if digits.isdigit() else None
-
-
-def _first_line(path: Path, opts: CsvOptions, predicate: Callable[[list[str]], bool]) -> int | None:
-    """1-based line number of the first data row matching ``predicate``."""
-    decoder = codecs.getincrementaldecoder(opts.encoding)("strict")
-    with pa.input_stream(str(path), compression="detect") as raw:
-        line_no = 0
-        pending = ""
-        while True:
-            chunk = raw.read(1 << 20)
-            try:
-                text = decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError:
-                return None
-            lines = (pending + text).split("\n")
-            pending = lines.pop() if chunk else ""
-            if not chunk and pending:
-                lines.append(pending)
-            for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=opts.delimiter):
-                line_no += 1
-                if line_no == 1 and opts.header:
-                    continue
-                if predicate(row):
-                    return line_no
-            if not chunk:
-                return None
+            raise encoding_error(path, uri, opts.encoding, codec, column=name)

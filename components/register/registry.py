@@ -125,6 +125,11 @@ class Registry:
         self.set_alias(name, CHAMPION, version)
         return current.version if current else None
 
+    def promote(self, name: str, version: str) -> str | None:
+        """``promote_locked`` under the lock (a rollback is ``promote(name, previous)``)."""
+        with self.lock(name):
+            return self.promote_locked(name, version)
+
     @contextlib.contextmanager
     def lock(self, name: str, *, timeout_s: float = 180.0, stale_s: float = 600.0) -> Iterator[None]:
         """Hold the promotion lock of ``name``: read the champion, gate, register and move aliases inside."""

@@ -44,17 +44,20 @@ def select_best(models: Input[List[Model]], best: Output[Model], leaderboard: Ou
     """
     import shutil
 
+    from kfp_mlops.components._shared.atomic import atomic_path, write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.markdown import md_table
+    from kfp_mlops.components._shared.model_artifact import ModelArtifact
     from kfp_mlops.components.sweep.core import Candidate, rank
 
     with exit_on_error("select_best"):
-        ranked = rank([Candidate(i, dict(m.metadata)) for i, m in enumerate(models)], metric)
-        winner = ranked[0][0]
-        shutil.copytree(models[winner.index].path, best.path)
-        best.metadata.update({**winner.metadata, "trial": winner.index, "selected_by": f"val_{metric}"})
-        rows = [[str(c.index), f"{v:.4f}", str(c.metadata.get("hyperparameters", ""))] for c, v in ranked]
-        leaderboard_text = f"# Sweep: best trial {winner.index} by validation {metric}\n\n" + md_table(["trial", f"val_{metric}", "hyperparameters"], rows) + "\n"
-        with open(leaderboard.path, "w") as handle:
-            handle.write(leaderboard_text)
+        contracts = [ModelArtifact.from_metadata(m.metadata, where=m.uri) for m in models]
+        ranked = rank([Candidate(i, dict(c.metrics)) for i, c in enumerate(contracts)], metric)
+        winner = ranked[0][0].index
+        with atomic_path(best.path) as tmp:
+            shutil.copytree(models[winner].path, tmp)
+        best.metadata.update({**contracts[winner].to_metadata(), "trial": winner, "selected_by": f"val_{metric}"})
+        rows = [[str(c.index), f"{v:.4f}", str(contracts[c.index].details.get("hyperparameters", ""))] for c, v in ranked]
+        leaderboard_text = f"# Sweep: best trial {winner} by validation {metric}\n\n" + md_table(["trial", f"val_{metric}", "hyperparameters"], rows) + "\n"
+        write_text_atomic(leaderboard.path, leaderboard_text)
         print(leaderboard_text)

@@ -67,8 +67,10 @@ def parse_trial(text: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Candidate:
+    """A trial's model: its index and its metrics (``val_*``, ``test_*``) from the model contract."""
+
     index: int
-    metadata: dict[str, Any]
+    metrics: dict[str, Any]
 
 
 def rank(candidates: list[Candidate], metric: str) -> list[tuple[Candidate, float]]:
@@ -80,9 +82,9 @@ def rank(candidates: list[Candidate], metric: str) -> list[tuple[Candidate, floa
     key = f"val_{metric}"
     scored = []
     for c in candidates:
-        value = c.metadata.get(key)
+        value = c.metrics.get(key)
         scored.append((c, float(value) if isinstance(value, (int, float)) else math.nan))
     if all(math.isnan(v) for _, v in scored):
-        raise DataError(f"no model reports {key}", fix=f"pick a metric the models were validated on: {sorted(k for k in candidates[0].metadata if k.startswith('val_'))}")
+        raise DataError(f"no model reports {key}", fix=f"pick a metric the models were validated on: {sorted(k for k in candidates[0].metrics if k.startswith('val_'))}")
     sign = -1 if HIGHER_IS_BETTER[metric] else 1
     return sorted(scored, key=lambda cv: (math.isnan(cv[1]), sign * cv[1] if not math.isnan(cv[1]) else 0, cv[0].index))

@@ -39,7 +39,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--task", default="auto")
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path)
-    p.add_argument("--tracking-uri", default="")
+    p.add_argument("--tracking-uri", default="", help="MLflow tracking URI; credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN")
+    p.add_argument("--experiment", default="kfp-mlops")
+    p.add_argument("--tags", default="{}", help="JSON object of MLflow run tags (lineage)")
+    p.add_argument("--attempt-key", default="", help="identifies the job across retries: its stale RUNNING runs are marked KILLED")
+    p.add_argument("--fingerprint", default="", help="content fingerprint of the training data")
+    p.add_argument("--non-finite", default="impute")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--early-stopping-metric", default="")
     p.add_argument("--hidden", default="64,64")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=256)
@@ -59,7 +66,14 @@ def main(argv: list[str] | None = None) -> None:
 
         from kfp_mlops.components.train.core import TrainInputs, train_model
         from kfp_mlops.components.train.loop import Distributed, TrainConfig
-        from kfp_mlops.components.train.tracking import TrackingSettings
+        from kfp_mlops.components._shared.errors import DataError
+        from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
+
+        try:
+            tags = json.loads(args.tags)
+            assert isinstance(tags, dict)
+        except (ValueError, AssertionError) as exc:
+            raise DataError(f"--tags is not a JSON object: {args.tags[:200]!r}", fix='pass e.g. {"kfp.run_id": "..."}') from exc
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
         dist = Distributed(rank=int(os.environ.get("RANK", "0")), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
@@ -68,19 +82,21 @@ def main(argv: list[str] | None = None) -> None:
             tdist.init_process_group(backend=backend)
         try:
             result = train_model(
-                TrainInputs(args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task),
+                TrainInputs(args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task, args.non_finite, args.fingerprint),
                 TrainConfig(
                     hidden=tuple(int(h) for h in args.hidden.split(",") if h),
                     dropout=args.dropout,
                     batch_size=args.batch_size,
                     max_epochs=args.epochs,
                     learning_rate=args.learning_rate,
+                    weight_decay=args.weight_decay,
                     patience=args.patience,
                     seed=args.seed,
                     gpu=args.gpu,
+                    early_stopping_metric=args.early_stopping_metric,
                 ),
                 model_dir=args.model_dir,
-                tracking=TrackingSettings(args.tracking_uri) if args.tracking_uri else None,
+                tracking=TrackingSettings(args.tracking_uri, experiment=args.experiment, tags=tuple((str(k), str(v)) for k, v in tags.items() if v), attempt_key=args.attempt_key) if args.tracking_uri else None,
                 checkpoint_dir=args.checkpoint_dir,
                 dist=dist,
             )

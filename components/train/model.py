@@ -73,14 +73,10 @@ class ServingModel(nn.Module):
 
 
 def export(net: TabularNet, prep: Preprocessing, path: Path, example: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """Save the serving model with torch.export: loads with ``torch.export.load``, no pickled code."""
+    """Save the serving model with torch.export; load it with ``serving.load_program`` (restricted, no pickle)."""
     serving = ServingModel(net, prep).eval()
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(serving, example, dynamic_shapes=({0: batch}, {0: batch}))
     torch.export.save(program, str(path))
 
-
-def load(path: Path):
-    """The exported serving program (call ``.module()(numeric, categorical)``)."""
-    return torch.export.load(str(path)).module()

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_mlops.components._shared.atomic import write_json_atomic, write_text_atomic
-from kfp_mlops.components._shared.errors import ValidationFailedError
-from kfp_mlops.components.validate.checks import Anomaly, find_anomalies, infer_schema, severity_rank
+from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
+from kfp_mlops.components._shared.redact import redact_uri
+from kfp_mlops.components._shared.storage.scratch import clear_leftovers
+from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank
 from kfp_mlops.components.validate.report import render_report
 from kfp_mlops.components.validate.schema import DatasetSchema
 from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics
@@ -36,6 +38,22 @@ class ValidateOptions:
     fail_on_severity: str = "error"
     max_domain_size: int = 100
     min_class_share: float = 0.01
+
+    def __post_init__(self) -> None:
+        # Checked here, when the options are made, so that a typo fails before any data is read.
+        severity = str(self.fail_on_severity).strip().lower()
+        allowed = (*SEVERITIES, "never")
+        if severity not in allowed:
+            raise DataError(
+                f"unknown failing severity {self.fail_on_severity!r}",
+                where="fail_on_severity",
+                fix=f"use one of: {', '.join(allowed)}",
+            )
+        object.__setattr__(self, "fail_on_severity", severity)
+        if isinstance(self.max_domain_size, bool) or not isinstance(self.max_domain_size, int) or self.max_domain_size < 1:
+            raise DataError(f"max_domain_size must be a positive whole number, got {self.max_domain_size!r}", where="max_domain_size", fix="pass e.g. 100")
+        if isinstance(self.min_class_share, bool) or not isinstance(self.min_class_share, (int, float)) or not 0 <= self.min_class_share < 1:
+            raise DataError(f"min_class_share must be a share between 0 and 1, got {self.min_class_share!r}", where="min_class_share", fix="pass e.g. 0.01 for 1%")
 
 
 @dataclass(frozen=True)
@@ -108,8 +126,13 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
 
 
 def write_outputs(result: ValidationResult, *, schema_path: str | Path, statistics_path: str | Path, anomalies_path: str | Path, report_path: str | Path, source: str) -> None:
-    """Write the schema, statistics, anomalies (JSON) and the HTML report, each atomically."""
+    """Write the schema, statistics, anomalies (JSON) and the HTML report, each atomically.
+
+    ``source`` (shown in the report) is redacted first: it may be a URL with credentials.
+    """
+    for path in (schema_path, statistics_path, anomalies_path, report_path):
+        clear_leftovers(path, staging=False)  # temporary files of a killed earlier attempt
     result.schema.save(schema_path)
     write_json_atomic(statistics_path, result.stats.to_dict())
     write_json_atomic(anomalies_path, [a.to_dict() for a in result.anomalies])
-    write_text_atomic(report_path, render_report(result.stats, result.anomalies, title="Data validation", source=source, mode=result.mode))
+    write_text_atomic(report_path, render_report(result.stats, result.anomalies, title="Data validation", source=redact_uri(source), mode=result.mode))

@@ -1,7 +1,8 @@
 """The validation report as one self-contained HTML page.
 
 Every piece of user data (column names, values, messages) goes through
-``html.escape``: a column named ``<script>`` shows as text.
+``html.escape``: a column named ``<script>`` shows as text. The source URI is
+redacted: user info and signatures of a URL never reach the page.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import html
 import re
 from typing import Iterable, Sequence
 
+from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components.validate.checks import Anomaly
 from kfp_mlops.components.validate.statistics import ColumnStats, DatasetStats
 
@@ -75,7 +77,8 @@ def _top_values(st: ColumnStats) -> str:
 
 
 def render_report(stats: DatasetStats, anomalies: list[Anomaly], *, title: str, source: str, mode: str) -> str:
-    """The whole HTML page."""
+    """The whole HTML page; ``source`` is shown redacted (no user info or credential parameters)."""
+    source = redact_uri(source)
     counts = {sev: sum(a.severity == sev for a in anomalies) for sev in ("error", "warning", "info")}
     cards = [
         ("rows", f"{stats.rows:,}"),

@@ -21,6 +21,8 @@ KINDS = ("integer", "float", "boolean", "categorical", "text", "timestamp", "oth
 
 def kind_of(t: pa.DataType) -> str:
     """The logical kind of an Arrow type."""
+    if pa.types.is_dictionary(t):
+        return kind_of(t.value_type)
     if pa.types.is_boolean(t):
         return "boolean"
     if pa.types.is_integer(t):
@@ -109,8 +111,17 @@ class DatasetSchema:
             kind = raw.get("kind", "other")
             if kind not in KINDS:
                 raise SchemaError(f"column {raw['name']!r} has unknown kind {kind!r}", where=where, fix=f"use one of {KINDS}")
+            _check_column_fields(raw, i, where)
             columns.append(ColumnSchema(**raw))
         names = [c.name for c in columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"columns {dupes} appear more than once", where=where, fix="keep one entry per column")
+        for field_name, allowed_types in (("key_columns", (list,)), ("label_classes", (list,)), ("label_column", (str,))):
+            value = data.get(field_name)
+            if value is not None and (not isinstance(value, allowed_types) or (isinstance(value, list) and not all(isinstance(v, str) for v in value))):
+                shape = "a string" if allowed_types == (str,) else "a list of strings"
+                raise SchemaError(f"{field_name!r} must be {shape} or null, got {value!r}"[:300], where=where, fix=f"write {field_name} as {shape}")
         for key in data.get("key_columns") or []:
             if key not in names:
                 raise SchemaError(f"key column {key!r} is not among the columns", where=where, fix="add the column or drop the key")
@@ -129,3 +140,23 @@ class DatasetSchema:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SchemaError(f"cannot read the schema ({exc})", where=str(path), fix="pass a JSON schema written by validate") from exc
         return cls.from_dict(data, where=str(path))
+
+
+def _check_column_fields(raw: dict[str, Any], index: int, where: str) -> None:
+    """Field types of one hand-edited column entry: a wrong one would fail mid-validation instead."""
+    label = f"column {raw['name']!r}" if isinstance(raw["name"], str) else f"column #{index}"
+
+    def fail(problem: str, fix: str) -> None:
+        raise SchemaError(f"{label}: {problem}"[:300], where=where, fix=fix)
+
+    if not isinstance(raw["name"], str) or not isinstance(raw["type"], str):
+        fail("'name' and 'type' must be strings", 'write e.g. {"name": "age", "type": "int64", "kind": "integer"}')
+    if not isinstance(raw.get("nullable", True), bool):
+        fail(f"'nullable' must be true or false, got {raw['nullable']!r}", "write true or false, without quotes")
+    for bound in ("min", "max"):
+        value = raw.get(bound)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            fail(f"{bound!r} must be a number or null, got {value!r}", f"write {bound} as a number without quotes, or null for no bound")
+    domain = raw.get("domain")
+    if domain is not None and (not isinstance(domain, list) or not all(isinstance(v, str) for v in domain)):
+        fail(f"'domain' must be a list of strings or null, got {domain!r}", 'write the allowed values as strings, e.g. ["US", "DE"] or ["0", "1"]')

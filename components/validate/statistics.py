@@ -144,16 +144,29 @@ class _KeyHasher:
         return count, sorted(examples)[:EXAMPLES]
 
 
+NULL_HASH = np.uint64(0x5BD1E995)
+
+
 def _column_hash(column: pa.Array) -> np.ndarray:
     t = column.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+    if pa.types.is_dictionary(t):
+        return _column_hash(column.dictionary_decode())
+    if pa.types.is_null(t):
+        return np.full(len(column), NULL_HASH, dtype=np.uint64)
+    if pa.types.is_decimal(t):
+        return _column_hash(column.cast(pa.string()))
+    if pa.types.is_nested(t):
+        # Rare as a key (a Parquet file not written by ingest); hash the values' text.
+        return np.array([hash(repr(v)) for v in column.to_pylist()], dtype=np.int64).view(np.uint64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         encoded = pc.dictionary_encode(column)
         # Python's hash is stable within one process, which is all a duplicate count needs.
         table = np.array([hash(v) for v in encoded.dictionary.to_pylist()], dtype=np.int64).view(np.uint64)
         idx = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        return np.where(idx >= 0, table[np.clip(idx, 0, None)] if len(table) else 0, np.uint64(0x5BD1E995))
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        column = column.cast(pa.int64())
+        return np.where(idx >= 0, table[np.clip(idx, 0, None)] if len(table) else 0, NULL_HASH)
+    if pa.types.is_temporal(t):
+        # Dates, times, durations and timestamps are integers underneath; not all of them cast to int64.
+        column = column.view(pa.int32() if t.bit_width == 32 else pa.int64())
     elif pa.types.is_floating(t):
         column = column.cast(pa.float64())
     elif pa.types.is_boolean(t):
@@ -161,7 +174,7 @@ def _column_hash(column: pa.Array) -> np.ndarray:
     values = column.fill_null(0).to_numpy(zero_copy_only=False)
     raw = np.ascontiguousarray(values).astype(np.int64 if values.dtype.kind in "iub" else values.dtype).view(np.uint64)
     if column.null_count:
-        raw = np.where(column.is_valid().to_numpy(zero_copy_only=False), raw, np.uint64(0x5BD1E995))
+        raw = np.where(column.is_valid().to_numpy(zero_copy_only=False), raw, NULL_HASH)
     return raw
 
 
@@ -195,12 +208,21 @@ def compute_statistics(
     keys = [k for k in key_columns if k in schema.names]
     hasher = _KeyHasher() if keys else None
     rows = 0
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        for st, column in zip(stats, batch.columns):
-            _update(st, column, st.name in categorical_columns, max_domain_size, ref_cols.get(st.name))
+    try:
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            for st, column in zip(stats, batch.columns):
+                if pa.types.is_dictionary(column.type):
+                    column = column.dictionary_decode()  # pandas categoricals arrive dictionary-encoded
+                _update(st, column, st.name in categorical_columns, max_domain_size, ref_cols.get(st.name))
+            if hasher is not None:
+                hasher.add([batch.column(k) for k in keys])
+            rows += batch.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
         if hasher is not None:
-            hasher.add([batch.column(k) for k in keys])
-        rows += batch.num_rows
+            hasher.duplicates()  # removes its spill files
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the machine (a full temp disk for the key spill), not the data
+        raise DataError(f"the dataset is corrupt after {rows:,} rows ({exc})", where=str(path), fix="re-run the step that wrote it") from exc
     duplicates, examples = hasher.duplicates() if hasher is not None else (0, [])
     for st in stats:
         st.std = math.sqrt(st.m2 / (st.moment_count - 1)) if st.moment_count > 1 else None
@@ -240,7 +262,10 @@ def _update(st: ColumnStats, column: pa.Array, categorical: bool, cap: int, ref:
             st.max_length = max(st.max_length or 0, longest or 0)
     if ref is not None and ref.domain is not None:
         domain = pa.array(ref.domain, type=pa.string())
-        present = column.drop_null().cast(pa.string())
+        try:
+            present = column.drop_null().cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return  # a type with no text form: the type check against the schema reports the column
         unseen = present.filter(pc.invert(pc.is_in(present, value_set=domain)))
         st.out_of_domain += len(unseen)
         for value in pc.unique(unseen).to_pylist():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.gate import Threshold, decide, parse_thresholds
-from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, RegistryError
+from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, lock_name
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.loop import TrainConfig
 from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
@@ -34,7 +36,28 @@ def test_gate_bounds_and_deltas():
     assert incomparable.blessed and incomparable.against == "incomparable champion"
 
 
-@pytest.mark.parametrize(("text", "message"), [("{", "not valid JSON"), ('{"roc_auc": 0.7}', "must be an object"), ('{"roc_auc": {"minimum": 1}}', "must be an object")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        ('{"roc_auc": 0.7}', "must be an object"),
+        ('{"roc_auc": {"minimum": 1}}', "must be an object"),
+        ('{"roc_auc": {"min": null}}', "must be a finite number"),
+        ('{"roc_auc": {"relative": true}}', "sets no bound"),
+        ('{"roc_auc": {}}', "sets no bound"),
+        ('{"roc_auc": {"min": "0.7"}}', "must be a finite number"),
+        ('{"roc_auc": {"min": true}}', "must be a finite number"),
+        ('{"roc_auc": {"delta": 0.01, "relative": "false"}}', "must be true or false"),
+        ('{"roc_auc": {"min": 0.9}, "roc_auc": {"min": 0.1}}', "repeat the keys"),
+        ('{"roc_auc": {"min": 0.9, "min": 0.1}}', "repeat the keys"),
+        ('{"roc_auc": {"min": NaN}}', "contain NaN"),
+        ('{"roc_auc": {"max": Infinity}}', "contain Infinity"),
+        ('{"roc_auc": {"min": 0.9, "max": 0.1}}', "above max"),
+        ('{"auc": {"min": 0.7}}', "unknown metric"),
+        ("[]", "non-empty JSON object"),
+        ("[" * 100_000, "not valid JSON"),
+    ],
+)
 def test_bad_thresholds(text, message):
     with pytest.raises(DataError, match=message):
         parse_thresholds(text)
@@ -54,20 +77,20 @@ def trained(tmp_path_factory):
     runs = {}
     for key, config in (("a", FAST), ("b", TrainConfig(hidden=(16,), max_epochs=2, learning_rate=0.03, seed=3))):
         result = train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), config, model_dir=tmp / key, tracking=TrackingSettings(uri, experiment="register"))
-        runs[key] = (result.model_uri, result.mlflow_run_id, result.test_metrics)
+        runs[key] = (tmp / key, result.contract, result.test_metrics)
     narrow = {n: tmp / f"narrow-{n}.parquet" for n in paths}
     for n, p in paths.items():
         pq.write_table(pq.read_table(p).drop_columns(["amount", "country"]).append_column("extra_feature", pa.array([1.0] * pq.read_metadata(p).num_rows)), narrow[n])
     other = train_model(TrainInputs(narrow["train"], narrow["validation"], narrow["test"], "label", KEYS), FAST, model_dir=tmp / "other", tracking=TrackingSettings(uri, experiment="register"))
-    runs["other"] = (other.model_uri, other.mlflow_run_id, other.test_metrics)
+    runs["other"] = (tmp / "other", other.contract, other.test_metrics)
     return uri, paths, narrow, runs
 
 
 def _register(trained, key, name, **kw):
     uri, paths, narrow, runs = trained
-    model_uri, run_id, _ = runs[key]
+    model_dir, contract, _ = runs[key]
     test = narrow["test"] if key == "other" else paths["test"]
-    return register_model(model_uri, run_id, test, "label", registry=Registry(uri), name=name, thresholds=kw.pop("thresholds", None), promote=kw.pop("promote", True), tags={"kfp.run_id": "r1"})
+    return register_model(model_dir, contract, test, registry=Registry(uri), name=name, thresholds=kw.pop("thresholds", None), promote=kw.pop("promote", True), tags={"kfp.run_id": "r1"})
 
 
 def test_first_model_becomes_champion_then_the_next_is_gated(trained):
@@ -98,7 +121,7 @@ def test_retry_of_the_same_step_creates_no_second_version(trained):
 def test_champion_with_other_features_is_incomparable_not_a_crash(trained):
     _register(trained, "other", "changed")
     result = _register(trained, "a", "changed")
-    assert result.gate.against == "incomparable champion" and "not in the data" in result.incomparable_reason
+    assert result.gate.against == "incomparable champion" and "missing" in result.incomparable_reason
     assert result.gate.blessed and result.promoted
 
 
@@ -106,22 +129,15 @@ def test_bad_model_name_and_corrupt_model_register_nothing(trained, tmp_path):
     uri, paths, _, runs = trained
     with pytest.raises(DataError, match="invalid model name"):
         _register(trained, "a", "bad name/with slash")
-    with pytest.raises(DataError, match="cannot be loaded"):
-        register_model("models:/m-doesnotexist", runs["a"][1], paths["test"], "label", registry=Registry(uri), name="corrupt", thresholds=None, promote=True, tags={})
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(runs["a"][0], corrupt)
+    (corrupt / "model.pt2").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="does not match the hash"):
+        register_model(corrupt, runs["a"][1], paths["test"], registry=Registry(uri), name="corrupt", thresholds=None, promote=True, tags={})
     with pytest.raises(DataError, match="does not produce"):
         _register(trained, "a", "unknown-metric", thresholds=[Threshold("rmse", max=1.0)])
     names = {m.name for m in Registry(uri).client.search_registered_models()}
     assert not names & {"corrupt", "unknown-metric"}, "nothing registered from bad input"
-
-
-def test_unreachable_tracking_server(monkeypatch, tmp_path, trained):
-    from tests.services import free_port
-
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
-    registry = Registry(f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(RegistryError, match="reachable|failed"):
-        registry.register("m", "models:/x", "run", {})
 
 
 def test_promotion_waits_for_the_lock_and_breaks_stale_ones(trained):
@@ -131,7 +147,7 @@ def test_promotion_waits_for_the_lock_and_breaks_stale_ones(trained):
     uri, _, _, runs = trained
     registry = Registry(uri)
     name = "locked"
-    versions = [registry.register(name, runs[k][0], runs[k][1], {}).version for k in ("a", "b", "other")]
+    versions = [registry.register(name, runs[k][1].mlflow_model_uri, runs[k][1].mlflow_run_id, {}).version for k in ("a", "b", "other")]
     registry.promote(name, versions[0])
     replaced = []
     with registry.lock(name):
@@ -144,5 +160,5 @@ def test_promotion_waits_for_the_lock_and_breaks_stale_ones(trained):
     waiter.join(30)
     assert replaced == [versions[2]], "the waiting promotion sees the holder's champion, so no alias is lost"
     assert registry.alias(name, CHAMPION).version == versions[1] and registry.alias(name, PREVIOUS).version == versions[2]
-    registry.client.create_registered_model(f"{name}.promotion-lock", tags={"kfp_mlops.lock_time": str(_time.time() - 3600)})
+    registry.client.create_registered_model(lock_name(name), tags={"kfp_mlops.lock": "1", "kfp_mlops.lock_owner": "crashed", "kfp_mlops.lock_time": str(_time.time() - 3600)})
     assert registry.promote(name, versions[0]) == versions[1], "a lock left by a crashed step is broken after it goes stale"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kfp_mlops.components.register.core import register_model
-from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, LOCK_PREFIX, PREVIOUS, Registry
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.loop import TrainConfig
 from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
@@ -44,25 +44,25 @@ def model(server, tmp_path_factory):
         model_dir=tmp / "m",
         tracking=TrackingSettings(server.url, experiment="server"),
     )
-    return result, paths
+    return tmp / "m", result, paths
 
 
 def test_register_and_gate_over_http(server, model):
-    result, paths = model
+    model_dir, result, paths = model
     registry = Registry(server.url)
-    first = register_model(result.model_uri, result.mlflow_run_id, paths["test"], "label", registry=registry, name="over-http", thresholds=None, promote=True, tags={})
-    again = register_model(result.model_uri, result.mlflow_run_id, paths["test"], "label", registry=registry, name="over-http", thresholds=None, promote=True, tags={})
+    first = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=None, promote=True, tags={})
+    again = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=None, promote=True, tags={})
     assert first.version.version == again.version.version == "1" and not again.version.created
     assert registry.alias("over-http", CHAMPION).version == "1" and registry.alias("over-http", CHALLENGER).version == "1"
 
 
 def test_concurrent_promotions_leave_one_champion_and_lose_no_alias(server, model):
-    result, _ = model
+    _, result, _ = model
     registry = Registry(server.url)
     name = "contested"
-    model_id = result.model_uri.split("/", 1)[1]
+    source = registry.client.get_run(result.mlflow_run_id).info.artifact_uri + "/model"
     registry.client.create_registered_model(name)
-    versions = [str(registry.client.create_model_version(name, result.model_uri, run_id=result.mlflow_run_id, model_id=model_id).version) for _ in range(5)]
+    versions = [str(registry.client.create_model_version(name, source, run_id=result.mlflow_run_id).version) for _ in range(5)]
     registry.promote(name, versions[0])
     for pair in (versions[1:3], versions[3:5]):
         before = registry.alias(name, CHAMPION).version
@@ -73,19 +73,19 @@ def test_concurrent_promotions_leave_one_champion_and_lose_no_alias(server, mode
         champion, previous = registry.alias(name, CHAMPION).version, registry.alias(name, PREVIOUS).version
         assert {champion, previous} == set(pair), f"champion {champion}, previous {previous}: one promotion's replaced champion lost its alias"
         assert sorted(replaced) == sorted([before, previous]), "each promotion replaced a different champion"
-    assert not [m for m in registry.client.search_registered_models() if m.name.endswith(".promotion-lock")], "locks released"
+    assert not [m for m in registry.client.search_registered_models() if m.name.startswith(LOCK_PREFIX)], "locks released"
 
 
 def test_register_survives_a_server_restart(server, model):
     """The server goes down mid-step and comes back: MLflow's client retries with backoff; one version results."""
     import threading
 
-    result, paths = model
+    model_dir, result, paths = model
     registry = Registry(server.url)
     server.stop()
     restart = threading.Timer(3.0, server.start)
     restart.start()
-    out = register_model(result.model_uri, result.mlflow_run_id, paths["test"], "label", registry=registry, name="restarted", thresholds=None, promote=True, tags={})
+    out = register_model(model_dir, result.contract, paths["test"], registry=registry, name="restarted", thresholds=None, promote=True, tags={})
     restart.join()
     assert out.version.version == "1" and out.promoted
     assert len(registry.client.search_model_versions("name='restarted'")) == 1, "no half-registered or duplicate version"

@@ -18,10 +18,11 @@ import torch
 
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.train import metrics as M
-from kfp_mlops.components.train.core import MODEL_FILE, PREPROCESSING_FILE, TrainInputs, train_model
+from kfp_mlops.components._shared.model_artifact import MODEL_FILE, PREPROCESSING_FILE
+from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.entry import weights_digest
 from kfp_mlops.components.train.loop import CHECKPOINT, TrainConfig, TrainError
-from kfp_mlops.components.train.model import load
+from kfp_mlops.components.train.serving import load_program
 from kfp_mlops.components.train.preprocessing import Preprocessing, fit
 from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.demo import DemoSpec, iter_demo_batches
@@ -133,7 +134,7 @@ def test_early_stopping_and_learning_rate_schedule(splits, tmp_path):
 
 def test_exported_model_loads_without_pickle_and_predicts_like_training(splits, tmp_path):
     result = train_model(_inputs(splits), FAST, model_dir=tmp_path / "model")
-    program = load(tmp_path / "model" / MODEL_FILE)
+    program = load_program(tmp_path / "model" / MODEL_FILE)
     prep = Preprocessing.load(tmp_path / "model" / PREPROCESSING_FILE)
     test = pq.read_table(splits["test"])
     numeric, categorical = prep.encode_features(test)
@@ -235,7 +236,7 @@ def test_failed_mlflow_logging_leaves_no_model_and_marks_the_run_failed(splits, 
     def broken(*args, **kwargs):
         raise TrackingError("artifact store unreachable")
 
-    monkeypatch.setattr(MlflowRun, "log_model", broken)
+    monkeypatch.setattr(MlflowRun, "log_model_folder", broken)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(TrackingError):
         train_model(_inputs(splits), FAST, model_dir=tmp_path / "model", tracking=TrackingSettings(uri, experiment="broken"))
