@@ -54,10 +54,11 @@ def resolve_tracking_uri(parameter: str, environment: Mapping[str, str]) -> str:
     return uri
 
 
-def wait_until_reachable(tracking_uri: str, *, within_s: float = REACHABLE_WITHIN_S) -> None:
-    """For an HTTP server: one answered request within ``within_s``, else TrackingError."""
+def wait_until_reachable(tracking_uri: str, *, within_s: float | None = None) -> None:
+    """For an HTTP server: one answered request within ``within_s`` (default REACHABLE_WITHIN_S), else TrackingError."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
+    within_s = REACHABLE_WITHIN_S if within_s is None else within_s
     import requests
 
     url = tracking_uri.rstrip("/") + "/health"

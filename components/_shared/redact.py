@@ -44,6 +44,8 @@ def redact_uri(uri: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(SECRET_QUERY_KEYS.match(k) for k, _ in pairs):
             query = urlencode([(k, MASK if SECRET_QUERY_KEYS.match(k) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return uri  # rebuilding would change URIs such as sqlite:////abs/path
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

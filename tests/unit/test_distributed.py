@@ -11,6 +11,9 @@ import pytest
 from kfp_mlops.components.distributed.core import launch
 from kfp_mlops.components.distributed.k8s import JobClient, JobError, api_client
 from kfp_mlops.components.distributed.manifests import JobSpec, JobSpecError, job_name, pytorchjob, render, trainjob
+from kfp_mlops.components._shared.model_artifact import ModelArtifact
+from kfp_mlops.components.register.core import register_model
+from kfp_mlops.components.register.registry import Registry
 from tests.k8s_fake import FakeKubeAPI, crd_schema, validate_manifest
 
 TRAINJOB_SCHEMA = ("trainer.trainer.kubeflow.org_trainjobs.yaml", "v1alpha1")
@@ -127,6 +130,7 @@ def test_launch_end_to_end_with_a_fake_controller(tmp_path):
 
     splits = _splits(tmp_path / "in", rows=6_000)
     shared = tmp_path / "shared"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     holder = {}
 
     def controller(obj):
@@ -145,7 +149,8 @@ def test_launch_end_to_end_with_a_fake_controller(tmp_path):
             spec=_spec(mount_path=str(shared)),
             label="label",
             exclude="entity_id,event_timestamp",
-            extra_args=["--epochs", "2", "--hidden", "16", "--gpu", "forbid"],
+            extra_args=["--epochs", "2", "--hidden", "16", "--gpu", "forbid", "--weight-decay", "0.001", "--non-finite", "error", "--early-stopping-metric", "log_loss",
+                        "--tracking-uri", uri, "--experiment", "distributed", "--tags", '{"kfp.run_id": "run-1"}', "--attempt-key", "job-1"],
             shared_dir=shared,
             model_dir=tmp_path / "out" / "model",
             api_client=api_client(api.url),
@@ -158,3 +163,9 @@ def test_launch_end_to_end_with_a_fake_controller(tmp_path):
     assert (tmp_path / "out" / "model" / "model.pt2").exists() and record["test_metrics"]["roc_auc"] > 0.6
     assert validate_manifest(api.posted[0], crd_schema(*TRAINJOB_SCHEMA)) == []
     assert manifest["spec"]["trainer"]["args"][1] == f"{shared}/kfp-mlops-train-run-1/train.parquet"
+    # The job's model is the train component's: its contract names the MLflow run, and it registers.
+    contract = ModelArtifact.read(tmp_path / "out" / "model")
+    run = Registry(uri).client.get_run(contract.mlflow_run_id)
+    assert run.data.params["weight_decay"] == "0.001" and run.data.params["early_stopping_metric"] == "log_loss" and run.data.tags["kfp.run_id"] == "run-1"
+    registered = register_model(tmp_path / "out" / "model", contract, splits["test"], registry=Registry(uri), name="distributed", thresholds=None, promote=True, tags={})
+    assert registered.version.created and registered.promoted
