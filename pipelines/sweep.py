@@ -35,7 +35,7 @@ def sweep(
         samples: Trials drawn by the random strategy.
         metric: Validation metric that picks the best trial.
         gpu: require, prefer or forbid a GPU for training.
-        mlflow_tracking_uri: MLflow tracking URI (every trial is a run); empty for sqlite beside each model.
+        mlflow_tracking_uri: MLflow tracking server, e.g. http://mlflow.kubeflow:5000 (credentials from the MLflow Secret); empty for the steps' MLFLOW_TRACKING_URI environment variable. Required on a cluster: a store inside a pod is lost with it. `kfp-mlops run` fills in a local sqlite database.
     """
     ingested, featurized = prepare_training_data(
         source_uri=source_uri,

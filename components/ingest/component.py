@@ -26,8 +26,11 @@ def ingest(
 
     Credentials are never parameters: gs:// uses Application Default Credentials,
     s3:// the AWS environment variables (AWS_ENDPOINT_URL for MinIO); in a
-    cluster mount them from a Kubernetes Secret. User info or a signature in an
-    http(s) URL is used to download but never written to metadata, summary or logs.
+    cluster mount them from a Kubernetes Secret. For http(s) basic auth, mount a
+    .netrc from a Secret and set NETRC to its path: a password in the URL is a
+    parameter, which KFP shows in the run and its log. User info or a signature in
+    an http(s) URL is still used, but this step never writes it to metadata, the
+    summary or its own log lines.
 
     Columns must be flat: nested values (struct, list, map) fail the step; flatten
     them upstream. Whole numbers beyond the int64 range (e.g. 20-digit ids) are kept

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.errors import DataError, SourceAccessDeniedError
 
 # Suffix -> pyarrow codec name.
 SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
@@ -44,9 +44,13 @@ def codec_of(path: Path, uri: str) -> str | None:
 
     Raises:
         DataError: the name promises a codec the bytes do not have.
+        SourceAccessDeniedError: the file may not be read.
     """
-    with path.open("rb") as fh:
-        head = fh.read(10)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(10)
+    except PermissionError as exc:
+        raise SourceAccessDeniedError("file is not readable", where=uri, fix="fix its permissions, or run the step as a user that may read it") from exc
     found = _sniff(head)
     promised = named_codec(path.name)
     if promised is not None and found != promised:

@@ -19,6 +19,7 @@ import logging
 import re
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prefetch import prefetch
 from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components._shared.storage import StagedFile, stage_sources
-from kfp_mlops.components._shared.storage.scratch import clear_leftovers, staging_dir_for
+from kfp_mlops.components._shared.storage.scratch import clear_staging, staging_dir_for
 from kfp_mlops.components.ingest import bigints
 from kfp_mlops.components.ingest.fingerprint import Fingerprint
 from kfp_mlops.components.ingest.formats import CsvOptions, ReadNotes, check_csv_options, detect_format, read_batches
@@ -138,7 +139,7 @@ def _one_line(text: str) -> str:
 def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions = IngestOptions(), staging_dir: str | Path | None = None) -> IngestResult:
     """Read ``source_uri`` (file, prefix or glob) into a Parquet file at ``output_path``.
 
-    On any error nothing is left at ``output_path``, and nothing in the staging folder.
+    On any error nothing is left at ``output_path``, nor in a staging folder ingest chose.
     Remote files are staged in ``staging_dir`` (default: a folder in the system temp
     folder named after ``output_path``, so that a retry finds and removes what a
     killed attempt left there and beside the output).
@@ -151,7 +152,8 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
     started = time.perf_counter()
     options = _checked(options)
     output = Path(output_path)
-    clear_leftovers(output, staging=staging_dir is None)
+    if staging_dir is None:
+        clear_staging(output)  # a killed attempt's downloads (atomic_path clears its .tmp output)
     staging = Path(staging_dir) if staging_dir else staging_dir_for(output)
     try:
         files = stage_sources(source_uri, staging)
@@ -257,6 +259,7 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions, note
                     ts = ts or INGESTED_AT_COLUMN
                 elif batch.schema != schema:
                     batch = _conform(batch, schema, staged.uri)
+                assert writer is not None  # made with the schema, from the first batch
                 _check_cells(batch, staged.uri, options, writer.rows)
                 writer.write(batch)
             if schema is None:
@@ -283,8 +286,7 @@ def _check_schema(schema: pa.Schema, uri: str, options: IngestOptions) -> None:
             "or serialize them to JSON text; then ingest again",
         )
     names = schema.names
-    seen: set[str] = set()
-    dupes = sorted({n for n in names if n in seen or seen.add(n)})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         raise DataError(f"duplicate column names {dupes}", where=uri, fix="rename the columns so that each name is unique")
     empty = [i for i, n in enumerate(names) if not n.strip()]

@@ -78,7 +78,7 @@ def detect_format(name: str, override: str = "") -> str:
             raise UnsupportedSourceError(f"unknown file format {override!r}", fix=f"use one of {', '.join(FORMATS)}")
         return fmt
     lower = name.lower()
-    if "://" in lower:
+    if lower.startswith(("http://", "https://")):
         # A signed URL's query ("data.csv?X-Amz-Signature=...") is not part of the extension.
         lower = lower.split("?", 1)[0].split("#", 1)[0]
     for comp in COMPRESSIONS:
@@ -238,7 +238,8 @@ def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | Non
     column_types = {name: arrow_type(t) for name, t in opts.column_types.items()}
     if schema is not None:
         column_types = {f.name: f.type for f in schema}
-    names: list[str] | None = None
+    # Known before the reader opens when a later file is read with the first file's columns.
+    names: list[str] | None = schema.names if schema is not None else None
     try:
         reader = _open_csv(path, opts, codec, column_types)
         _check_header(reader.schema, uri, opts)

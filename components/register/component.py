@@ -54,7 +54,7 @@ def register(
     from kfp_mlops.components._shared.errors import DataError
     from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri
     from kfp_mlops.components._shared.model_artifact import ModelArtifact
-    from kfp_mlops.components.register.core import check_model_name, comparison_html, comparison_markdown, register_model
+    from kfp_mlops.components.register.core import check_model_name, comparison_html, comparison_markdown, comparison_text, register_model
     from kfp_mlops.components.register.gate import parse_thresholds
     from kfp_mlops.components.register.registry import Registry
 
@@ -80,6 +80,6 @@ def register(
         for name, value in result.new_metrics.items():
             metrics.log_metric(f"test_{name}", value)
         metrics.log_metric("blessed", 1.0 if result.gate.blessed else 0.0)
-        print(comparison_markdown(result))
+        print(comparison_text(result))
     outputs = namedtuple("RegisterOutputs", ["blessed", "version"])
     return outputs(result.gate.blessed, result.version.version)

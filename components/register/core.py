@@ -134,6 +134,15 @@ def _rows(result: RegisterResult) -> list[list[str]]:
     return rows
 
 
+def comparison_text(result: RegisterResult) -> str:
+    """One plain line for the step's log."""
+    verdict = "BLESSED" if result.gate.blessed else "NOT blessed"
+    against = result.gate.against + (f" (version {result.champion_version})" if result.champion_version else "") + (f": {result.incomparable_reason}" if result.incomparable_reason else "")
+    checks = "; ".join(f"{c.metric} {c.kind} {c.bound:g}: {'pass' if c.passed else 'FAIL'}" for c in result.gate.checks)
+    promoted = f"; champion -> {result.version.version}" if result.promoted else ""
+    return f"{verdict}: {result.version.name} version {result.version.version}. Compared against: {against}. Checks: {checks}. Aliases: challenger -> {result.version.version}{promoted}"
+
+
 def comparison_markdown(result: RegisterResult) -> str:
     verdict = "BLESSED" if result.gate.blessed else "NOT blessed"
     against = md_text(result.gate.against) + (f" (version {md_text(result.champion_version)})" if result.champion_version else "") + (f": {md_text(result.incomparable_reason)}" if result.incomparable_reason else "")

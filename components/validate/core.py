@@ -14,7 +14,6 @@ from pathlib import Path
 from kfp_mlops.components._shared.atomic import write_json_atomic, write_text_atomic
 from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
 from kfp_mlops.components._shared.redact import redact_uri
-from kfp_mlops.components._shared.storage.scratch import clear_leftovers
 from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank
 from kfp_mlops.components.validate.report import render_report
 from kfp_mlops.components.validate.schema import DatasetSchema
@@ -130,8 +129,6 @@ def write_outputs(result: ValidationResult, *, schema_path: str | Path, statisti
 
     ``source`` (shown in the report) is redacted first: it may be a URL with credentials.
     """
-    for path in (schema_path, statistics_path, anomalies_path, report_path):
-        clear_leftovers(path, staging=False)  # temporary files of a killed earlier attempt
     result.schema.save(schema_path)
     write_json_atomic(statistics_path, result.stats.to_dict())
     write_json_atomic(anomalies_path, [a.to_dict() for a in result.anomalies])

@@ -7,6 +7,7 @@ passed to validate on serving data catches training/serving skew.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ class DatasetSchema:
             _check_column_fields(raw, i, where)
             columns.append(ColumnSchema(**raw))
         names = [c.name for c in columns]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(names).items() if count > 1)
         if dupes:
             raise SchemaError(f"columns {dupes} appear more than once", where=where, fix="keep one entry per column")
         for field_name, allowed_types in (("key_columns", (list,)), ("label_classes", (list,)), ("label_column", (str,))):

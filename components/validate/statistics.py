@@ -122,7 +122,7 @@ class _KeyHasher:
             rows[lo:hi].tofile(self.row_files[i])
 
     def duplicates(self) -> tuple[int, list[int]]:
-        count, examples = 0, []
+        count, examples = 0, list[int]()
         try:
             for hash_file, row_file in zip(self.hash_files, self.row_files):
                 hash_file.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp import dsl, local
 
 from kfp_mlops.components.ingest.component import ingest
@@ -94,7 +96,7 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'wd' / 'mlflow' / 'mlflow.db'}")
-    run = client.get_run(model["mlflow_run_id"])
+    run = client.get_run(ModelArtifact.from_metadata(model).mlflow_run_id)
     assert run.data.tags["kfp.run_id"] and len(run.data.tags["dataset.fingerprint"]) == 64
     assert "BLESSED: kfp-mlops-model version 1" in out and "Compared against: no champion" in out
 

@@ -147,3 +147,74 @@ def test_files_with_different_columns(tmp_path):
 
 def test_bad_delimiter_option(tmp_path):
     _assert_fails(tmp_path, _write(tmp_path, "x.csv", "a\n1\n"), DataError, "one character", options=IngestOptions(csv=CsvOptions(delimiter=";;")))
+
+
+# Inputs a tired user types: each used to end in a traceback (or in silently wrong data).
+
+
+@pytest.mark.parametrize(
+    "csv_options,fragment",
+    [
+        (CsvOptions(column_types={"zip": 5}), "column types must map column names to type names"),
+        (CsvOptions(column_types=["zip"]), "column types must map column names to type names"),
+        (CsvOptions(column_types={"zip": "text"}), "unknown column type 'text'"),
+        (CsvOptions(column_types={"Zip": "string"}), "column types name column(s) ['Zip'] that the file does not have"),
+        (CsvOptions(encoding="utf-99"), "unknown encoding 'utf-99'"),
+        (CsvOptions(delimiter="\n"), "cannot be the CSV delimiter"),
+    ],
+)
+def test_bad_csv_options(tmp_path, csv_options, fragment):
+    _assert_fails(tmp_path, _write(tmp_path, "z.csv", "zip,n\n01234,1\n"), DataError, fragment, options=IngestOptions(csv=csv_options))
+
+
+def test_tab_typed_as_backslash_t(tmp_path):
+    # The docs say "\t for TSV"; typed into the KFP UI or a shell, that is two characters.
+    result = ingest(_write(tmp_path, "t.tsv", "a\tb\n1\t2\n"), tmp_path / "o.parquet", options=IngestOptions(csv=CsvOptions(delimiter="\\t")))
+    assert result.columns == {"a": "int64", "b": "int64", "row_id": "int64", "ingested_at": "timestamp[us, tz=UTC]"}
+
+
+def test_utf16_without_byte_order_mark(tmp_path):
+    path = _write(tmp_path, "u.csv", "a,b\n1,2\n".encode("utf-16-le"))
+    _assert_fails(tmp_path, path, DataError, "u.csv", "not valid utf-16", "byte-order mark", options=IngestOptions(csv=CsvOptions(encoding="utf-16")))
+
+
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        (IngestOptions(entity_column="a", timestamp_column="a"), "both the entity and the timestamp column"),
+        (IngestOptions(max_cell_bytes=0), "cell limit must be a positive number"),
+    ],
+)
+def test_contradictory_options(tmp_path, options, fragment):
+    _assert_fails(tmp_path, _write(tmp_path, "c.csv", "a,b\n1,2\n"), DataError, fragment, options=options)
+
+
+def test_unknown_format_refused_before_downloading(tmp_path):
+    # Nothing listens on port 9: a download attempt would end in retries and a SourceError.
+    _assert_fails(tmp_path, "http://127.0.0.1:9/data.csv", UnsupportedSourceError, "unknown file format 'xlsx'", options=IngestOptions(file_format="xlsx"))
+
+
+def test_credentials_in_an_object_store_uri(tmp_path):
+    message = _assert_fails(tmp_path, "s3://AKIAXYZ:hunter2@bucket/data.csv", UnsupportedSourceError, "credentials in an object-store URI", "environment")
+    assert "hunter2" not in message
+
+
+def test_gzipped_parquet(tmp_path, demo_parquet):
+    import gzip
+
+    _assert_fails(tmp_path, _write(tmp_path, "d.parquet.gz", gzip.compress(demo_parquet.read_bytes())), DataError, "d.parquet.gz", "compressed as a whole")
+
+
+def test_component_bad_column_types_json_exits_2(tmp_path, capsys):
+    from kfp.dsl import Dataset, Markdown
+
+    from kfp_mlops.components.ingest.component import ingest as component
+
+    for column_types in ('["zip"]', '{"zip": 5}', "{zip: string}"):
+        with pytest.raises(SystemExit) as exited:
+            component.python_func(source_uri=_write(tmp_path, "z.csv", "zip\n1\n"), dataset=Dataset(uri=str(tmp_path / "o" / "d")), summary=Markdown(uri=str(tmp_path / "o" / "s")), column_types=column_types)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "column_types" in err or "column types" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from kfp_mlops.components._shared.errors import SourceAccessDeniedError, SourceNotFoundError
+from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components._shared.storage import GLOB_CHARS, StagedFile, is_data_name
 
 
@@ -28,11 +29,11 @@ def resolve(uri: str) -> list[StagedFile]:
         return [StagedFile(uri=str(f), path=f) for f in files]
     if not p.exists():
         raise SourceNotFoundError(
-            "file does not exist", where=uri, fix="check the path (relative paths start from the working directory)"
+            "file does not exist", where=redact_uri(uri), fix="check the path (relative paths start from the working directory)"
         )
     try:
         with p.open("rb"):
             pass
     except PermissionError as exc:
-        raise SourceAccessDeniedError("file is not readable", where=uri, fix="fix its permissions") from exc
-    return [StagedFile(uri=uri, path=p)]
+        raise SourceAccessDeniedError("file is not readable", where=redact_uri(uri), fix="fix its permissions") from exc
+    return [StagedFile(uri=redact_uri(uri), path=p)]
