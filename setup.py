@@ -33,9 +33,11 @@ PACKAGE_DIRS = {
 
 # What the data image (ingest, validate) needs; the heavy stacks are extras so a
 # step's image carries only what that step imports.
+# Ranges, so the package installs into an existing KFP environment; the exact versions
+# we test with are in constraints.txt (pip install -c constraints.txt ...).
 CORE = [
-    "kfp==2.17.3",
-    "kfp-kubernetes==2.17.3",
+    "kfp>=2.14,<3",
+    "kfp-kubernetes>=2.14,<3",
     "pyarrow>=17,<26",
     "numpy>=1.26,<3",
     "google-cloud-storage>=2.18,<4",

@@ -1,6 +1,12 @@
 """Register benchmark: the register step's wall time (imports excluded) on sqlite and over HTTP
 (mlflow server on PostgreSQL), split into the gate's evaluation of both models on the
-100k-row test split and the registry writes. Target: under 2 s on sqlite.
+100k-row test split and the registry writes (under the promotion lock). Target: under 2 s
+on sqlite.
+
+Then the safe loader against the loaders it replaced, in the same run: load time
+(ServingTransform.load: hash check + restricted load, vs torch.export.load and
+mlflow.pyfunc.load_model) and scoring 100k rows (transform vs the pyfunc), with ratios;
+and how long a register against a closed port takes to fail (was 4 minutes).
 
     python benchmarks/bench_register.py [--test-rows 100000]
 """
@@ -46,8 +52,9 @@ def main() -> None:
         if port_open(5432):
             server = MlflowServer(work / "server")
             targets.append(("HTTP (mlflow server, PostgreSQL)", server.url, server))
+        trained = {}
         for label, uri, server in targets:
-            models = []
+            models = trained.setdefault(label, [])
             for seed in (1, 2):
                 result = train_model(
                     TrainInputs(paths["train"], paths["validation"], paths["test"], "label", frozenset({"entity_id", "event_timestamp"})),
@@ -55,11 +62,11 @@ def main() -> None:
                     model_dir=work / f"{label[:4]}-{seed}",
                     tracking=TrackingSettings(uri, experiment="bench"),
                 )
-                models.append((result.model_uri, result.mlflow_run_id))
+                models.append((work / f"{label[:4]}-{seed}", result.contract))
             registry = Registry(uri)
-            for i, (model_uri, run_id) in enumerate(models):
+            for i, (model_dir, contract) in enumerate(models):
                 started = time.perf_counter()
-                out = register_model(model_uri, run_id, paths["test"], "label", registry=registry, name="bench", thresholds=None, promote=True, tags={})
+                out = register_model(model_dir, contract, paths["test"], registry=registry, name="bench", thresholds=None, promote=True, tags={})
                 total = time.perf_counter() - started
                 what = "first model, no champion" if i == 0 else "second model, gated against the champion"
                 print(
@@ -68,6 +75,51 @@ def main() -> None:
                 )
             if server is not None:
                 server.close()
+        model_dir, contract = trained["sqlite"][0]
+        loaders(model_dir, contract.mlflow_model_uri, f"sqlite:///{work / 'mlflow.db'}", pq.read_table(paths["test"]))
+        unreachable()
+
+
+def _best_of(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def loaders(model_dir: Path, model_uri: str, uri: str, test) -> None:
+    import mlflow
+    import torch
+
+    from kfp_mlops.components.train.serving import ServingTransform
+
+    mlflow.set_tracking_uri(uri)  # the pyfunc baseline resolves runs:/ through the global URI
+    safe = _best_of(lambda: ServingTransform.load(model_dir))
+    plain = _best_of(lambda: torch.export.load(str(model_dir / "model.pt2")).module())
+    pyfunc_load = _best_of(lambda: mlflow.pyfunc.load_model(model_uri), repeat=3)
+    print(f"load: safe transform {safe * 1e3:.1f} ms; torch.export.load {plain * 1e3:.1f} ms (safe/plain {safe / plain:.2f}x); mlflow pyfunc {pyfunc_load * 1e3:.1f} ms (safe/pyfunc {safe / pyfunc_load:.2f}x)")
+    transform = ServingTransform.load(model_dir)
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    frame = test.select(transform.prep.feature_names).to_pandas()
+    scored = _best_of(lambda: transform.predict_table(test), repeat=3)
+    via_frame = _best_of(lambda: transform.predict_frame(frame), repeat=3)
+    via_pyfunc = _best_of(lambda: pyfunc.predict(frame), repeat=3)
+    rows = test.num_rows
+    print(f"score {rows:,} rows: transform (Arrow) {scored:.3f} s, transform (pandas) {via_frame:.3f} s, pyfunc {via_pyfunc:.3f} s (pyfunc/transform {via_pyfunc / scored:.2f}x)")
+
+
+def unreachable() -> None:
+    from kfp_mlops.components._shared.mlflow_adapter import TrackingError
+    from kfp_mlops.components.register.registry import Registry
+    from tests.services import free_port
+
+    started = time.perf_counter()
+    try:
+        Registry(f"http://127.0.0.1:{free_port()}")
+    except TrackingError as exc:
+        print(f"closed port: register fails after {time.perf_counter() - started:.1f} s, exit code {exc.exit_code} ({str(exc)[:90]}...)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from kfp_mlops.components._shared.redact import redact_text
+from kfp_mlops.components._shared.redact import redact_text, redacted_console
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
@@ -99,7 +99,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     from kfp_mlops.pipelines.local_run import list_outputs, run_locally
 
     try:
-        run_dir = run_locally(pipeline, arguments, workdir / "runs")
+        with redacted_console():
+            run_dir = run_locally(pipeline, arguments, workdir / "runs")
     except RuntimeError as exc:
         print(f"\npipeline {name!r} failed: {redact_text(str(exc))}\nThe failing step's message is printed above.", file=sys.stderr)
         return 1

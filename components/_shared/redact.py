@@ -8,8 +8,11 @@ carry credentials. ``install_log_redaction`` applies ``redact_text`` to every lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sys
+from typing import Any, Iterator, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -23,7 +26,7 @@ SECRET_QUERY_KEYS = re.compile(rf"(?i)^(?:{_SECRET_KEYS})$")
 # scheme://userinfo@ : userinfo may hold ':' and anything but '/', '@' and whitespace.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"<>]+)@")
 _QUERY_SECRET = re.compile(rf"(?P<key>[?&;](?:{_SECRET_KEYS})=)(?P<value>[^&#\s'\"<>]+)", re.I)
-_PASSWORD_OPTION = re.compile(r"(?i)(?P<key>\bpassword\s*[=:]\s*)(?P<value>[^,\s'\"<>&]+)")
+_PASSWORD_OPTION = re.compile(r"(?i)(?P<key>\bpassword\s*[=:]\s*[\"']?)(?P<value>[^,\s'\"<>&]+)")
 
 
 def redact_uri(uri: str) -> str:
@@ -55,6 +58,35 @@ def redact_text(text: str) -> str:
     text = _USERINFO.sub(lambda m: m.group("scheme"), text)
     text = _QUERY_SECRET.sub(lambda m: m.group("key") + MASK, text)
     return _PASSWORD_OPTION.sub(lambda m: m.group("key") + MASK, text)
+
+
+class RedactingStream:
+    """A text stream that scrubs what is written through it (wraps sys.stdout/sys.stderr).
+
+    kfp.local echoes each step's output line by line, including the executor input
+    KFP logs before any of our code runs; the CLI passes it through this.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(redact_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@contextlib.contextmanager
+def redacted_console() -> Iterator[None]:
+    """sys.stdout and sys.stderr scrubbed of secrets for the duration."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 class _RedactingFilter(logging.Filter):

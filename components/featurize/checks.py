@@ -122,6 +122,7 @@ def check_timestamps(path: Path, column: str, where: str) -> None:
 
 def _check_range(values: pa.Array, column: str, where: str, rows_before: int) -> None:
     t = values.type
+    per_second: float
     if pa.types.is_timestamp(t):
         ints, per_second = values.cast(pa.int64()), _PER_SECOND[t.unit]
     elif pa.types.is_date32(t):

@@ -29,9 +29,15 @@ def featurize(
 ):
     """Computes per-entity window features, registers them in Feast, materializes them online, and builds point-in-time correct train/validation/test sets split by time.
 
-    Credentials are never parameters: the SQL registry's password comes from
-    PGPASSWORD, the Redis password from REDIS_PASSWORD (in a cluster, a Secret
-    mounted with kfp-kubernetes).
+    Credentials are never parameters: the SQL registry's password comes from the
+    PGPASSWORD environment variable, the Redis password from REDIS_PASSWORD (in a
+    cluster, a Secret mounted with kfp-kubernetes). feature_repo/feature_store.yaml holds
+    only ${PGPASSWORD} / ${REDIS_PASSWORD} references, which Feast expands when it opens
+    the repo: every later process that opens it (a model server, a notebook) must set the
+    same variables; the feature_repo metadata lists them under requires_env. A password
+    written into the registry or online_store URL is used but never stored or logged by
+    this step; the run's parameters still show it, so prefer the variables. Later
+    processes need it in those variables all the same.
 
     Args:
         dataset: Events as Parquet (the ingest output): entity, timestamp, features, label.
@@ -47,26 +53,35 @@ def featurize(
         labels: Optional label rows (entity, timestamp, label) to join features to; default: the dataset's own rows.
         feature_spec: Feature spec as JSON (passthrough columns, window aggregates, ttl); empty for a default spec over all columns.
         name: Name prefix of the Feast objects when feature_spec is empty.
-        registry: Empty for a registry inside feature_repo; gs:// or s3:// path for a file registry; postgresql+psycopg://user@host/db for a SQL registry.
-        online_store: Empty for sqlite inside feature_repo; redis://host:port for Redis.
+        registry: Empty for a registry inside feature_repo; gs:// or s3:// path for a file registry; postgresql+psycopg://user@host/db for a SQL registry (password in PGPASSWORD).
+        online_store: Empty for sqlite inside feature_repo; redis://host:port[/db] (rediss:// for TLS) for Redis (password in REDIS_PASSWORD).
         project: Feast project name.
-        split_fractions: Train, validation and test shares of the label time range, comma-separated.
+        split_fractions: Train, validation and test shares of the label time range, comma-separated, each above 0, summing to 1.
         duplicates: What to do with repeated (entity, timestamp) rows: error, or last (keep the last in input order).
     """
     import os
     from pathlib import Path
 
-    import pyarrow.parquet as pq
-
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.featurize.checks import read_schema
     from kfp_mlops.components.featurize.compute import time_span
     from kfp_mlops.components.featurize.core import FeaturizeOptions, featurize as featurize_core
-    from kfp_mlops.components.featurize.repo import StoreSettings
+    from kfp_mlops.components.featurize.settings import REDIS_PASSWORD_ENV, REGISTRY_PASSWORD_ENV, StoreSettings
     from kfp_mlops.components.featurize.spec import FeatureSpec, default_spec
+    from kfp_mlops.components.featurize.training_set import parse_fractions
 
     with exit_on_error("featurize"):
+        # Parameters first: a bad one must fail before the dataset is read.
+        fractions = parse_fractions(split_fractions)
+        settings = StoreSettings(
+            registry=registry,
+            online_store=online_store,
+            project=project,
+            redis_password=os.environ.get(REDIS_PASSWORD_ENV, ""),
+            registry_password=os.environ.get(REGISTRY_PASSWORD_ENV, ""),
+        )
         if feature_spec.strip():
             spec = FeatureSpec.from_json(feature_spec)
             if (spec.entity, spec.timestamp, spec.label) != (entity_column, timestamp_column, label_column):
@@ -76,14 +91,9 @@ def featurize(
                     fix="make them agree",
                 )
         else:
-            columns = {f.name: str(f.type) for f in pq.read_schema(dataset.path)}
+            columns = {f.name: str(f.type) for f in read_schema(dataset.path)}
             span = time_span(dataset.path, timestamp_column) if timestamp_column in columns else None
             spec = default_spec(columns, entity=entity_column, timestamp=timestamp_column, label=label_column, name=name, span=span)
-        try:
-            fractions = tuple(float(x) for x in split_fractions.split(","))
-        except ValueError as exc:
-            raise DataError(f"split_fractions {split_fractions!r} is not three numbers", fix="pass e.g. 0.7,0.15,0.15") from exc
-        settings = StoreSettings(registry=registry, online_store=online_store, project=project, redis_password=os.environ.get("REDIS_PASSWORD", ""))
         result = featurize_core(
             dataset.path,
             spec,
@@ -106,8 +116,11 @@ def featurize(
                     "fingerprint": dataset.metadata.get("fingerprint", ""),
                 }
             )
-        feature_repo.metadata.update({"feature_service": result.service, "project": project, "features": len(result.features)})
+        stores = settings.describe()  # redacted: metadata is shown in the dashboard
+        feature_repo.metadata.update(
+            {"feature_service": result.service, "project": project, "features": len(result.features), **stores, "requires_env": settings.required_env()}
+        )
         for metric, value in result.metrics().items():
             metrics.log_metric(metric, value)
         write_text_atomic(summary.path, result.summary_markdown())
-        print(f"featurized: {result.rows} rows, {len(result.features)} features, boundaries {result.boundaries}, timings {result.seconds}")
+        print(f"featurized: {result.rows} rows, {len(result.features)} features, boundaries {result.boundaries}, registry {stores['registry']}, online store {stores['online_store']}, timings {result.seconds}")

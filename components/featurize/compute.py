@@ -151,12 +151,16 @@ def _check_uint64(con, schema: pa.Schema, spec: FeatureSpec, where: str) -> None
 
 
 def time_span(path: str | Path, column: str) -> dt.timedelta | None:
-    """Latest minus earliest value of a timestamp column (None if it is not a timestamp column)."""
-    values = pq.read_table(str(path), columns=[column]).column(0)
-    if not pa.types.is_timestamp(values.type) or values.null_count == len(values):
+    """Latest minus earliest value of a timestamp column (None if it is not a usable timestamp column;
+    ``compute_feature_table`` then says what is wrong with it)."""
+    try:
+        values = pq.read_table(str(path), columns=[column]).column(0)
+        if not pa.types.is_timestamp(values.type) or values.null_count == len(values):
+            return None
+        mm = pc.min_max(values.cast(pa.timestamp("us", tz=values.type.tz), safe=False))
+        return mm["max"].as_py() - mm["min"].as_py()
+    except (pa.ArrowException, OverflowError, ValueError):
         return None
-    mm = pc.min_max(values.cast(pa.timestamp("us", tz=values.type.tz), safe=False))
-    return mm["max"].as_py() - mm["min"].as_py()
 
 
 def _time_range(path: Path, column: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.atomic import atomic_path
@@ -38,8 +39,8 @@ from kfp_mlops.components.featurize.spec import FeatureSpec
 from kfp_mlops.components.featurize.sql import ident, literal
 from kfp_mlops.components.featurize.training_set import (
     SPLITS,
-    historical_features,
     check_fractions,
+    historical_features,
     label_rows,
     null_rates,
     sample_entities,
@@ -194,7 +195,7 @@ def _check_options(options: FeaturizeOptions) -> None:
 
 def _check_label_times(rows: pa.Table, spec: FeatureSpec, where: str | Path) -> None:
     # split_by_time would refuse this too, but only after the registry was written.
-    distinct = len(pa.compute.unique(rows.column(spec.timestamp)))
+    distinct = len(pc.unique(rows.column(spec.timestamp)))
     if distinct < 3:
         raise DataError(f"{distinct} distinct label timestamps cannot be split three ways by time", where=str(where), fix="ingest more history")
 
@@ -274,5 +275,8 @@ def _same(a: Any, b: Any) -> bool:
     if a == b:  # also equal infinities, whose difference is NaN
         return True
     if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+        try:
+            return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+        except (TypeError, ValueError):
+            return False
     return False

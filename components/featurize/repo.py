@@ -19,8 +19,10 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from kfp_mlops.components._shared.errors import FeatureStoreError
-from kfp_mlops.components.featurize.settings import StoreSettings, config_text, referenced_env, runtime_config, store_config
+from kfp_mlops.components.featurize.settings import StoreSettings, config_text, expand, referenced_env, runtime_config, store_config
 from kfp_mlops.components.featurize.spec import FeatureSpec
 
 __all__ = ["FEATURES_FILE", "StoreSettings", "apply_and_materialize", "build_objects", "open_store", "save_spec_with_schema", "store_config", "write_repo"]
@@ -108,8 +110,11 @@ def open_store(folder: str | Path, environ: Mapping[str, str] | None = None):
 
     The repo's feature_store.yaml may read passwords from the environment (``${REDIS_PASSWORD}``,
     ``${PGPASSWORD}``); an unset one is named here rather than failing later as a login error.
+    ``environ`` replaces ``os.environ`` as the source of those values (a server holding them
+    in memory), default: this process's environment, read by Feast itself.
     """
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     env = os.environ if environ is None else environ
     text = (Path(folder) / "feature_store.yaml").read_text()
@@ -120,7 +125,11 @@ def open_store(folder: str | Path, environ: Mapping[str, str] | None = None):
             where=str(folder),
             fix="set them to the passwords the featurize step used (in a cluster: mount the same Secret as environment variables)",
         )
-    return FeatureStore(repo_path=str(folder))
+    if environ is None:
+        return FeatureStore(repo_path=str(folder))
+    config = RepoConfig(**yaml.safe_load(expand(text, environ)))
+    config.repo_path = Path(folder)
+    return FeatureStore(repo_path=str(folder), config=config)
 
 
 def step_store(folder: Path, settings: StoreSettings):

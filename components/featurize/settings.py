@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from kfp_mlops.components._shared.errors import DataError, FeatureStoreError
-from kfp_mlops.components._shared.redact import SECRET_QUERY_KEYS, redact_uri
+from kfp_mlops.components._shared.redact import SECRET_QUERY_KEYS, redact_text, redact_uri
 
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 # libpq reads PGPASSWORD itself too, so a PostgreSQL registry works even for a reader that
@@ -30,11 +30,11 @@ REGISTRY_PASSWORD_ENV = "PGPASSWORD"
 FILE_REGISTRY_SCHEMES = ("gs", "s3", "file")
 SQL_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
 PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,99}$")
-HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 REFERENCE = re.compile(r"\$\{(\w+)\}")
 REGISTRY_FIX = "pass empty (a registry inside feature_repo), gs://bucket/registry.db, s3://bucket/registry.db, or postgresql+psycopg://user@host:5432/db"
 ONLINE_FIX = "pass empty (sqlite inside feature_repo) or redis://host:6379[/db] (rediss:// for TLS)"
-SECRET_FIX = "put the password in the {{env}} environment variable (in a cluster: a Secret mounted with kfp-kubernetes) and leave it out of the parameter"
+SECRET_FIX = "put the password in the {env} environment variable (in a cluster: a Secret mounted with kfp-kubernetes) and leave it out of the parameter"
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,11 @@ class StoreSettings:
         return [s for s in (self.redis_password, self.registry_password) if s]
 
 
+def _shown(uri: str) -> str:
+    """A parameter as it may appear in a message: user info dropped, password options masked, short."""
+    return repr(redact_text(redact_uri(uri))[:80])
+
+
 def _one_password(what: str, in_url: str, given: str, env: str) -> str:
     if in_url and given and in_url != given:
         raise DataError(
@@ -101,7 +106,7 @@ def _refuse_dollar(text: str, what: str, fix: str) -> None:
     # Feast expands $NAME in feature_store.yaml from the environment: a '$' in a parameter
     # would read (and could leak) another variable.
     if "$" in text:
-        raise DataError(f"{what} {redact_uri(text)[:80]!r} contains '$', which Feast would expand from the environment", fix=fix)
+        raise DataError(f"{what} {_shown(text)} contains '$', which Feast would expand from the environment", fix=fix)
 
 
 def _parse_registry(text: str) -> tuple[str, bool, str]:
@@ -112,29 +117,32 @@ def _parse_registry(text: str) -> tuple[str, bool, str]:
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in FILE_REGISTRY_SCHEMES:
         parts = urlsplit(text)
+        if scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path.startswith("/") or parts.path.endswith("/")):
+            raise DataError(f"registry {_shown(text)} is not an absolute file path (file:///path/registry.db)", fix=REGISTRY_FIX)
         if scheme != "file" and (not parts.netloc or parts.path.strip("/") == ""):
-            raise DataError(f"registry {redact_uri(text)!r} needs a bucket and an object path", fix=REGISTRY_FIX)
+            raise DataError(f"registry {_shown(text)} needs a bucket and an object path", fix=REGISTRY_FIX)
         if "@" in parts.netloc or parts.query:
-            raise DataError(f"registry {redact_uri(text)!r} carries credentials or options; object-store credentials come from the environment", fix=REGISTRY_FIX)
+            raise DataError(f"registry {_shown(text)} carries credentials or options; object-store credentials come from the environment", fix=REGISTRY_FIX)
         return text, False, ""
     if scheme.split("+", 1)[0] not in SQL_DIALECTS:
-        raise DataError(f"registry {redact_uri(text)[:80]!r} is not a registry location this step supports", fix=REGISTRY_FIX)
+        raise DataError(f"registry {_shown(text)} is not a registry location this step supports", fix=REGISTRY_FIX)
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
-        raise DataError(f"registry {redact_uri(text)[:80]!r} is not a valid SQLAlchemy URL", fix=REGISTRY_FIX) from None
+        raise DataError(f"registry {_shown(text)} is not a valid SQLAlchemy URL", fix=REGISTRY_FIX) from None
     secret_keys = sorted(k for k in url.query if SECRET_QUERY_KEYS.match(k))
     if secret_keys:
-        raise DataError(f"registry {redact_uri(text)!r} carries credentials in its query ({secret_keys})", fix=SECRET_FIX.format(env=REGISTRY_PASSWORD_ENV))
+        raise DataError(f"registry {_shown(text)} carries credentials in its query ({secret_keys})", fix=SECRET_FIX.format(env=REGISTRY_PASSWORD_ENV))
     if url.get_backend_name() == "sqlite":
         return text, False, ""
     if not url.host:
-        raise DataError(f"registry {redact_uri(text)!r} names no database host", fix=REGISTRY_FIX)
+        raise DataError(f"registry {_shown(text)} names no database host", fix=REGISTRY_FIX)
     password = url.password or ""
-    return url.set(password=None).render_as_string(hide_password=False), True, str(password)
+    # URL.set(password=None) means "leave it"; the NamedTuple's _replace really drops it.
+    return url._replace(password=None).render_as_string(hide_password=False), True, str(password)
 
 
 def _parse_online(text: str) -> tuple[str, str]:
@@ -149,17 +157,17 @@ def _parse_online(text: str) -> tuple[str, str]:
     except ValueError:
         port = 0
     if not port:
-        raise DataError(f"online_store {redact_uri(raw)[:80]!r} has no valid host:port (ports are 1-65535)", fix=ONLINE_FIX)
+        raise DataError(f"online_store {_shown(raw)} has no valid host:port (ports are 1-65535)", fix=ONLINE_FIX)
     if parts.scheme not in ("redis", "rediss"):
-        raise DataError(f"online_store {redact_uri(raw)[:80]!r} is not a Redis address", fix=ONLINE_FIX)
+        raise DataError(f"online_store {_shown(raw)} is not a Redis address", fix=ONLINE_FIX)
     host = parts.hostname or ""
     if not HOST.match(host):
-        raise DataError(f"online_store {redact_uri(raw)!r}: {host!r} is not a host name or IPv4 address", fix=ONLINE_FIX)
+        raise DataError(f"online_store {_shown(raw)}: {host!r} is not a host name or IPv4 address", fix=ONLINE_FIX)
     db = parts.path.strip("/")
     if db and not (db.isascii() and db.isdigit() and len(db) < 6):
-        raise DataError(f"online_store {redact_uri(raw)!r}: database {db[:20]!r} is not a number", fix=ONLINE_FIX)
+        raise DataError(f"online_store {_shown(raw)}: database {db[:20]!r} is not a number", fix=ONLINE_FIX)
     if parts.query or parts.fragment:
-        raise DataError(f"online_store {redact_uri(raw)!r} has options this step does not pass on", fix=ONLINE_FIX)
+        raise DataError(f"online_store {_shown(raw)} has options this step does not pass on", fix=ONLINE_FIX)
     user = unquote(parts.username or "")
     if user and not re.fullmatch(r"[A-Za-z0-9_.-]+", user):
         raise DataError("the online_store user name may hold only letters, digits, '_', '.' and '-'", fix=ONLINE_FIX)
@@ -184,6 +192,8 @@ def store_config(settings: StoreSettings, offline_store_type: str = "") -> dict[
     """The feature_store.yaml content, with ${VAR} references where passwords go."""
     if not settings.registry:
         registry: Any = "registry.db"
+    elif settings.registry.lower().startswith("file://"):
+        registry = unquote(urlsplit(settings.registry).path)  # Feast joins a file:// URI onto the repo path
     elif settings.registry.split("://", 1)[0].lower() in FILE_REGISTRY_SCHEMES:
         registry = settings.registry
     else:

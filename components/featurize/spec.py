@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -202,6 +203,12 @@ class FeatureSpec:
                 f"the label column {self.label!r} is also the {role} column: a model would be trained to predict its own key or time",
                 fix="pass the column that holds the outcome to predict as label_column",
             )
+        for role, column in (("entity", self.entity), ("label", self.label)):
+            if column == "event_timestamp":  # Feast takes a column of this name as the event time
+                raise DataError(
+                    f"the {role} column is named 'event_timestamp', which Feast reads as the event time of every label row",
+                    fix="rename that column in ingest (or make it the timestamp column, if it holds the event time)",
+                )
         if not self.passthrough and not self.aggregates:
             raise DataError("the feature spec declares no features", fix="add passthrough columns or aggregates")
         keys = {self.entity, self.timestamp}
@@ -223,14 +230,15 @@ class FeatureSpec:
             for window in agg.windows:
                 parse_duration(window, f"window of {agg.column!r}")
         names = self.feature_names()
-        seen: set[str] = set()
-        dupes = sorted({n for n in names if n in seen or seen.add(n)})
+        dupes = sorted(n for n, k in Counter(names).items() if k > 1)
         if dupes:
             raise DataError(f"feature names collide: {dupes}", fix="declare each column/function/window once")
-        seen_lower: set[str] = set()
-        case_dupes = sorted({n for n in names if n.lower() in seen_lower or seen_lower.add(n.lower())})
-        if case_dupes:
-            raise DataError(f"feature names {case_dupes[:5]} differ from others only in letter case, which DuckDB treats as the same name", fix="rename those columns in ingest")
+        by_lower: dict[str, list[str]] = {}
+        for n in names:
+            by_lower.setdefault(n.lower(), []).append(n)
+        case_twins = [group for group in by_lower.values() if len(group) > 1]
+        if case_twins:
+            raise DataError(f"feature names {case_twins[:5]} differ only in letter case, which DuckDB treats as the same name", fix="rename those columns in ingest")
         key_names = {k.lower() for k in (*keys, self.label)}
         clashes = sorted((set(names) & (RESERVED | keys | {self.label})) | {n for n in names if n.lower() in RESERVED | key_names})
         if clashes:

@@ -63,3 +63,9 @@ def test_wheel_installs_only_the_kfp_mlops_namespace(tmp_path):
         assert module in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "kfp-mlops = kfp_mlops.pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    core = [r for r in requires if "extra ==" not in r]
+    assert any(r.replace(" ", "") in ("kfp<3,>=2.14", "kfp>=2.14,<3") for r in core), core
+    assert not [r for r in core if "==" in r], "exact pins stay in constraints.txt, so the package fits an existing KFP environment"
+    assert any(r.startswith("torch==2.13.0") for r in requires), "torch stays pinned: a range would pull a CUDA build"

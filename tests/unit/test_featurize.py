@@ -252,3 +252,110 @@ def test_separate_labels_equal_merge_asof_including_null_rows(tmp_path):
             assert (want.loc[mask, name] == have.loc[mask, name]).all(), name
         else:
             np.testing.assert_allclose(want.loc[mask, name].astype(float), have.loc[mask, name].astype(float), rtol=1e-12, err_msg=name)
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
+
+
+def _table(n: int = 60, **extra) -> pa.Table:
+    """n daily events of 5 entities (entity_id, event_timestamp, amount, label) plus ``extra`` columns."""
+    columns = {
+        "entity_id": pa.array([i % 5 for i in range(n)], pa.int64()),
+        "event_timestamp": pa.array([T0 + dt.timedelta(days=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
+        "amount": pa.array([float(i) for i in range(n)]),
+        "label": pa.array([i % 2 for i in range(n)]),
+    }
+    columns.update(extra)
+    return pa.table(columns)
+
+
+def _spec(passthrough=("amount",), aggregates=()) -> FeatureSpec:
+    return FeatureSpec.from_dict({"entity": "entity_id", "timestamp": "event_timestamp", "label": "label", "passthrough": list(passthrough), "aggregates": list(aggregates)})
+
+
+N = 60
+OUT_OF_RANGE = pa.array([T0 + dt.timedelta(days=i) for i in range(N - 1)] + [dt.datetime(1000, 1, 1, tzinfo=dt.timezone.utc)], pa.timestamp("us", tz="UTC"))
+
+
+@pytest.mark.parametrize(
+    ("table", "spec", "message"),
+    [
+        (_table(Amount=pa.array([1.0] * N)), _spec(), "columns [['amount', 'Amount']] differ only in letter case"),
+        (_table(entity_id=pa.array([i % 5 + 0.5 for i in range(N)])), _spec(), "entity column 'entity_id' is double; Feast entity keys are integers or strings"),
+        (_table(entity_id=pa.array([i % 2 == 0 for i in range(N)])), _spec(), "entity column 'entity_id' is bool"),
+        (_table().slice(0, 0), _spec(), "the dataset has no rows"),
+        (_table(big=pa.array([2**63 + i for i in range(N)], pa.uint64())), _spec(["big"]), "column 'big' holds 60 values above 9,223,372,036,854,775,807 (first at row 1)"),
+        (_table(raw=pa.array([b"x"] * N)), _spec(["raw"]), "columns ['raw'] have types Feast does not serve back unchanged (binary)"),
+        (_table(day=pa.array([dt.date(2026, 1, 1)] * N)), _spec(["day"]), "columns ['day'] have types Feast does not serve back unchanged (date32[day])"),
+        (_table(at=pa.array([dt.time(1)] * N)), _spec(["at"]), "(time64[us])"),
+        (_table(tags=pa.array([["a"]] * N)), _spec(["tags"]), "columns ['tags'] hold nested values (list<element: string>)"),
+        (_table(tags=pa.array([["a"]] * N)), _spec([], [{"column": "tags", "functions": ["last"], "windows": ["7d"]}]), "columns ['tags'] hold nested values"),
+        (_table(event_timestamp=OUT_OF_RANGE), _spec(), "timestamp column 'event_timestamp' holds 1000-01-01T00:00:00+00:00 at row 60, outside the range"),
+        (_table(event_timestamp=pa.array([10**13] * N, pa.timestamp("s"))), _spec(), "holds 10000000000000000 ms from 1970-01-01 at row 1"),
+        (_table(event_timestamp=pa.array([1.5] * N)), _spec(), "timestamp column 'event_timestamp' is double, not a timestamp"),
+    ],
+)
+def test_inputs_feast_cannot_store_are_refused_before_anything_is_written(tmp_path, table, spec, message):
+    pq.write_table(table, tmp_path / "e.parquet")
+    registry = tmp_path / "registry.db"
+    from kfp_mlops.components.featurize.repo import StoreSettings
+
+    with pytest.raises(DataError) as caught:
+        _run(tmp_path, tmp_path / "e.parquet", spec=spec, settings=StoreSettings(registry=f"file://{registry}"))
+    assert message in str(caught.value) and "What to do:" in str(caught.value)
+    assert not registry.exists() and _leftovers(tmp_path) == []
+
+
+def test_not_parquet_is_a_data_error(tmp_path):
+    (tmp_path / "e.parquet").write_text("entity_id,event_timestamp\n1,2026-01-01\n")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        _run(tmp_path, tmp_path / "e.parquet", spec=_spec())
+
+
+def test_nested_columns_the_spec_does_not_use_are_ignored(tmp_path):
+    pq.write_table(_table(tags=pa.array([["a"]] * N)), tmp_path / "e.parquet")
+    result, _, _ = _run(tmp_path, tmp_path / "e.parquet", spec=_spec(["amount"], [{"column": "tags", "functions": ["count"], "windows": ["7d"]}]), split_fractions=(0.5, 0.25, 0.25))
+    assert result.features == ["amount", "tags__count_7d"]
+
+
+def test_bool_decimal_nan_and_inf_features_round_trip_online(tmp_path):
+    """Sum/mean of a bool column and decimal columns compute; NaN and inf are not 'disagreements'."""
+    import decimal
+
+    values = [float("nan") if i % 7 == 0 else float("inf") if i % 11 == 0 else float(i) for i in range(N)]
+    table = _table(
+        flag=pa.array([i % 3 == 0 for i in range(N)]),
+        price=pa.array([decimal.Decimal(f"{i}.25") for i in range(N)], pa.decimal128(10, 2)),
+        score=pa.array(values),
+    )
+    pq.write_table(table, tmp_path / "e.parquet")
+    aggregates = [{"column": c, "functions": ["sum", "mean", "max", "last"], "windows": ["7d"]} for c in ("flag", "price", "score")]
+    result, out, _ = _run(tmp_path, tmp_path / "e.parquet", spec=_spec(["amount", "flag", "price", "score"], aggregates), split_fractions=(0.5, 0.25, 0.25))
+    assert result.online_checked == 5
+    features = pq.read_table(out / "repo" / "data" / "features.parquet")
+    assert features.schema.field("price").type == pa.float64() and features.schema.field("flag__mean_7d").type == pa.float64()
+
+
+def test_too_few_label_times_fail_before_the_registry_is_written(tmp_path):
+    from kfp_mlops.components.featurize.repo import StoreSettings
+
+    events = _events(tmp_path, "e.parquet", [(1, T0, 1.0, "DE", 0), (2, T0 + dt.timedelta(days=9), 2.0, "FR", 1)])
+    registry = tmp_path / "registry.db"
+    with pytest.raises(DataError, match="2 distinct label timestamps cannot be split"):
+        _run(tmp_path, events, spec=FeatureSpec.from_dict({**SPEC.to_dict(), "aggregates": []}), settings=StoreSettings(registry=f"file://{registry}"))
+    assert not registry.exists()
+
+
+@pytest.mark.parametrize("fractions", [(float("nan"),) * 3, (0.7, float("nan"), 0.15), (float("inf"), 0.1, 0.1), (0.8, -0.1, 0.3), (0.5, 0.3, 0.1), (0.7, 0.3)])
+def test_bad_split_fractions_fail_before_anything_is_read(tmp_path, fractions):
+    with pytest.raises(DataError, match="split_fractions"):
+        _run(tmp_path, tmp_path / "does-not-exist.parquet", split_fractions=fractions)
+    assert _leftovers(tmp_path) == []
+
+
+def test_date_typed_timestamps_are_event_times(tmp_path):
+    table = _table(event_timestamp=pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(N)]))
+    pq.write_table(table, tmp_path / "e.parquet")
+    result, _, _ = _run(tmp_path, tmp_path / "e.parquet", spec=_spec(), split_fractions=(0.5, 0.25, 0.25))
+    assert sum(result.rows.values()) == N

@@ -74,3 +74,82 @@ def test_default_spec_windows_fit_the_data():
     assert "user__count_1d" in short.feature_names() and not any(n.endswith(("_7d", "_30d")) for n in short.feature_names())
     tiny = default_spec(columns, entity="user", timestamp="ts", label="y", span=dt.timedelta(minutes=5))
     assert tiny.feature_names() == ["amount"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"passthrough": "amount"}, "'passthrough' must be a list, not a string ('amount') (write [\"amount\"] for one)"),
+        ({"passthrough": {"amount": 1}}, "'passthrough' must be a list, not an object"),
+        ({"passthrough": None}, "'passthrough' must be a list, not null"),
+        ({"passthrough": True}, "'passthrough' must be a list, not a boolean (true)"),
+        ({"passthrough": [1, 2]}, "passthrough[0] to be a column name (a non-empty string), not a number (1)"),
+        ({"passthrough": [None]}, "passthrough[0] to be a column name (a non-empty string), not null"),
+        ({"aggregates": {"column": "amount", "functions": ["sum"], "windows": ["1d"]}}, "'aggregates' must be a list, not an object"),
+        ({"aggregates": [["amount", "sum", "1d"]]}, "aggregates[0] must be an object"),
+        ({"aggregates": [{"column": 5, "functions": ["sum"], "windows": ["1d"]}]}, "aggregates[0].column to be a column name"),
+        ({"aggregates": [{"column": "amount", "functions": "sum", "windows": ["1d"]}]}, "aggregates[0].functions must be a list, not a string ('sum')"),
+        ({"aggregates": [{"column": "amount", "functions": ["sum"], "windows": "7d"}]}, "aggregates[0].windows must be a list, not a string ('7d')"),
+        ({"aggregates": [{"column": "amount", "functions": ["sum"], "windows": [7]}]}, "aggregates[0].windows[0] must be a string, not a number (7)"),
+        ({"aggregates": [{"column": "amount", "functions": [False], "windows": ["1d"]}]}, "aggregates[0].functions[0] must be a string, not a boolean (false)"),
+        ({"entity": 42}, "needs 'entity' to be a column name (a non-empty string), not a number (42)"),
+        ({"timestamp": ["ts"]}, "needs 'timestamp' to be a column name (a non-empty string), not a list"),
+        ({"label": True}, "needs 'label' to be a column name (a non-empty string), not a boolean (true)"),
+        ({"label": None}, "needs 'label' to be a column name (a non-empty string), not null"),
+        ({"name": None}, "'name' must be a string, not null"),
+        ({"name": 7}, "'name' must be a string, not a number (7)"),
+        ({"ttl": 30}, "'ttl' must be a string, not a number (30)"),
+        ({"ttl": "10000000000d"}, "ttl '10000000000d' is longer than the 36,500-day limit"),
+        ({"ttl": "1" * 5000 + "d"}, "is longer than the 36,500-day limit"),
+        ({"ttl": "36501d"}, "is longer than the 36,500-day limit"),
+        ({"ttl": "0d"}, "not a duration"),
+        ({"ttl": "٣d"}, "not a duration"),  # a non-ASCII digit
+        ({"aggregates": [{"column": "amount", "functions": ["sum"], "windows": ["10000000000d"]}]}, "window of 'amount' '10000000000d' is longer than"),
+        ({"aggregates": [{"column": "amount", "functions": ["sum"], "windows": ["99999999999999999999w"]}]}, "window of 'amount'"),
+        ({"label": "user"}, "label column 'user' is also the entity key column"),
+        ({"label": "ts"}, "label column 'ts' is also the event timestamp column"),
+        ({"timestamp": "user"}, "the entity and the timestamp are the same column 'user'"),
+        ({"passthrough": ["amount", "Amount"]}, "[['amount', 'Amount']] differ only in letter case"),
+        ({"passthrough": ["USER"]}, "collide with Feast's reserved names or the key/label columns"),
+        ({"label": "event_timestamp"}, "the label column is named 'event_timestamp', which Feast reads as the event time"),
+        ({"entity": "event_timestamp"}, "the entity column is named 'event_timestamp'"),
+    ],
+)
+def test_wrong_json_types_and_values_name_the_field(changes, message):
+    with pytest.raises(DataError) as caught:
+        FeatureSpec.from_json(json.dumps({**BASE, **changes}))
+    assert message in str(caught.value)
+    assert "What to do:" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000, '{"entity": ' + "[" * 100_000])
+def test_deeply_nested_json_is_a_data_error(text):
+    with pytest.raises(DataError, match="nested far too deeply|not valid JSON"):
+        FeatureSpec.from_json(text)
+
+
+@pytest.mark.parametrize("data", [[], "spec", 3, None, True])
+def test_a_spec_that_is_not_an_object(data):
+    with pytest.raises(DataError, match="must be a JSON object"):
+        FeatureSpec.from_json(json.dumps(data))
+
+
+def test_repeated_keys_are_refused_not_silently_dropped():
+    text = '{"entity": "user", "timestamp": "ts", "label": "y", "passthrough": ["amount"], "passthrough": ["other"]}'
+    with pytest.raises(DataError, match="repeats the key 'passthrough'"):
+        FeatureSpec.from_json(text)
+
+
+def test_specs_built_in_python_are_type_checked_too():
+    with pytest.raises(DataError, match="'passthrough' must be a list of column names, not a string"):
+        FeatureSpec(entity="user", timestamp="ts", label="y", passthrough="amount").check()  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="spec name 5"):
+        FeatureSpec(entity="user", timestamp="ts", label="y", passthrough=("amount",), name=5).check()  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="ttl must be a duration string"):
+        FeatureSpec(entity="user", timestamp="ts", label="y", passthrough=("amount",), ttl=None).check()  # type: ignore[arg-type]
+
+
+def test_default_spec_refuses_a_label_that_is_the_key():
+    columns = {"user": "int64", "ts": "timestamp[us, tz=UTC]", "amount": "double"}
+    with pytest.raises(DataError, match="label column 'user' is also the entity key column"):
+        default_spec(columns, entity="user", timestamp="ts", label="user")
