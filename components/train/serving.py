@@ -5,7 +5,7 @@ Register's evaluation, the MLflow pyfunc, the model server and monitor all call
 ``ServingModel``, so a row scores the same everywhere.
 
 Loading never runs code. torch.export archives hold pickles (sample inputs,
-constants, optionally weights) and torch falls back to ``weights_only=False`` when
+constants, optionally weights) and torch falls back to an unrestricted unpickle when
 a restricted load fails, which executes whatever the pickle names. ``load_program``
 refuses archives that declare pickled weights and forces every ``torch.load`` of
 the archive to ``weights_only=True`` with no fallback; file hashes are checked
