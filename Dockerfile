@@ -16,7 +16,12 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    DO_NOT_TRACK=true \
+    GX_ANALYTICS_ENABLED=false \
+    DVC_NO_ANALYTICS=1 \
+    NML_DISABLE_USAGE_LOGGING=1
 # Debian's system python is "externally managed": everything goes into a venv.
 RUN python3 -m venv /opt/venv
 COPY constraints.txt /opt/kfp-mlops/constraints.txt

@@ -127,7 +127,15 @@ def cmd_compile(argv: Sequence[str]) -> int:
     return 0
 
 
+# Usage reporting of our dependencies stays off unless the user turned it on themselves.
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1", "NML_DISABLE_USAGE_LOGGING": "1"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    import os
+
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"run": cmd_run, "compile": cmd_compile}
     if argv and argv[0] == "demo-data":

@@ -54,6 +54,17 @@ def resolve_tracking_uri(parameter: str, environment: Mapping[str, str]) -> str:
     return uri
 
 
+def require_existing_store(tracking_uri: str) -> None:
+    """A step that reads runs (register) must find the store: a missing sqlite file means the
+    store lived in another pod's file system (or a volume not mounted here), and MLflow would
+    silently create an empty one."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).is_file():
+        raise DataError(
+            f"the MLflow store {tracking_uri} does not exist in this step",
+            fix="a sqlite store only works where every step mounts the same volume; on a cluster use an MLflow tracking server (" + SET_TRACKING_URI + ")",
+        )
+
+
 def wait_until_reachable(tracking_uri: str, *, within_s: float | None = None) -> None:
     """For an HTTP server: one answered request within ``within_s`` (default REACHABLE_WITHIN_S), else TrackingError."""
     if not tracking_uri.startswith(("http://", "https://")):

@@ -52,7 +52,7 @@ def register(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
-    from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri
+    from kfp_mlops.components._shared.mlflow_adapter import require_existing_store, resolve_tracking_uri
     from kfp_mlops.components._shared.model_artifact import ModelArtifact
     from kfp_mlops.components.register.core import check_model_name, comparison_html, comparison_markdown, comparison_text, register_model
     from kfp_mlops.components.register.gate import parse_thresholds
@@ -65,6 +65,7 @@ def register(
         if label_column and label_column != contract.label:
             raise DataError(f"label_column {label_column!r} is not the model's label {contract.label!r}", fix="pass the label the model was trained on, or leave label_column empty")
         tracking_uri = resolve_tracking_uri(mlflow_tracking_uri or contract.tracking_uri, os.environ)
+        require_existing_store(tracking_uri)
         result = register_model(
             Path(model.path),
             contract,

@@ -171,3 +171,11 @@ def test_thresholds_are_parsed_before_the_registry_is_touched(models):
     with pytest.raises(DataError):
         _register(models, "good", "strict", thresholds=parse_thresholds('{"rmse": {"max": 1.0}}'))
     assert not Registry(uri).client.search_registered_models(filter_string="name='strict'")
+
+
+def test_register_refuses_a_sqlite_store_that_is_not_in_its_step(tmp_path):
+    """The store of another pod: MLflow would create an empty database and report the run as missing."""
+    missing = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
+    with pytest.raises(DataError, match="does not exist in this step") as raised:
+        mlflow_adapter.require_existing_store(missing)
+    assert "tracking server" in str(raised.value) and not (tmp_path / "elsewhere").exists()
