@@ -49,12 +49,13 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
     )
     for pname, ptype, default, optional, description in pipeline_parameters(pipeline):
         flag = "--" + pname.replace("_", "-")
+        description = description.replace("%", "%%")  # argparse formats help with %
         kind = _bool if ptype == "BOOLEAN" else PARAM_TYPES.get(ptype, str)
         if pname == "source_uri":
             parser.add_argument(flag, dest=pname, default=None, help=f"{description} Default: demo data generated under --workdir.")
         else:
             # Unset flags are left out, so the pipeline applies its own (typed) defaults.
-            parser.add_argument(flag, dest=pname, type=kind, default=None, required=not optional, help=f"{description} (default: {default!r})")
+            parser.add_argument(flag, dest=pname, type=kind, default=None, required=not optional, help=f"{description} (default: {repr(default).replace('%', '%%')})")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
     parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
     return parser

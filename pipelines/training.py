@@ -55,7 +55,7 @@ def training(
         gpu: require, prefer or forbid a GPU for training.
         mlflow_tracking_uri: MLflow tracking server, e.g. http://mlflow.kubeflow:5000 (credentials from the MLflow Secret); empty for the steps' MLFLOW_TRACKING_URI environment variable. Required on a cluster: a store inside a pod is lost with it. `kfp-mlops run` fills in a local sqlite database.
         model_name: Registered model name in the MLflow Model Registry.
-        gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: better than chance and no worse than the champion.
+        gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: the statistical gate (beats chance, and the champion on the same rows, with 95% confidence; an equal model is not promoted).
         promote: Promote a blessed model to @champion right away (the old one becomes @previous).
     """
     ingested, featurized = prepare_training_data(

@@ -20,6 +20,7 @@ def register(
     thresholds: str = "",
     promote: bool = True,
     mlflow_tracking_uri: str = "",
+    replace_incomparable: bool = False,
     kfp_run_id: str = "",
 ) -> NamedTuple("RegisterOutputs", [("blessed", bool), ("version", str)]):
     """Evaluates the new model and the current @champion on the same test split, gates on thresholds, registers the new version as @challenger, and promotes it to @champion when blessed and asked to.
@@ -35,9 +36,10 @@ def register(
         metrics: The new model's test metrics and the gate's verdict.
         label_column: Label column of the test split; must be the model's label (empty: the model's).
         model_name: Registered model name.
-        thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share); each rule needs a finite bound, unknown keys and metrics are refused. Empty: roc_auc >= 0.5 and no worse than the champion (rmse no worse, for regression).
+        thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share); each rule needs a finite bound, unknown keys and metrics are refused. Empty: the statistical gate, blessing only a model that beats chance with 95% confidence on the test split (ROC AUC, accuracy or RMSE interval) and, against a champion, only one a paired test on the same rows shows to be better (an equal model is not promoted).
         promote: Promote a blessed model to @champion now (the replaced champion becomes @previous); false leaves promotion to a rollout step.
         mlflow_tracking_uri: MLflow tracking URI; empty for the one the train step used (from the model contract), else the step's MLFLOW_TRACKING_URI.
+        replace_incomparable: Allow replacing a champion that cannot be compared (trained on other inputs, label or classes); otherwise the gate fails naming both input sets.
         kfp_run_id: KFP run id, recorded as a version tag.
 
     Returns:
@@ -74,6 +76,7 @@ def register(
             name=model_name,
             thresholds=gate_thresholds,
             promote=promote,
+            replace_incomparable=replace_incomparable,
             tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", "")), "kfp_mlops.version": __version__}.items() if v},
         )
         write_text_atomic(report.path, comparison_html(result))

@@ -103,8 +103,9 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     again = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Compared against: champion (version 1)" in again.stdout, "the second model is gated against the first"
-    aliases = {a: str(client.get_model_version_by_alias("kfp-mlops-model", a).version) for a in ("champion", "previous", "challenger")}
-    assert aliases == {"champion": "2", "previous": "1", "challenger": "2"}
+    assert "NOT blessed: kfp-mlops-model version 2" in again.stdout, "an identical retrain is not promoted"
+    aliases = {a: str(client.get_model_version_by_alias("kfp-mlops-model", a).version) for a in ("champion", "challenger")}
+    assert aliases == {"champion": "1", "challenger": "2"}
 
 
 def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):

@@ -108,9 +108,9 @@ def test_training_pipeline_step_by_step_as_on_a_cluster(train_image, features_im
     second = run_training(tmp_path / "run2", stores, source)  # fresh workspaces, a new run id
     register = second["register"]
     assert "Compared against: champion (version 1)" in register.stdout, register.log
-    assert register.parameters == {"blessed": True, "version": "2"}, "same data and seed: no worse than the champion"
-    assert client.get_model_version_by_alias(MODEL, "champion").version == "2"
-    assert client.get_model_version_by_alias(MODEL, "previous").version == "1"
+    assert register.parameters == {"blessed": False, "version": "2"}, "same data and seed: an equal model is registered, not promoted"
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert client.get_model_version_by_alias(MODEL, "challenger").version == "2"
     assert second["train"].artifacts["model"].uri != first["train"].artifacts["model"].uri
 
 

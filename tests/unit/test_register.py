@@ -118,11 +118,16 @@ def test_retry_of_the_same_step_creates_no_second_version(trained):
     assert len(versions) == 1
 
 
-def test_champion_with_other_features_is_incomparable_not_a_crash(trained):
+def test_champion_trained_on_other_inputs_is_kept_unless_replacement_is_asked(trained):
     _register(trained, "other", "changed")
     result = _register(trained, "a", "changed")
-    assert result.gate.against == "incomparable champion" and "missing" in result.incomparable_reason
-    assert result.gate.blessed and result.promoted
+    assert result.gate.against == "incomparable champion" and "trained on other inputs" in result.incomparable_reason
+    assert "extra_feature" in result.incomparable_reason and "amount" in result.incomparable_reason, "both input sets are named"
+    assert not result.gate.blessed and not result.promoted
+    assert Registry(trained[0]).alias("changed", CHAMPION).version == "1", "never replaced silently"
+    uri, paths, _, runs = trained
+    replaced = register_model(runs["a"][0], runs["a"][1], paths["test"], registry=Registry(uri), name="changed", thresholds=None, promote=True, tags={}, replace_incomparable=True)
+    assert replaced.gate.blessed and replaced.promoted and Registry(uri).alias("changed", CHAMPION).version == "2"
 
 
 def test_bad_model_name_and_corrupt_model_register_nothing(trained, tmp_path):
