@@ -57,14 +57,15 @@ def prepare_training_data(
     return ingested, featurized
 
 
-def train_on(featurized: dsl.PipelineTask, ingested: dsl.PipelineTask, *, label_column, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
+def train_on(featurized: dsl.PipelineTask, ingested: dsl.PipelineTask, *, label_column, task, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
     """A train task on featurize's splits, the entity column excluded, lineage ids and MLflow credentials set."""
     splits = featurized.outputs
-    task = train(
+    trained = train(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         label_column=label_column,
+        task=task,
         exclude_columns=ingested.outputs["entity_column"],
         gpu=gpu,
         mlflow_tracking_uri=mlflow_tracking_uri,
@@ -72,4 +73,4 @@ def train_on(featurized: dsl.PipelineTask, ingested: dsl.PipelineTask, *, label_
         kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
         **hyperparameters,
     )
-    return with_mlflow_credentials(task)
+    return with_mlflow_credentials(trained)

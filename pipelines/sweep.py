@@ -12,6 +12,7 @@ PARALLEL_TRIALS = 4  # trials trained at the same time; ParallelFor needs it at 
 def sweep(
     source_uri: str,
     label_column: str = "label",
+    task: str = "auto",
     entity_column: str = "entity_id",
     timestamp_column: str = "event_timestamp",
     feature_spec: str = "",
@@ -27,6 +28,7 @@ def sweep(
     Args:
         source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
         label_column: Label column to predict.
+        task: auto, binary, multiclass or regression; auto picks regression for a numeric label with more than 50 distinct values (counts included), else classification.
         entity_column: Entity key column; empty to generate a row id.
         timestamp_column: Event timestamp column; empty to use the ingestion time.
         feature_spec: Feature spec JSON; empty for a default over all columns.
@@ -54,5 +56,5 @@ def sweep(
     )
     trials = sweep_trials(search_space=search_space, strategy=strategy, samples=samples)
     with dsl.ParallelFor(trials.output, parallelism=PARALLEL_TRIALS) as trial:
-        trained = train_on(featurized, ingested, label_column=label_column, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
+        trained = train_on(featurized, ingested, label_column=label_column, task=task, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
     select_best(models=dsl.Collected(trained.outputs["model"]), metric=metric)

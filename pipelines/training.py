@@ -11,6 +11,7 @@ from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 def training(
     source_uri: str,
     label_column: str = "label",
+    task: str = "auto",
     entity_column: str = "entity_id",
     timestamp_column: str = "event_timestamp",
     file_format: str = "",
@@ -37,6 +38,7 @@ def training(
     Args:
         source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
         label_column: Label column to predict.
+        task: auto, binary, multiclass or regression; auto picks regression for a numeric label with more than 50 distinct values (counts included), else classification.
         entity_column: Entity key column; empty to generate a row id.
         timestamp_column: Event timestamp column; empty to use the ingestion time.
         file_format: csv, parquet or jsonl; empty to detect from the extension.
@@ -77,6 +79,7 @@ def training(
         featurized,
         ingested,
         label_column=label_column,
+        task=task,
         gpu=gpu,
         mlflow_tracking_uri=mlflow_tracking_uri,
         hidden_layers=hidden_layers,

@@ -134,13 +134,17 @@ class Preprocessing:
 def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]:
     """The task and, for classification, the sorted class values as text."""
     if requested not in ("auto", *TASKS):
-        raise DataError(f"unknown task {requested!r}", fix=f"use auto or one of {TASKS}")
+        raise DataError(f"unknown task {requested!r}", fix=f"set the task parameter to auto or one of {', '.join(TASKS)}")
     t = column.type
     distinct = pc.unique(column.drop_null())
-    if requested == "regression" or (requested == "auto" and pa.types.is_floating(t) and len(distinct) > MAX_CLASSES):
+    numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
+    if requested == "regression" or (requested == "auto" and numeric and len(distinct) > MAX_CLASSES):  # counts are integers too
         return "regression", []
     if len(distinct) > MAX_CLASSES:
-        raise DataError(f"the label has {len(distinct):,} distinct values, too many for classification", fix="pass task='regression'")
+        raise DataError(
+            f"the label has {len(distinct):,} distinct {t} values, too many classes for a classifier (at most {MAX_CLASSES})",
+            fix="predict a number: cast the label to a numeric type (column_types) and use task regression (kfp-mlops run training --task regression); or group the classes",
+        )
     # Class names are the label values as Arrow renders them as text, the same cast
     # encode_label uses (float 1.0 -> "1", bool True -> "true"); numbers sort by value.
     ordered = pc.array_sort_indices(distinct) if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) else pc.array_sort_indices(distinct.cast(pa.string()))
@@ -149,7 +153,7 @@ def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]
         raise DataError(f"the label has a single class {classes}", fix="a classifier needs at least two classes: check the label and the split")
     task = "binary" if len(classes) == 2 else "multiclass"
     if requested not in ("auto", task):
-        raise DataError(f"task {requested!r} does not fit a label with {len(classes)} classes", fix=f"pass task='{task}' or 'auto'")
+        raise DataError(f"task {requested!r} does not fit a label with {len(classes)} classes", fix=f"set the task parameter to {task} or auto (kfp-mlops run training --task {task})")
     return task, classes
 
 

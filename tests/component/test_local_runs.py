@@ -120,7 +120,7 @@ def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
 def test_cli_help_lists_parameters_from_the_spec(tmp_path):
     proc = _cli("run", "training", "--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for flag in ("--source-uri", "--label-column", "--entity-column", "--timestamp-column", "--csv-delimiter", "--fail-on-severity", "--feature-spec", "--online-store"):
+    for flag in ("--source-uri", "--label-column", "--task", "--entity-column", "--timestamp-column", "--csv-delimiter", "--fail-on-severity", "--feature-spec", "--online-store"):
         assert flag in proc.stdout, flag
     assert "Stop the run when a data anomaly" in proc.stdout
     listing = _cli("run", "--help", cwd=tmp_path)

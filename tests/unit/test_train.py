@@ -244,3 +244,15 @@ def test_failed_mlflow_logging_leaves_no_model_and_marks_the_run_failed(splits, 
     client = mlflow.tracking.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("broken").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_an_integer_count_label_is_regression_and_the_fix_names_a_real_flag():
+    from kfp_mlops.components.train.preprocessing import infer_task
+
+    counts = pa.chunked_array([np.arange(400) % 97])
+    assert infer_task(counts, "auto") == ("regression", [])
+    assert infer_task(pa.chunked_array([np.arange(400) % 7]), "auto")[0] == "multiclass", "a few integer codes stay classes"
+    with pytest.raises(DataError, match="--task regression"):
+        infer_task(pa.chunked_array([[f"c{i}" for i in range(97)]]), "auto")
+    with pytest.raises(DataError, match="--task binary"):
+        infer_task(pa.chunked_array([[0, 1, 1]]), "multiclass")
