@@ -162,5 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--drift", type=float, default=0.0, help="0 (none) to 1 (strong)")
     args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error(f"--rows must be at least 1, not {args.rows}")
+    if not 0.0 <= args.drift <= 1.0:
+        parser.error(f"--drift must be between 0 and 1, not {args.drift}")
     path = write_demo_dataset(args.output, DemoSpec(rows=args.rows, seed=args.seed, drift=args.drift))
     print(f"wrote {args.rows:,} demo rows to {path}")

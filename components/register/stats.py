@@ -75,7 +75,7 @@ def _delong(y: np.ndarray, scores: list[np.ndarray]) -> tuple[np.ndarray, np.nda
 def auc_interval(y: np.ndarray, scores: np.ndarray, level: float = LEVEL) -> Interval:
     aucs, cov = _delong(y, [scores])
     half = _z(level) * float(np.sqrt(max(cov[0, 0], 0.0)))
-    return Interval(float(aucs[0]), float(aucs[0]) - half, float(aucs[0]) + half, "DeLong")
+    return Interval(float(aucs[0]), max(float(aucs[0]) - half, 0.0), min(float(aucs[0]) + half, 1.0), "DeLong")
 
 
 def auc_difference(y: np.ndarray, new: np.ndarray, old: np.ndarray, level: float = LEVEL) -> Interval:
@@ -93,7 +93,8 @@ def share_interval(correct: np.ndarray, level: float = LEVEL) -> Interval:
     mean = float(values.mean())
     se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("inf")
     half = _z(level) * se
-    return Interval(mean, mean - half, mean + half, "normal")
+    bounded = bool(((values >= 0) & (values <= 1)).all())  # a share stays within [0, 1]
+    return Interval(mean, max(mean - half, 0.0) if bounded else mean - half, min(mean + half, 1.0) if bounded else mean + half, "normal")
 
 
 def rmse_difference(y: np.ndarray, baseline: np.ndarray, candidate: np.ndarray, level: float = LEVEL, samples: int = BOOTSTRAP_SAMPLES) -> Interval:

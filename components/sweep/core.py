@@ -12,6 +12,7 @@ from typing import Any
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.train.metrics import HIGHER_IS_BETTER
 
+MAX_TRIALS = 256
 TUNABLE = {
     "hidden_layers": str,
     "learning_rate": float,
@@ -40,7 +41,15 @@ def expand(space_json: str, *, strategy: str = "grid", samples: int = 8, seed: i
     for key, values in space.items():
         if not isinstance(values, list) or not values:
             raise DataError(f"{key!r} needs a non-empty list of values", fix="write each hyperparameter as a list")
+    for key, values in space.items():
+        for value in values:
+            _typed(key, value)
     keys = sorted(space)
+    size = math.prod(len(space[k]) for k in keys)
+    if strategy == "grid" and size > MAX_TRIALS:
+        raise DataError(f"the grid has {size:,} combinations, more than {MAX_TRIALS} trials", fix=f"use strategy random with samples <= {MAX_TRIALS}, or fewer values")
+    if strategy == "random" and not 1 <= samples <= MAX_TRIALS:
+        raise DataError(f"samples {samples} must be between 1 and {MAX_TRIALS}", fix="pass how many trials to draw")
     combos = [dict(zip(keys, vs)) for vs in itertools.product(*(space[k] for k in keys))]
     if strategy == "random":
         rng = random.Random(seed)
@@ -62,7 +71,24 @@ def parse_trial(text: str) -> dict[str, Any]:
     unknown = sorted(set(trial) - set(TUNABLE))
     if unknown:
         raise DataError(f"unknown hyperparameters {unknown}", fix=f"tunable: {sorted(TUNABLE)}")
-    return {k: TUNABLE[k](v) for k, v in trial.items()}
+    return {k: _typed(k, v) for k, v in trial.items()}
+
+
+def _typed(key: str, value: Any) -> Any:
+    """A hyperparameter value of the right type and range, or a DataError naming it."""
+    kind = TUNABLE[key]
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # one hidden layer written as a number
+    shape = "text such as 64,64" if kind is str else "numbers"
+    if isinstance(value, bool) or (kind is str and not isinstance(value, str)) or (kind is not str and not isinstance(value, (int, float, str))):
+        raise DataError(f"{key} value {value!r} is not a {kind.__name__}", fix=f"write {key} values as {shape}")
+    try:
+        typed = kind(float(value)) if kind is int else kind(value)
+    except ValueError:
+        raise DataError(f"{key} value {value!r} is not a {kind.__name__}", fix=f"write {key} values as {shape}") from None
+    if kind is not str and (not math.isfinite(typed) or typed < 0 or (key != "weight_decay" and key != "dropout" and typed <= 0)):
+        raise DataError(f"{key} value {value!r} is out of range", fix=f"use a positive {kind.__name__}" + (" (0 allowed)" if key in ("weight_decay", "dropout") else ""))
+    return typed
 
 
 @dataclass(frozen=True)

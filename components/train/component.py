@@ -81,7 +81,7 @@ def train(
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings, resolve_tracking_uri
     from kfp_mlops.components.train.core import TrainInputs, train_model, write_report
-    from kfp_mlops.components.train.loop import TrainConfig
+    from kfp_mlops.components.train.loop import TrainConfig, parse_hidden_layers
 
     with exit_on_error("train"):
         tracking_uri = resolve_tracking_uri(mlflow_tracking_uri, os.environ)
@@ -108,7 +108,7 @@ def train(
             result = train_model(
                 TrainInputs(Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite, fingerprint),
                 TrainConfig(
-                    hidden=tuple(int(h) for h in hidden_layers.split(",") if h.strip()),
+                    hidden=parse_hidden_layers(hidden_layers),
                     dropout=dropout,
                     batch_size=batch_size,
                     max_epochs=max_epochs,

@@ -119,7 +119,7 @@ def train_model(
             # The model is logged to MLflow from the temporary folder: if logging fails, no model artifact is left.
             with atomic_path(model_dir) as tmp:
                 tmp.mkdir(parents=True)
-                export(result.net, prep, tmp / MODEL_FILE, (data["test"].numeric[:4], data["test"].categorical[:4]))
+                export(result.net, prep, tmp / MODEL_FILE)
                 prep.save(tmp / PREPROCESSING_FILE)
                 metrics = {f"test_{k}": v for k, v in test_metrics.items()} | {k: v for k, v in result.history[result.best_epoch].items() if k.startswith("val_")}
                 contract = ModelArtifact(

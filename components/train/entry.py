@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch.distributed as tdist
 
         from kfp_mlops.components.train.core import TrainInputs, train_model
-        from kfp_mlops.components.train.loop import Distributed, TrainConfig
+        from kfp_mlops.components.train.loop import Distributed, TrainConfig, parse_hidden_layers
         from kfp_mlops.components._shared.errors import DataError
         from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             result = train_model(
                 TrainInputs(args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task, args.non_finite, args.fingerprint),
                 TrainConfig(
-                    hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+                    hidden=parse_hidden_layers(args.hidden),
                     dropout=args.dropout,
                     batch_size=args.batch_size,
                     max_epochs=args.epochs,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ CHECKPOINT = "last.pt"
 
 
 class TrainError(KfpMlopsError):
-    """Training cannot run as configured (device, distributed setup)."""
+    """Training cannot run as configured (settings, device, distributed setup)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,35 @@ class TrainConfig:
     seed: int = 7
     gpu: str = "prefer"
     early_stopping_metric: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot train, before any data is read (exit 2, named)."""
+        problems = []
+        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            problems.append(f"hidden_layers {self.hidden} must be positive integers, e.g. 64,64")
+        for name, value, low in (("batch_size", self.batch_size, 1), ("max_epochs", self.max_epochs, 1), ("patience", self.patience, 1)):
+            if not isinstance(value, int) or value < low:
+                problems.append(f"{name} {value!r} must be an integer of at least {low}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            problems.append(f"learning_rate {self.learning_rate!r} must be a finite number above 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay {self.weight_decay!r} must be a finite number of at least 0")
+        if not (math.isfinite(self.dropout) and 0 <= self.dropout < 1):
+            problems.append(f"dropout {self.dropout!r} must be at least 0 and below 1")
+        if self.gpu not in ("require", "prefer", "forbid"):
+            problems.append(f"gpu {self.gpu!r} must be require, prefer or forbid")
+        if self.early_stopping_metric and self.early_stopping_metric not in M.HIGHER_IS_BETTER:
+            problems.append(f"early_stopping_metric {self.early_stopping_metric!r} must be empty or one of {sorted(M.HIGHER_IS_BETTER)}")
+        if problems:
+            raise TrainError("training settings cannot work: " + "; ".join(problems), fix="fix these parameters")
+
+
+def parse_hidden_layers(text: str) -> tuple[int, ...]:
+    """``"64,64"`` -> (64, 64), or a TrainError naming the text."""
+    try:
+        return tuple(int(h) for h in str(text).split(",") if h.strip())
+    except ValueError:
+        raise TrainError(f"hidden_layers {str(text)[:80]!r} is not comma-separated integers", fix="pass e.g. 64,64") from None
 
 
 @dataclass(frozen=True)

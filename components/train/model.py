@@ -72,10 +72,16 @@ class ServingModel(nn.Module):
         return out * self.label_std + self.label_mean
 
 
-def export(net: TabularNet, prep: Preprocessing, path: Path, example: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """Save the serving model with torch.export; load it with ``serving.load_program`` (restricted, no pickle)."""
+def export(net: TabularNet, prep: Preprocessing, path: Path) -> None:
+    """Save the serving model with torch.export; load it with ``serving.load_program`` (restricted, no pickle).
+
+    The archive keeps its example inputs, and a slice of a tensor saves its whole
+    storage: examples cut from the data would put every row of it into the model file.
+    The example is made up (zeros, unknown categories) and owns its two rows.
+    """
     serving = ServingModel(net, prep).eval()
     batch = torch.export.Dim("batch", min=1)
+    example = (torch.zeros(2, len(prep.numeric), dtype=torch.float32), torch.zeros(2, len(prep.categorical), dtype=torch.int64))
     with torch.no_grad():
         program = torch.export.export(serving, example, dynamic_shapes=({0: batch}, {0: batch}))
     torch.export.save(program, str(path))

@@ -180,3 +180,46 @@ def test_float_and_bool_binary_labels_train(tmp_path):
         assert result.preprocessing.task == "binary" and len(result.preprocessing.classes) == 2, kind
         assert ModelArtifact.read(tmp_path / kind / "m").classes == (("0", "1") if kind == "float" else ("false", "true"))
         assert (tmp_path / kind / "m" / CONTRACT_FILE).exists()
+
+
+def test_the_model_file_carries_no_rows_of_the_data(trained):
+    """Example inputs cut from the test split used to drag the whole split into model.pt2."""
+    tmp, _, _, _ = trained
+    with zipfile.ZipFile(tmp / "model" / MODEL_FILE) as archive:
+        samples = [n for n in archive.namelist() if "sample_inputs" in n]
+        payload = archive.read(samples[0])
+    loaded = torch.load(io.BytesIO(payload), weights_only=True)
+    tensors = [t for t in torch.utils._pytree.tree_leaves(loaded) if isinstance(t, torch.Tensor)]
+    # A slice of the test split would carry the split's whole storage: 750 rows here.
+    assert tensors and all(t.shape[0] <= 2 and t.untyped_storage().nbytes() <= 2 * 64 * 8 and not t.any() for t in tensors), [(t.shape, t.untyped_storage().nbytes()) for t in tensors]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"hidden": ()}, "hidden_layers"),
+        ({"hidden": (0, 8)}, "hidden_layers"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"gpu": "maybe"}, "gpu"),
+        ({"early_stopping_metric": "auc"}, "early_stopping_metric"),
+        ({"patience": -3}, "patience"),
+    ],
+)
+def test_training_settings_that_cannot_work_are_refused_up_front(settings, named):
+    from kfp_mlops.components.train.loop import TrainError
+
+    with pytest.raises(TrainError, match=named) as raised:
+        TrainConfig(**settings)
+    assert raised.value.exit_code == 2
+
+
+def test_hidden_layers_text_is_parsed_with_a_clear_error():
+    from kfp_mlops.components.train.loop import TrainError, parse_hidden_layers
+
+    assert parse_hidden_layers("64, 32") == (64, 32)
+    with pytest.raises(TrainError, match="'a,b' is not comma-separated integers"):
+        parse_hidden_layers("a,b")

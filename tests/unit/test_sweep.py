@@ -41,3 +41,20 @@ def test_rank_by_validation_metric():
     assert [c.index for c, _ in rank(models, "log_loss")][:2] == [0, 1], "lower is better for log loss"
     with pytest.raises(DataError, match="no model reports val_rmse"):
         rank(models, "rmse")
+
+
+@pytest.mark.parametrize(
+    ("space", "kw", "message"),
+    [
+        ('{"learning_rate": [-1]}', {}, "out of range"),
+        ('{"learning_rate": ["x"]}', {}, "is not a float"),
+        ('{"batch_size": [0]}', {}, "out of range"),
+        ('{"dropout": [true]}', {}, "is not a float"),
+        ('{"learning_rate": [' + ", ".join(str(i / 1000 + 0.001) for i in range(300)) + "]}", {}, "more than 256 trials"),
+        ('{"learning_rate": [0.1]}', {"strategy": "random", "samples": 0}, "between 1 and 256"),
+    ],
+)
+def test_bad_search_spaces_are_refused_before_any_trial(space, kw, message):
+    with pytest.raises(DataError, match=message):
+        expand(space, **kw)
+    assert [t["hidden_layers"] for t in expand('{"hidden_layers": [64, "32,16"]}')] == ["64", "32,16"], "one layer may be written as a number"
