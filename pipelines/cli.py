@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         demo_main(argv[1:])
         return
     if not argv or argv[0] not in commands:
-        print(__doc__.strip(), file=sys.stderr if argv else sys.stdout)
+        asked = not argv or argv[0] in ("-h", "--help")
+        print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
         raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     raise SystemExit(commands[argv[0]](argv[1:]))

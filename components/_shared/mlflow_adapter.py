@@ -113,8 +113,14 @@ def initialize_store(tracking_uri: str) -> None:
     """Create a sqlite tracking database's schema once, before parallel trials open it
     (concurrent first opens race in MLflow's schema migration and corrupt the file)."""
     if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        client(tracking_uri).search_experiments(max_results=1)
+        import fcntl
+
+        database = Path(tracking_uri[len("sqlite:///") :])
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # Two runs started at once on a fresh folder would both migrate the schema.
+        with open(database.with_name(database.name + ".init-lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client(tracking_uri).search_experiments(max_results=1)
 
 
 def default_tracking_uri(folder: Path) -> str:

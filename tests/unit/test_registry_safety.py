@@ -179,3 +179,12 @@ def test_register_refuses_a_sqlite_store_that_is_not_in_its_step(tmp_path):
     with pytest.raises(DataError, match="does not exist in this step") as raised:
         mlflow_adapter.require_existing_store(missing)
     assert "tracking server" in str(raised.value) and not (tmp_path / "elsewhere").exists()
+
+
+def test_runs_started_at_once_on_a_fresh_folder_share_one_store(tmp_path):
+    """Two `kfp-mlops run` at once used to race in MLflow's schema migration ("table ... already exists")."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    code = f"from kfp_mlops.components._shared.mlflow_adapter import initialize_store; initialize_store({uri!r}); print('ready')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 and out.strip() == "ready" for p, (out, _) in zip(procs, outputs)), [err[-500:] for _, err in outputs]
