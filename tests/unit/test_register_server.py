@@ -9,12 +9,16 @@ import time
 import pytest
 
 from kfp_mlops.components.register.core import register_model
+from kfp_mlops.components.register.gate import Threshold
 from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, LOCK_PREFIX, PREVIOUS, Registry
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.loop import TrainConfig
 from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from tests.services import MlflowServer, port_open, require
 from tests.unit.test_train import KEYS, _splits
+
+# These tests are about the registry over HTTP, not the gate: a bound every model passes.
+MECHANICS = [Threshold("roc_auc", min=0.0)]
 
 PROMOTE = """
 import sys, time
@@ -50,8 +54,8 @@ def model(server, tmp_path_factory):
 def test_register_and_gate_over_http(server, model):
     model_dir, result, paths = model
     registry = Registry(server.url)
-    first = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=None, promote=True, tags={})
-    again = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=None, promote=True, tags={})
+    first = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=MECHANICS, promote=True, tags={})
+    again = register_model(model_dir, result.contract, paths["test"], registry=registry, name="over-http", thresholds=MECHANICS, promote=True, tags={})
     assert first.version.version == again.version.version == "1" and not again.version.created
     assert registry.alias("over-http", CHAMPION).version == "1" and registry.alias("over-http", CHALLENGER).version == "1"
 
@@ -85,7 +89,7 @@ def test_register_survives_a_server_restart(server, model):
     server.stop()
     restart = threading.Timer(3.0, server.start)
     restart.start()
-    out = register_model(model_dir, result.contract, paths["test"], registry=registry, name="restarted", thresholds=None, promote=True, tags={})
+    out = register_model(model_dir, result.contract, paths["test"], registry=registry, name="restarted", thresholds=MECHANICS, promote=True, tags={})
     restart.join()
     assert out.version.version == "1" and out.promoted
     assert len(registry.client.search_model_versions("name='restarted'")) == 1, "no half-registered or duplicate version"
