@@ -19,6 +19,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from kfp_mlops.components.train.metrics import midranks
+
 LEVEL = 0.95
 BOOTSTRAP_SAMPLES = 1000
 SEED = 20240229
@@ -41,19 +43,6 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def _midranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties averaged, along the last axis."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    ranks = np.empty(len(values), dtype=np.float64)
-    boundaries = np.flatnonzero(np.diff(ordered)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(values)]])
-    run_ranks = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(run_ranks, ends - starts)
-    return ranks
-
-
 def _delong(y: np.ndarray, scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """AUCs of each score vector and the covariance matrix of the AUC estimates."""
     positive = y == 1
@@ -63,7 +52,7 @@ def _delong(y: np.ndarray, scores: list[np.ndarray]) -> tuple[np.ndarray, np.nda
     aucs, v10, v01 = [], [], []
     for s in scores:
         x, z = s[positive], s[~positive]
-        tx, tz, tall = _midranks(x), _midranks(z), _midranks(np.concatenate([x, z]))
+        tx, tz, tall = midranks(x), midranks(z), midranks(np.concatenate([x, z]))
         aucs.append((tall[:m].sum() - m * (m + 1) / 2) / (m * n))
         v10.append((tall[:m] - tx) / n)
         v01.append(1.0 - (tall[m:] - tz) / m)

@@ -8,16 +8,15 @@ EPS = 1e-15
 HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "f1": True, "log_loss": False, "rmse": False, "mae": False, "r2": True}
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
+def midranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks with ties averaged."""
     order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranks = np.empty(len(values), dtype=np.float64)
-    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
+    ordered = values[order]
+    boundaries = np.flatnonzero(np.diff(ordered)) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(values)]])
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
 
 
@@ -26,7 +25,7 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    ranks = _ranks(p)
+    ranks = midranks(p)
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
