@@ -54,6 +54,12 @@ EXTRAS = {
         "moto[server]>=5,<6",
         "psutil>=5",
         "pandas<3",
+        # Real public tables that ship inside PyPI packages: the plain-table pipeline
+        # tests and the model-quality benchmark (ours against these baselines).
+        "scikit-learn>=1.5,<2",
+        "statsmodels>=0.14,<1",
+        "palmerpenguins>=0.1.4,<1",
+        "vega_datasets>=0.9,<1",
     ],
 }
 EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor") for req in EXTRAS[name]})
