@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,36 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
     return new[-1] if new else root
 
 
+HTML_STARTS = (b"<!doctype html", b"<html")
+
+
 def list_outputs(run_dir: Path) -> list[Path]:
-    """Every output file of a run, by task."""
-    return sorted(p for p in run_dir.rglob("*") if p.is_file())
+    """Every output file of a run, by task; HTML reports under a name a browser opens as a page.
+
+    KFP names an output file after the output (``report``), with no extension, so a
+    browser shows it as text. A ``.html`` hard link beside it is listed instead; the
+    artifact itself stays where KFP's metadata points.
+    """
+    listed = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        if path.suffix == ".html" and path.with_suffix("").is_file():
+            continue  # the link made by an earlier listing
+        listed.append(_browsable(path) if _is_html(path) else path)
+    return listed
+
+
+def _is_html(path: Path) -> bool:
+    if path.suffix.lower() in (".html", ".htm"):
+        return False
+    with path.open("rb") as f:
+        return f.read(64).lstrip().lower().startswith(HTML_STARTS)
+
+
+def _browsable(path: Path) -> Path:
+    page = path.with_name(path.name + ".html")
+    if not page.exists():
+        try:
+            os.link(path, page)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(path, page)
+    return page

@@ -40,5 +40,5 @@ def exit_on_error(step: str) -> Iterator[None]:
             raise
         problem, fix = known
         where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"\nkfp-mlops {step} failed: {problem}{redact_text(where)}. What to do: {fix}", file=sys.stderr, flush=True)
+        print(f"\nkfp-mlops {step} failed: {problem}{redact_text(where)}.\nWhat to do: {fix}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None

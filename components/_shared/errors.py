@@ -19,8 +19,9 @@ class KfpMlopsError(Exception):
         self.fix = fix
         parts = [problem if not where else f"{where}: {problem}"]
         if fix:
+            # On its own line so a user scanning a long log finds the action at once.
             parts.append(f"What to do: {fix}")
-        super().__init__(" ".join(parts))
+        super().__init__("\n".join(parts))
 
 
 class DataError(KfpMlopsError):

@@ -14,7 +14,7 @@ def test_data_error_exits_2_with_message(capsys):
         raise DataError("column 'x' is empty", where="s3://b/k.csv", fix="drop it")
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert "kfp-mlops ingest failed: s3://b/k.csv: column 'x' is empty What to do: drop it" in err
+    assert "kfp-mlops ingest failed: s3://b/k.csv: column 'x' is empty\nWhat to do: drop it" in err
 
 
 def test_infrastructure_error_exits_3(capsys):

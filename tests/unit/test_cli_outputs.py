@@ -1,0 +1,23 @@
+"""The paths `kfp-mlops run` prints open as pages in a browser."""
+
+from __future__ import annotations
+
+from kfp_mlops.pipelines.local_run import list_outputs
+
+
+def test_html_reports_are_listed_under_an_html_name(tmp_path):
+    task = tmp_path / "run-1" / "validate"
+    task.mkdir(parents=True)
+    (task / "report").write_text("\n  <!DOCTYPE html><html><body>ok</body></html>")
+    (task / "schema").write_text('{"version": 1}')
+    (task / "notes.html").write_text("<html>a file already named .html</html>")
+
+    listed = list_outputs(tmp_path / "run-1")
+
+    names = sorted(p.name for p in listed)
+    assert names == ["notes.html", "report.html", "schema"]
+    page = task / "report.html"
+    assert page.read_text() == (task / "report").read_text()
+    assert (task / "report").exists(), "the artifact KFP points at stays in place"
+    # A second listing neither duplicates the page nor lists it twice.
+    assert sorted(p.name for p in list_outputs(tmp_path / "run-1")) == names
