@@ -2,18 +2,20 @@
 
 ``infer_schema`` turns statistics into a schema; ``find_anomalies`` checks the
 statistics against the rules every dataset must meet and, when given, against a
-reference schema (for example the training schema, to catch serving skew).
+reference schema (for example the training schema, to catch serving skew). The
+label's own checks are in ``labels``, leakage in ``leakage``, distribution skew in
+``distribution``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
 
 from kfp_mlops.components.validate.schema import ColumnSchema, DatasetSchema
-from kfp_mlops.components.validate.statistics import ColumnStats, DatasetStats
+from kfp_mlops.components.validate.statistics import DatasetStats
 
 SEVERITIES = ("info", "warning", "error")
-MAX_LABEL_CLASSES = 50
 
 
 @dataclass(frozen=True)
@@ -49,72 +51,100 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-def is_classification(stats: ColumnStats) -> bool:
-    """A label with few distinct values (text, boolean or integer) is a class label."""
-    if stats.kind in ("categorical", "boolean"):
-        return not stats.distinct_capped
-    return stats.kind == "integer" and not stats.distinct_capped and 0 < len(stats.value_counts) <= MAX_LABEL_CLASSES
+def sort_anomalies(found: Iterable[Anomaly]) -> list[Anomaly]:
+    """Errors first, then by column and check."""
+    return sorted(found, key=lambda a: (-severity_rank(a.severity), a.column, a.code))
 
 
-def infer_schema(stats: DatasetStats, *, label_column: str | None) -> DatasetSchema:
-    """The schema the data as seen satisfies: observed types, nullability, ranges and domains."""
+def infer_schema(
+    stats: DatasetStats,
+    *,
+    label_column: str | None,
+    label_classes: list[str] | None = None,
+    histograms: dict[str, dict[str, Any]] | None = None,
+) -> DatasetSchema:
+    """The schema the data as seen satisfies: observed types, nullability, ranges, domains and distributions.
+
+    Keys get no range and no histogram: ids and event times of later data are new by design.
+    """
+    keys = set(stats.key_columns)
     columns = []
     for st in stats.columns:
         kind = "text" if st.kind == "categorical" and st.distinct_capped else st.kind
-        numeric = kind in ("integer", "float")
+        ranged = kind in ("integer", "float") and st.name not in keys
         columns.append(
             ColumnSchema(
                 name=st.name,
                 type=st.type,
                 kind=kind,
                 nullable=st.nulls > 0,
-                min=st.min if numeric else None,
-                max=st.max if numeric else None,
+                min=st.min if ranged else None,
+                max=st.max if ranged else None,
                 domain=sorted(st.value_counts) if kind == "categorical" else None,
+                histogram=(histograms or {}).get(st.name) if st.name not in keys else None,
             )
         )
-    label = stats.column(label_column) if label_column else None
-    classes = sorted(label.value_counts) if label is not None and is_classification(label) else None
+    present = label_column is not None and stats.column(label_column) is not None
     return DatasetSchema(
         columns=columns,
         key_columns=[k for k in stats.key_columns if stats.column(k) is not None],
-        label_column=label_column if label is not None else None,
-        label_classes=classes,
+        label_column=label_column if present else None,
+        label_classes=label_classes if present else None,
     )
 
 
-def find_anomalies(
-    stats: DatasetStats,
-    *,
-    label_column: str | None,
-    reference: DatasetSchema | None = None,
-    min_class_share: float = 0.01,
-) -> list[Anomaly]:
-    """Every anomaly in ``stats``, errors first."""
+Add = Callable[[str, str, str, str, str], None]
+
+
+def find_anomalies(stats: DatasetStats, *, label_column: str | None, reference: DatasetSchema | None = None) -> list[Anomaly]:
+    """Every anomaly of the dataset as a whole, its keys and, when given, against ``reference``; errors first."""
     found: list[Anomaly] = []
-    add = lambda sev, code, col, msg, fix: found.append(Anomaly(sev, code, col, msg, fix))  # noqa: E731
+    add: Add = lambda sev, code, col, msg, fix: found.append(Anomaly(sev, code, col, msg, fix))  # noqa: E731
 
     if stats.rows == 0:
         add("error", "empty_dataset", "", "the dataset has no rows", "check the ingest source")
     for st in stats.columns:
+        if st.name == label_column:
+            continue  # the label's checks say what an empty or odd label means for training
         if stats.rows and st.nulls == st.count:
             add("error", "all_null", st.name, f"all {st.count:,} values are null", "drop the column or fix the export that fills it")
         elif st.nan or st.inf:
             add("warning", "non_finite", st.name, f"{st.nan:,} NaN and {st.inf:,} infinite values", "impute or drop them before training")
+    _check_missing(stats, label_column, reference, add)
     _check_keys(stats, add)
-    if label_column:
-        _check_label(stats, label_column, reference, min_class_share, add)
     if reference is not None:
         _check_against(stats, reference, add)
-    return sorted(found, key=lambda a: (-severity_rank(a.severity), a.column, a.code))
+    return sort_anomalies(found)
 
 
-def _check_keys(stats: DatasetStats, add) -> None:
+def _check_missing(stats: DatasetStats, label_column: str | None, reference: DatasetSchema | None, add: Add) -> None:
+    """Every column that should be there and is not, in one finding: fixing them one run at a time wastes runs."""
+    present = {c.name for c in stats.columns}
+    parts, missing = [], []
+    if label_column and label_column not in present:
+        parts.append(f"label column not found: {label_column!r}")
+        missing.append(label_column)
+    keys = [k for k in stats.key_columns if k not in present and k not in missing]
+    if keys:
+        parts.append(f"key columns not found: {keys}")
+        missing += keys
+    if reference is not None:
+        schema_only = [c.name for c in reference.columns if c.name not in present and c.name not in missing]
+        if schema_only:
+            parts.append(f"columns in the schema not found: {schema_only}")
+            missing += schema_only
+    if not parts:
+        return
+    code = "missing_label" if label_column in missing else "missing_key_column" if keys and len(keys) == len(missing) else "missing_column"
+    names = [c.name for c in stats.columns]
+    listing = f"{names[:30]}" + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+    add("error", code, ",".join(missing), f"{'; '.join(parts)}; the dataset's columns are {listing}", "pass the right column names, restore the columns in the export, or update the schema")
+
+
+def _check_keys(stats: DatasetStats, add: Add) -> None:
     for key in stats.key_columns:
         st = stats.column(key)
-        if st is None:
-            add("error", "missing_key_column", key, "key column is missing", "pass the right key columns or fix the data")
-        elif st.nulls:
+        if st is not None and st.nulls:
             add("error", "null_key", key, f"{st.nulls:,} rows have a null key", "drop or repair those rows")
     if stats.duplicate_keys:
         rows = ", ".join(str(r) for r in stats.duplicate_key_examples)
@@ -127,41 +157,13 @@ def _check_keys(stats: DatasetStats, add) -> None:
         )
 
 
-def _check_label(stats: DatasetStats, label_column: str, reference: DatasetSchema | None, min_share: float, add) -> None:
-    st = stats.column(label_column)
-    if st is None:
-        names = [c.name for c in stats.columns][:30]
-        add("error", "missing_label", label_column, f"label column not found; columns are {names}", "pass the right label column")
-        return
-    if st.nulls and st.nulls < st.count:
-        add("error", "null_label", label_column, f"{st.nulls:,} rows have no label", "drop unlabeled rows before training")
-    if not is_classification(st) or not st.value_counts:
-        return
-    counts = st.value_counts
-    if len(counts) == 1:
-        only = next(iter(counts))
-        add("error", "single_class", label_column, f"every row has the label {only!r}", "a classifier needs at least two classes: check the label column")
-        return
-    total = sum(counts.values())
-    rare = {k: v / total for k, v in counts.items() if v / total < min_share}
-    if rare:
-        shares = ", ".join(f"{k!r}: {v:.2%}" for k, v in sorted(rare.items()))
-        add("warning", "class_imbalance", label_column, f"classes below {min_share:.0%} of rows: {shares}", "rebalance, reweight, or collect more data")
-    if reference is not None and reference.label_classes is not None:
-        new = sorted(set(counts) - set(reference.label_classes))
-        if new:
-            add("error", "new_label_class", label_column, f"label values not in the schema: {new[:10]}", "retrain on data with these classes, or fix the labels")
-
-
-def _check_against(stats: DatasetStats, reference: DatasetSchema, add) -> None:
-    present = {c.name for c in stats.columns}
-    for ref in reference.columns:
-        if ref.name not in present:
-            add("error", "missing_column", ref.name, "column in the schema is missing", "restore the column, or update the schema")
+def _check_against(stats: DatasetStats, reference: DatasetSchema, add: Add) -> None:
     known = {c.name for c in reference.columns}
+    # Ids (a generated row_id too) and event times of new data lie outside the training range by design.
+    keys = set(reference.key_columns) | set(stats.key_columns)
     for st in stats.columns:
         ref = reference.column(st.name)
-        if st.name not in known:
+        if st.name not in known or ref is None:
             add("warning", "new_column", st.name, f"column not in the schema (type {st.type})", "add it to the schema if it is intended")
             continue
         numeric = {ref.kind, st.kind} <= {"integer", "float"}
@@ -172,7 +174,7 @@ def _check_against(stats: DatasetStats, reference: DatasetSchema, add) -> None:
             add("info", "type_width", st.name, f"type {st.type}, schema says {ref.type}", "harmless if the values fit")
         if st.nulls and not ref.nullable:
             add("warning", "unexpected_nulls", st.name, f"{st.nulls:,} nulls ({st.null_fraction:.2%}) in a column the schema marks non-nullable", "impute, or mark the column nullable")
-        if st.out_of_range:
+        if st.out_of_range and st.name not in keys:
             share = st.out_of_range / max(st.count, 1)
             add("warning", "out_of_range", st.name, f"{st.out_of_range:,} values ({share:.2%}) outside [{ref.min}, {ref.max}]; seen [{st.min}, {st.max}]", "check units and the source, or widen the range in the schema")
         if st.out_of_domain:

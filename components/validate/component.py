@@ -22,6 +22,9 @@ def validate(
     fail_on_severity: str = "error",
     max_domain_size: int = 100,
     min_class_share: float = 0.01,
+    task: str = "auto",
+    accept_leaks: str = "",
+    skew_threshold: float = 0.1,
 ):
     """Infers a schema from a dataset, or checks the dataset against a given schema, and reports anomalies.
 
@@ -42,6 +45,9 @@ def validate(
         fail_on_severity: Fail when an anomaly is at least this severe: error, warning, info or never.
         max_domain_size: Text columns with more distinct values are free text rather than categorical.
         min_class_share: Label classes rarer than this share of rows are reported as imbalance.
+        task: auto, binary, multiclass or regression, as train will be asked; label problems train would hit (too many classes, a text label for regression) fail here.
+        accept_leaks: Comma-separated columns allowed to predict the label almost perfectly; by default such a column (or a few that sum to the label) is an error.
+        skew_threshold: With reference_schema: the largest distribution distance (L-infinity for numbers, Jensen-Shannon for categories) that passes; a column's skew_threshold in the schema wins.
     """
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components.validate.core import ValidateOptions, validate as validate_core, write_outputs
@@ -56,6 +62,9 @@ def validate(
             fail_on_severity=fail_on_severity,
             max_domain_size=max_domain_size,
             min_class_share=min_class_share,
+            task=task,
+            accept_leaks=tuple(accept_leaks.split(",")),
+            skew_threshold=skew_threshold,
         )
         result = validate_core(dataset.path, options=options, reference_schema=reference)
         write_outputs(
@@ -68,7 +77,7 @@ def validate(
         )
         for name, value in result.metrics().items():
             metrics.log_metric(name, value)
-        schema.metadata.update({"columns": len(result.schema.columns), "mode": result.mode})
+        schema.metadata.update({"columns": len(result.schema.columns), "mode": result.mode, "task": result.task or ""})
         anomalies.metadata.update({"count": len(result.anomalies)})
         for anomaly in result.anomalies:
             print(anomaly)

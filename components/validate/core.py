@@ -1,5 +1,10 @@
 """Validate core: statistics, schema (inferred or given), anomalies, report; fail on severity.
 
+One streaming pass computes the statistics and, on the side, a uniform row sample
+and the label's values. From those: the label's task and problems (by train's own
+rule), label leakage (on the sample), and, against a reference schema, ranges,
+domains and distribution skew.
+
 Plain Python, no KFP. Outputs are written only when validation passes, each
 atomically, so a failed validation leaves no artifact that a later step could
 mistake for a validated dataset.
@@ -11,13 +16,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from kfp_mlops.components._shared.atomic import write_json_atomic, write_text_atomic
 from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
 from kfp_mlops.components._shared.redact import redact_uri
-from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank
+from kfp_mlops.components.validate import distribution
+from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank, sort_anomalies
+from kfp_mlops.components.validate.labels import check_label
+from kfp_mlops.components.validate.leakage import Leak, find_leaks
 from kfp_mlops.components.validate.report import render_report
+from kfp_mlops.components.validate.sample import LabelTracker, RowSampler
 from kfp_mlops.components.validate.schema import DatasetSchema
 from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics
+from kfp_mlops.components.validate.task import check_task_name
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,12 @@ class ValidateOptions:
         fail_on_severity: Fail when an anomaly is at least this severe: error, warning, info or never.
         max_domain_size: A text column with more distinct values is free text, not categorical.
         min_class_share: A label class rarer than this share is reported as imbalance.
+        task: auto, binary, multiclass or regression: the task train will be asked for
+            (the same rule decides it, so label problems surface here).
+        accept_leaks: Columns allowed to predict the label almost perfectly (a leak whose
+            columns are all listed is reported as info, not as an error).
+        skew_threshold: Largest distribution distance to a reference schema's histograms
+            that passes (per column, the schema's skew_threshold wins).
     """
 
     label_column: str = ""
@@ -37,6 +55,9 @@ class ValidateOptions:
     fail_on_severity: str = "error"
     max_domain_size: int = 100
     min_class_share: float = 0.01
+    task: str = "auto"
+    accept_leaks: tuple[str, ...] = ()
+    skew_threshold: float = distribution.DEFAULT_THRESHOLD
 
     def __post_init__(self) -> None:
         # Checked here, when the options are made, so that a typo fails before any data is read.
@@ -53,6 +74,10 @@ class ValidateOptions:
             raise DataError(f"max_domain_size must be a positive whole number, got {self.max_domain_size!r}", where="max_domain_size", fix="pass e.g. 100")
         if isinstance(self.min_class_share, bool) or not isinstance(self.min_class_share, (int, float)) or not 0 <= self.min_class_share < 1:
             raise DataError(f"min_class_share must be a share between 0 and 1, got {self.min_class_share!r}", where="min_class_share", fix="pass e.g. 0.01 for 1%")
+        object.__setattr__(self, "task", check_task_name(self.task))
+        if isinstance(self.skew_threshold, bool) or not isinstance(self.skew_threshold, (int, float)) or not 0 < self.skew_threshold <= 1:
+            raise DataError(f"skew_threshold must be a distance in (0, 1], got {self.skew_threshold!r}", where="skew_threshold", fix="pass e.g. 0.1")
+        object.__setattr__(self, "accept_leaks", tuple(str(c).strip() for c in self.accept_leaks if str(c).strip()))
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,7 @@ class ValidationResult:
     anomalies: list[Anomaly]
     mode: str
     seconds: float
+    task: str | None = None
 
     @property
     def passed_rank(self) -> int:
@@ -97,21 +123,40 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
     started = time.perf_counter()
     label = options.label_column or None
     keys = list(options.key_columns) or (reference_schema.key_columns if reference_schema else [])
+    not_features = frozenset(keys) | frozenset(reference_schema.key_columns if reference_schema else [])
+    sampler = RowSampler()
+    tracker = LabelTracker(label) if label else None
     stats = compute_statistics(
         dataset_path,
         key_columns=keys,
         categorical_columns=frozenset([label] if label else []),
         max_domain_size=options.max_domain_size,
         reference=reference_schema,
+        observers=(sampler,) if tracker is None else (sampler, tracker),
     )
-    anomalies = find_anomalies(stats, label_column=label, reference=reference_schema, min_class_share=options.min_class_share)
-    schema = reference_schema if reference_schema is not None else infer_schema(stats, label_column=label)
+    sample = sampler.table()
+    anomalies = find_anomalies(stats, label_column=label, reference=reference_schema)
+    task, classes = None, []
+    if tracker is not None:
+        verdict = check_label(tracker, stats, requested=options.task, reference=reference_schema, min_class_share=options.min_class_share)
+        anomalies += verdict.anomalies
+        task, classes = verdict.task, verdict.classes
+        if task is not None and sample is not None:
+            anomalies += _leak_anomalies(find_leaks(sample, label=tracker.label, task=task, classes=classes, skip=not_features), options.accept_leaks, stats)
+    if reference_schema is not None:
+        anomalies += _skew_anomalies(stats, sample, reference_schema, not_features, options.skew_threshold)
+        schema = reference_schema
+    else:
+        histograms = {st.name: h for st in stats.columns if st.name not in not_features and (h := distribution.histogram_of(st, sample, st.kind)) is not None}
+        schema = infer_schema(stats, label_column=label, label_classes=classes or None, histograms=histograms)
+    anomalies = sort_anomalies(anomalies)
     result = ValidationResult(
         stats=stats,
         schema=schema,
         anomalies=anomalies,
         mode="checked against a schema" if reference_schema is not None else "schema inferred",
         seconds=time.perf_counter() - started,
+        task=task,
     )
     failing = [a for a in anomalies if threshold is not None and severity_rank(a.severity) >= threshold]
     if failing:
@@ -122,6 +167,49 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
             fix="fix the data, or, if a finding is expected, raise the failing severity or update the schema",
         )
     return result
+
+
+def _leak_anomalies(leaks: list[Leak], accepted: tuple[str, ...], stats: DatasetStats) -> list[Anomaly]:
+    found = []
+    for leak in leaks:
+        columns = ",".join(leak.columns)
+        if set(leak.columns) <= set(accepted):
+            found.append(Anomaly("info", "accepted_leak", columns, leak.description, "accepted by accept_leaks; remove them from it to have training refused again"))
+            continue
+        found.append(
+            Anomaly(
+                "error",
+                "label_leak",
+                columns,
+                f"{leak.description}: a model would learn the answer, not the task",
+                f"if these columns are not known when a prediction is made, leave them out of the features: list them in train's exclude_columns "
+                f"(or leave them out of the feature spec's passthrough); if they are, accept them with validate's accept_leaks={columns!r}",
+            )
+        )
+    unknown = [c for c in accepted if stats.column(c) is None]
+    if unknown:
+        found.append(Anomaly("warning", "unknown_accepted_leak", ",".join(unknown), f"accept_leaks names columns the dataset does not have: {unknown}", "correct the names in accept_leaks"))
+    return found
+
+
+def _skew_anomalies(stats: DatasetStats, sample: pa.Table | None, reference: DatasetSchema, not_features: frozenset[str], default_threshold: float) -> list[Anomaly]:
+    found = []
+    for st in stats.columns:
+        ref = reference.column(st.name)
+        if ref is None or st.name in not_features:
+            continue
+        skew = distribution.compare(st, sample, ref, default_threshold)
+        if skew is not None:
+            found.append(
+                Anomaly(
+                    "warning",
+                    "distribution_skew",
+                    st.name,
+                    f"{skew.measure} {skew.distance:.3f} from the schema's distribution (threshold {skew.threshold:g}): {skew.detail}",
+                    "check the source for a change (units, filters, population); if the change is expected, re-infer the schema from recent data or raise this column's skew_threshold in the schema",
+                )
+            )
+    return found
 
 
 def write_outputs(result: ValidationResult, *, schema_path: str | Path, statistics_path: str | Path, anomalies_path: str | Path, report_path: str | Path, source: str) -> None:

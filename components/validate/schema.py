@@ -7,6 +7,7 @@ passed to validate on serving data catches training/serving skew.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ import pyarrow as pa
 
 from kfp_mlops.components._shared.errors import SchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 had no histograms: such a schema still loads, and is checked by ranges and domains only.
+READABLE_VERSIONS = (1, 2)
 KINDS = ("integer", "float", "boolean", "categorical", "text", "timestamp", "other")
 
 
@@ -51,6 +54,11 @@ class ColumnSchema:
         min: Smallest allowed value (numbers only; None for no bound).
         max: Largest allowed value (numbers only; None for no bound).
         domain: Allowed values of a categorical column (None: any value).
+        histogram: The distribution seen when the schema was inferred: ``{"edges", "shares"}``
+            (numbers: quantile bin edges, one more share than edges) or ``{"values", "shares"}``
+            (categories); None to compare ranges and domains only.
+        skew_threshold: The largest distribution distance accepted for this column
+            (None: validate's skew_threshold parameter).
     """
 
     name: str
@@ -60,6 +68,8 @@ class ColumnSchema:
     min: float | None = None
     max: float | None = None
     domain: list[str] | None = None
+    histogram: dict[str, Any] | None = None
+    skew_threshold: float | None = None
 
 
 @dataclass
@@ -96,8 +106,8 @@ class DatasetSchema:
         if not isinstance(data, dict):
             raise SchemaError("a schema must be a JSON object", where=where, fix="pass a schema written by validate")
         version = data.get("version")
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"unknown schema version {version!r} (this release reads {SCHEMA_VERSION})", where=where, fix="re-infer the schema with this release")
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise SchemaError(f"unknown schema version {version!r} (this release reads {', '.join(map(str, READABLE_VERSIONS))})", where=where, fix="re-infer the schema with this release")
         raw_columns = data.get("columns")
         if not isinstance(raw_columns, list) or not raw_columns:
             raise SchemaError("'columns' must be a non-empty list", where=where, fix="pass a schema written by validate")
@@ -161,3 +171,42 @@ def _check_column_fields(raw: dict[str, Any], index: int, where: str) -> None:
     domain = raw.get("domain")
     if domain is not None and (not isinstance(domain, list) or not all(isinstance(v, str) for v in domain)):
         fail(f"'domain' must be a list of strings or null, got {domain!r}", 'write the allowed values as strings, e.g. ["US", "DE"] or ["0", "1"]')
+    if raw.get("histogram") is not None:
+        _check_histogram(raw["histogram"], raw["name"], where)
+    _check_threshold(raw.get("skew_threshold"), raw["name"], where)
+
+
+def _check_histogram(raw: Any, column: str, where: str) -> None:
+    """A hand-edited ``histogram`` entry must have the shape ``compare`` reads."""
+
+    def fail(problem: str) -> None:
+        raise SchemaError(
+            f"column {column!r}: 'histogram' {problem}"[:300],
+            where=where,
+            fix='write {"edges": [numbers], "shares": [one more number]} or {"values": [strings], "shares": [numbers]}, or null to compare ranges only',
+        )
+
+    if not isinstance(raw, dict) or "shares" not in raw or len(set(raw) & {"edges", "values"}) != 1 or set(raw) - {"edges", "values", "shares"}:
+        fail("must have 'shares' and one of 'edges' or 'values'")
+    shares = raw["shares"]
+    if not isinstance(shares, list) or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in shares):
+        fail("'shares' must be a list of non-negative numbers")
+    if "edges" in raw:
+        edges = raw["edges"]
+        if not isinstance(edges, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) for e in edges):
+            fail("'edges' must be a list of numbers")
+        if any(b <= a for a, b in zip(edges, edges[1:])):
+            fail("'edges' must increase")
+        if len(shares) != len(edges) + 1:
+            fail(f"needs {len(edges) + 1} shares for {len(edges)} edges, has {len(shares)}")
+    else:
+        values = raw["values"]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            fail("'values' must be a list of strings")
+        if len(shares) != len(values):
+            fail(f"needs one share per value ({len(values)}), has {len(shares)}")
+
+
+def _check_threshold(raw: Any, column: str, where: str) -> None:
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= 1):
+        raise SchemaError(f"column {column!r}: 'skew_threshold' must be a number in (0, 1] or null, got {raw!r}"[:300], where=where, fix="write e.g. 0.2, or null for the default")

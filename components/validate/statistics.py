@@ -14,7 +14,7 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -178,6 +178,12 @@ def _column_hash(column: pa.Array) -> np.ndarray:
     return raw
 
 
+class BatchObserver(Protocol):
+    """Something else that wants to see every batch of the one pass (a row sample, the label's values)."""
+
+    def observe(self, batch: pa.RecordBatch, total_rows: int) -> None: ...
+
+
 def compute_statistics(
     path: str | Path,
     *,
@@ -185,6 +191,7 @@ def compute_statistics(
     categorical_columns: frozenset[str] = frozenset(),
     max_domain_size: int = 100,
     reference: DatasetSchema | None = None,
+    observers: tuple[BatchObserver, ...] = (),
 ) -> DatasetStats:
     """One streaming pass over the Parquet file at ``path``.
 
@@ -196,6 +203,7 @@ def compute_statistics(
         max_domain_size: Value counts stop (and the column counts as free text) past this
             many distinct values.
         reference: Schema whose ranges and domains are checked in the same pass.
+        observers: Each sees every batch, with the file's total row count.
     """
     try:
         # pre_buffer caches every row group read so far (memory grows with the file): off.
@@ -208,8 +216,11 @@ def compute_statistics(
     keys = [k for k in key_columns if k in schema.names]
     hasher = _KeyHasher() if keys else None
     rows = 0
+    total_rows = parquet.metadata.num_rows
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            for observer in observers:
+                observer.observe(batch, total_rows)
             for st, column in zip(stats, batch.columns):
                 if pa.types.is_dictionary(column.type):
                     column = column.dictionary_decode()  # pandas categoricals arrive dictionary-encoded

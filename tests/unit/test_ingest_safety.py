@@ -145,7 +145,7 @@ def test_secrets_never_reach_outputs_logs_or_stdout(kind, secret_server, tmp_pat
 
 def test_validate_report_redacts_a_source_from_older_metadata(secret_server, tmp_path, capsys):
     data = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"x": [1, 2, 3], "label": [0, 1, 0]}), data)
+    pq.write_table(pa.table({"x": [1, 2, 3, 4, 5, 6], "label": [0, 1, 0, 1, 0, 1]}), data)
     dataset = Dataset(name="dataset", uri=str(data), metadata={"source_uri": f"https://{USER}:{PASSWORD}@host/d.csv?token={TOKEN}"})
     _run_validate_component(dataset, tmp_path / "out", label_column="label")
     page = (tmp_path / "out" / "report").read_text()

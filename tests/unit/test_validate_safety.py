@@ -57,7 +57,9 @@ def test_dictionary_encoded_columns(tmp_path):
     result = validate(path, options=ValidateOptions(label_column="label", key_columns=("country",), fail_on_severity="never"))
     assert result.schema.column("country").kind == "categorical" and result.schema.column("country").domain == ["DE", "FR", "US"]
     assert result.schema.column("code").kind == "integer"
-    assert [a.code for a in result.anomalies] == ["duplicate_keys"] and "rows 3" in result.anomalies[0].message
+    # The label's own finding (two rows per class are too few to split) is not what this test is about.
+    key_findings = [a for a in result.anomalies if a.column != "label"]
+    assert [a.code for a in key_findings] == ["duplicate_keys"] and "rows 3" in key_findings[0].message
 
 
 @pytest.mark.parametrize(
