@@ -24,6 +24,9 @@ def prepare_training_data(
     feature_registry,
     online_store,
     split_fractions,
+    split,
+    split_seed,
+    task,
 ) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
     """ingest -> validate -> featurize; returns the ingest and featurize tasks."""
     ingested = ingest(
@@ -52,6 +55,9 @@ def prepare_training_data(
         registry=feature_registry,
         online_store=online_store,
         split_fractions=split_fractions,
+        split=split,
+        split_seed=split_seed,
+        task=task,
     ).after(validated)
     with_feature_store_credentials(featurized)
     return ingested, featurized

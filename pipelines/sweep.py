@@ -13,9 +13,11 @@ def sweep(
     source_uri: str,
     label_column: str = "label",
     task: str = "auto",
-    entity_column: str = "entity_id",
-    timestamp_column: str = "event_timestamp",
+    entity_column: str = "auto",
+    timestamp_column: str = "auto",
     feature_spec: str = "",
+    split: str = "auto",
+    split_seed: int = 0,
     search_space: str = '{"learning_rate": [0.001, 0.003], "hidden_layers": ["64,64", "128,64"]}',
     strategy: str = "grid",
     samples: int = 4,
@@ -29,9 +31,11 @@ def sweep(
         source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
         label_column: Label column to predict.
         task: auto, binary, multiclass or regression; auto picks regression for a numeric label with more than 50 distinct values (counts included), else classification.
-        entity_column: Entity key column; empty to generate a row id.
-        timestamp_column: Event timestamp column; empty to use the ingestion time.
+        entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.
+        timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none (the rows are then split at random).
         feature_spec: Feature spec JSON; empty for a default over all columns.
+        split: auto (by time when the data has an event time, else at random), time, or random; a random split is stratified by the label for classification.
+        split_seed: Seed of a random split (same data and seed, same splits).
         search_space: JSON object of lists over hidden_layers, learning_rate, batch_size, dropout, weight_decay, max_epochs.
         strategy: grid (every combination) or random (a seeded sample of `samples` trials).
         samples: Trials drawn by the random strategy.
@@ -53,6 +57,9 @@ def sweep(
         feature_registry="",
         online_store="",
         split_fractions="0.7,0.15,0.15",
+        split=split,
+        split_seed=split_seed,
+        task=task,
     )
     trials = sweep_trials(search_space=search_space, strategy=strategy, samples=samples)
     with dsl.ParallelFor(trials.output, parallelism=PARALLEL_TRIALS) as trial:

@@ -12,8 +12,8 @@ def training(
     source_uri: str,
     label_column: str = "label",
     task: str = "auto",
-    entity_column: str = "entity_id",
-    timestamp_column: str = "event_timestamp",
+    entity_column: str = "auto",
+    timestamp_column: str = "auto",
     file_format: str = "",
     csv_delimiter: str = ",",
     csv_encoding: str = "utf-8",
@@ -23,6 +23,8 @@ def training(
     feature_registry: str = "",
     online_store: str = "",
     split_fractions: str = "0.7,0.15,0.15",
+    split: str = "auto",
+    split_seed: int = 0,
     hidden_layers: str = "64,64",
     max_epochs: int = 20,
     learning_rate: float = 0.001,
@@ -39,17 +41,19 @@ def training(
         source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
         label_column: Label column to predict.
         task: auto, binary, multiclass or regression; auto picks regression for a numeric label with more than 50 distinct values (counts included), else classification.
-        entity_column: Entity key column; empty to generate a row id.
-        timestamp_column: Event timestamp column; empty to use the ingestion time.
+        entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.
+        timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none (the rows are then split at random).
         file_format: csv, parquet or jsonl; empty to detect from the extension.
         csv_delimiter: CSV field delimiter.
         csv_encoding: Text encoding of CSV files.
-        column_types: JSON object forcing column types, e.g. {"zip": "string"}.
+        column_types: JSON object forcing CSV column types, e.g. {"zip": "string", "day": "date", "at": "timestamp"}.
         fail_on_severity: Stop the run when a data anomaly is at least this severe: error, warning, info or never.
         feature_spec: Feature spec JSON (passthrough columns, window aggregates, ttl); empty for a default over all columns.
         feature_registry: Feast registry: empty for one inside the feature repo artifact, gs:// or s3:// path, or postgresql+psycopg://user@host/db.
         online_store: Feast online store: empty for sqlite inside the feature repo artifact, or redis://host:port.
-        split_fractions: Train, validation and test shares of the label time range, comma-separated.
+        split_fractions: Train, validation and test shares (of the label time range, or of the rows for a random split), comma-separated.
+        split: auto (by time when the data has an event time, else at random), time, or random; a random split is stratified by the label for classification.
+        split_seed: Seed of a random split (same data and seed, same splits).
         hidden_layers: Hidden layer sizes of the MLP, comma-separated.
         max_epochs: Upper bound on training epochs (early stopping usually ends sooner).
         learning_rate: AdamW learning rate.
@@ -74,6 +78,9 @@ def training(
         feature_registry=feature_registry,
         online_store=online_store,
         split_fractions=split_fractions,
+        split=split,
+        split_seed=split_seed,
+        task=task,
     )
     trained = train_on(
         featurized,

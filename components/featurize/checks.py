@@ -151,7 +151,8 @@ def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before
         return DataError(
             f"timestamp column {column!r} is {values.type}, not a timestamp",
             where=where,
-            fix='pass the event time column as timestamp_column, or force its type in ingest, e.g. column types {"ts": "timestamp[us, tz=UTC]"}',
+            fix="pass the event time column as timestamp_column (--timestamp-column); ingest reads dates, ISO text and integer years "
+            "in that column as timestamps",
         )
     texts = values.to_pylist()
     for i, text in enumerate(texts):
@@ -159,7 +160,8 @@ def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before
             return DataError(
                 f"timestamp column {column!r} holds {text[:60]!r} at row {rows_before + i + 1}, which is not a timestamp",
                 where=where,
-                fix="write ISO 8601 timestamps (2026-01-31T12:00:00Z), or force the type in ingest with column types",
+                fix="write ISO 8601 timestamps (2026-01-31T12:00:00Z); ingest this column as the timestamp column (--timestamp-column), "
+                f'or force its type there with column_types {{"{column}": "timestamp"}} (--column-types), which names any value that does not parse',
             )
     zoned = [bool(OFFSET.search(v.strip())) for v in texts]
     if any(zoned) and not all(zoned):
@@ -172,7 +174,7 @@ def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before
     return DataError(
         f"timestamp column {column!r} is text ({values.type}), not a timestamp",
         where=where,
-        fix='force the column\'s type in ingest, e.g. column types {"ts": "timestamp[us, tz=UTC]"}',
+        fix=f'ingest it as the timestamp column (--timestamp-column {column}), or force its type there: column_types {{"{column}": "timestamp"}} (--column-types)',
     )
 
 

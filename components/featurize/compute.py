@@ -155,12 +155,20 @@ def time_span(path: str | Path, column: str) -> dt.timedelta | None:
     ``compute_feature_table`` then says what is wrong with it)."""
     try:
         values = pq.read_table(str(path), columns=[column]).column(0)
+        if pa.types.is_date(values.type):
+            values = values.cast(pa.timestamp("us"))
         if not pa.types.is_timestamp(values.type) or values.null_count == len(values):
             return None
         mm = pc.min_max(values.cast(pa.timestamp("us", tz=values.type.tz), safe=False))
         return mm["max"].as_py() - mm["min"].as_py()
     except (pa.ArrowException, OverflowError, ValueError):
         return None
+
+
+def one_row_per_entity(path: str | Path, entity: str) -> bool:
+    """Whether every entity has exactly one row (a plain table: window aggregates would only copy each value)."""
+    keys = pq.read_table(str(path), columns=[entity]).column(0)
+    return pc.count_distinct(keys, mode="all").as_py() == len(keys)
 
 
 def _time_range(path: Path, column: str) -> tuple[str, str]:

@@ -143,9 +143,10 @@ def step_store(folder: Path, settings: StoreSettings):
     return FeatureStore(repo_path=str(folder), config=config)
 
 
-def apply_and_materialize(folder: Path, objects: dict[str, Any], start: dt.datetime, end: dt.datetime, settings: StoreSettings | None = None):
-    """Register the objects and load the latest feature values per entity into the online store."""
+def apply_and_materialize(folder: Path, objects: dict[str, Any], start: dt.datetime, end: dt.datetime, settings: StoreSettings | None = None, *, materialize: bool = True):
+    """Register the objects and (unless ``materialize`` is False) load the latest feature values per entity into the online store."""
     store = step_store(folder, settings) if settings is not None else open_store(folder)
     store.apply([objects["entity"], objects["source"], objects["feature_view"], objects["feature_service"]])
-    store.materialize(start_date=start, end_date=end)
+    if materialize:
+        store.materialize(start_date=start, end_date=end)
     return store

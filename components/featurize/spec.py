@@ -309,17 +309,25 @@ DEFAULT_WINDOWS = ("1h", "1d", "7d", "30d")
 
 
 def default_spec(
-    columns: dict[str, str], *, entity: str, timestamp: str, label: str, name: str = "features", span: dt.timedelta | None = None
+    columns: dict[str, str],
+    *,
+    entity: str,
+    timestamp: str,
+    label: str,
+    name: str = "features",
+    span: dt.timedelta | None = None,
+    one_row_per_entity: bool = False,
 ) -> FeatureSpec:
     """A sensible spec for a dataset: every other column passes through, plus the entity's event
     count and the mean of every numeric column over the longest two or three of 1h/1d/7d/30d
-    that fit in the data's time ``span``."""
+    that fit in the data's time ``span``. When every entity has ``one_row_per_entity`` (a plain
+    table), columns only pass through: a window mean would copy each value and a count be 1."""
     numeric = ("int", "uint", "float", "double", "decimal")
     fitting = [w for w in DEFAULT_WINDOWS if span is None or parse_duration(w, "window") <= span]
     count_windows, mean_windows = tuple(fitting[-3:]), tuple(fitting[-2:])
     others = [c for c in columns if c not in (entity, timestamp, label) and not columns[c].startswith(("timestamp", "date"))]
     aggregates: tuple[Aggregate, ...] = ()
-    if count_windows:
+    if count_windows and not one_row_per_entity:
         aggregates += (Aggregate(column=entity, functions=("count",), windows=count_windows),)
         aggregates += tuple(Aggregate(column=c, functions=("mean",), windows=mean_windows) for c in others if columns[c].startswith(numeric))
     spec = FeatureSpec(entity=entity, timestamp=timestamp, label=label, passthrough=tuple(others), aggregates=aggregates, name=name)

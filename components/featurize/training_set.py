@@ -1,4 +1,4 @@
-"""Point-in-time correct training sets and their time-based split.
+"""Point-in-time correct training sets and their time-based split (the random one is in ``splitting``).
 
 Label rows are (entity, timestamp, label). Each gets, through Feast's
 ``get_historical_features``, the latest feature row of its entity at or before
@@ -29,15 +29,22 @@ FRACTIONS_FIX = "pass three shares of the label time range that sum to 1, e.g. 0
 
 @dataclass(frozen=True)
 class Split:
-    """The training set cut by time.
+    """The training set cut in three.
 
     Attributes:
         tables: train, validation and test rows.
-        boundaries: The two cut timestamps (ISO 8601): validation starts at the first, test at the second.
+        boundaries: The two cut timestamps (ISO 8601) of a time split: validation starts at the
+            first, test at the second; empty for a random split.
+        strategy: ``time`` or ``random``.
+        seed: The random split's seed (None for a time split).
+        stratified_by: The label a random split kept the class shares of; empty if none.
     """
 
     tables: dict[str, pa.Table]
     boundaries: tuple[str, str]
+    strategy: str = "time"
+    seed: int | None = None
+    stratified_by: str = ""
 
 
 def label_rows(dataset: str | Path, spec: FeatureSpec) -> pa.Table:
@@ -91,7 +98,10 @@ def split_by_time(table: pa.Table, timestamp: str, fractions: tuple[float, float
     ts = table.column(timestamp).cast(pa.int64()).to_numpy()
     distinct = np.unique(ts)
     if len(distinct) < 3:
-        raise DataError(f"{len(distinct)} distinct label timestamps cannot be split three ways by time", fix="ingest more history")
+        raise DataError(
+            f"{len(distinct)} distinct label timestamps cannot be split three ways by time",
+            fix="split the rows at random: split=random (kfp-mlops run training --split random)",
+        )
     cut1 = distinct[min(len(distinct) - 2, max(1, int(round(fractions[0] * len(distinct)))))]
     cut2 = distinct[min(len(distinct) - 1, max(np.searchsorted(distinct, cut1) + 1, int(round((fractions[0] + fractions[1]) * len(distinct)))))]
     masks = {"train": ts < cut1, "validation": (ts >= cut1) & (ts < cut2), "test": ts >= cut2}

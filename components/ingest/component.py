@@ -18,8 +18,8 @@ def ingest(
     csv_header: bool = True,
     csv_encoding: str = "utf-8",
     column_types: str = "",
-    entity_column: str = "",
-    timestamp_column: str = "",
+    entity_column: str = "auto",
+    timestamp_column: str = "auto",
     max_cell_bytes: int = 100000,
 ) -> NamedTuple("IngestOutputs", [("entity_column", str), ("timestamp_column", str), ("rows", int), ("fingerprint", str)]):
     """Streams CSV, Parquet or JSON Lines from a file, prefix or glob into one Parquet dataset.
@@ -40,20 +40,20 @@ def ingest(
 
     Args:
         source_uri: Local path, file://, http(s)://, gs:// or s3:// URI of a file, a folder/prefix, or a glob.
-        dataset: The data as one Parquet file; metadata holds rows, columns, fingerprint and source.
+        dataset: The data as one Parquet file; metadata holds rows, columns, fingerprint, source, the key columns, whether each was generated (entity_generated, timestamp_generated) and notes on what was chosen.
         summary: A Markdown summary of the dataset.
         file_format: csv, parquet or jsonl; empty to detect from the file extension.
         csv_delimiter: CSV field delimiter (one character; \\t for TSV).
         csv_header: Whether the first CSV line holds the column names.
         csv_encoding: Text encoding of CSV files (utf-8, latin-1, cp1252, ...).
-        column_types: JSON object forcing CSV column types, e.g. {"zip": "string"}; empty to infer.
-        entity_column: Entity key column; empty to add a generated row_id column.
-        timestamp_column: Event timestamp column; empty to add the ingestion time as ingested_at.
+        column_types: JSON object forcing CSV column types, e.g. {"zip": "string", "day": "date", "at": "timestamp"}; empty to infer. A date or timestamp value that does not parse fails the step naming its row.
+        entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.
+        timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none. Without an event time, ingested_at holds the ingestion time and featurize splits the rows at random.
         max_cell_bytes: Longest text cell accepted; a longer one fails the step as bad data.
 
     Returns:
-        entity_column: The entity key column in the dataset (given or generated).
-        timestamp_column: The event timestamp column in the dataset (given or generated).
+        entity_column: The entity key column in the dataset (given, found or generated).
+        timestamp_column: The event timestamp column in the dataset (given, found or generated).
         rows: Number of rows ingested.
         fingerprint: Content fingerprint of the data (same data, same fingerprint).
     """

@@ -9,6 +9,8 @@ What the result holds is safe to show: the source URI and file names are redacte
 Columns are flat: nested values (struct, list, map) are refused, since no later step
 can use them. Integers beyond int64 are kept exactly, as text (see ``bigints``).
 Each run first removes what a killed earlier run for the same output left.
+The entity and event-time columns are given, found by their usual names, or generated
+(``keys``); an event-time column of dates or years becomes a UTC timestamp (``temporal``).
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from kfp_mlops.components._shared.storage.scratch import clear_staging, staging_
 from kfp_mlops.components.ingest import bigints
 from kfp_mlops.components.ingest.fingerprint import Fingerprint
 from kfp_mlops.components.ingest.formats import CsvOptions, ReadNotes, check_csv_options, detect_format, read_batches
+from kfp_mlops.components.ingest.keys import INGESTED_AT_COLUMN, ROW_ID_COLUMN, KeyColumns, check_names, resolve_keys
+from kfp_mlops.components.ingest.temporal import EventTime, plan_event_time
 
 log = logging.getLogger(__name__)
 
-ROW_ID_COLUMN = "row_id"
-INGESTED_AT_COLUMN = "ingested_at"
+__all__ = ["INGESTED_AT_COLUMN", "ROW_ID_COLUMN", "IngestOptions", "IngestResult", "ingest"]
+
 ROW_GROUP_ROWS = 262_144
 NUMERIC_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 # Errors where the disk, not the data, is at fault (exit_on_error turns them into exit 3).
@@ -55,8 +59,10 @@ class IngestOptions:
     Attributes:
         file_format: csv, parquet or jsonl; empty to detect from the extension.
         csv: CSV dialect (delimiter, header, encoding, forced column types).
-        entity_column: Entity key column; empty to add a ``row_id`` column.
-        timestamp_column: Event time column; empty to add an ``ingested_at`` column.
+        entity_column: Entity key column; ``auto`` for ``entity_id`` if present, else a
+            generated ``row_id``; empty to always generate ``row_id``.
+        timestamp_column: Event time column; ``auto`` for ``event_timestamp`` if present,
+            else no event time (an ``ingested_at`` column); empty for no event time.
         max_cell_bytes: Longest text cell accepted; longer ones are reported as bad data.
     """
 
@@ -83,6 +89,9 @@ class IngestResult:
         bytes_read: Size of the source files.
         seconds: Wall time.
         integer_text_columns: Columns of integers beyond int64, kept exactly as text.
+        entity_generated: The entity column was generated (one row per entity).
+        timestamp_generated: The event time column was generated (the rows have no event time).
+        notes: What ingest chose about the key columns and why.
     """
 
     path: Path
@@ -96,6 +105,9 @@ class IngestResult:
     bytes_read: int
     seconds: float
     integer_text_columns: tuple[str, ...] = ()
+    entity_generated: bool = False
+    timestamp_generated: bool = False
+    notes: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, object]:
         """Artifact metadata for KFP (JSON-serializable)."""
@@ -108,12 +120,15 @@ class IngestResult:
             "entity_column": self.entity_column,
             "timestamp_column": self.timestamp_column,
             "integer_text_columns": list(self.integer_text_columns),
+            "entity_generated": self.entity_generated,
+            "timestamp_generated": self.timestamp_generated,
+            "notes": list(self.notes),
             "format": "parquet",
         }
 
     def summary_markdown(self) -> str:
         """A Markdown summary for the Kubeflow UI."""
-        from kfp_mlops.components._shared.markdown import md_code, md_table
+        from kfp_mlops.components._shared.markdown import md_code, md_table, md_text
 
         lines = [
             "# Ingested dataset",
@@ -127,6 +142,7 @@ class IngestResult:
         if self.integer_text_columns:
             names = ", ".join(md_code(_one_line(n)) for n in self.integer_text_columns)
             lines.append(f"- **Kept as text:** {names} ({bigints.WHY}; as numbers they would lose digits)")
+        lines += [f"- {md_text(_one_line(note))}" for note in self.notes]
         lines += ["", md_table(["column", "type"], [[_one_line(name), _one_line(typ)] for name, typ in self.columns.items()])]
         return "\n".join(lines) + "\n"
 
@@ -160,7 +176,7 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
         notes = ReadNotes()
         try:
             with atomic_path(output) as tmp:
-                rows, schema, fingerprint, entity, ts = _convert(files, tmp, options, notes)
+                rows, schema, fingerprint, keys = _convert(files, tmp, options, notes)
         except OSError as exc:
             if exc.errno in DISK_ERRNOS and not exc.filename:
                 # pyarrow's write errors carry no file name; say which output could not be written.
@@ -173,11 +189,14 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
             fingerprint=fingerprint,
             source_uri=redact_uri(source_uri),
             files=[redact_uri(f.uri) for f in files],
-            entity_column=entity,
-            timestamp_column=ts,
+            entity_column=keys.entity,
+            timestamp_column=keys.timestamp,
             bytes_read=sum(f.path.stat().st_size for f in files),
             seconds=time.perf_counter() - started,
             integer_text_columns=tuple(notes.integer_text_columns),
+            entity_generated=keys.entity_generated,
+            timestamp_generated=keys.timestamp_generated,
+            notes=keys.notes,
         )
     finally:
         if staging_dir is None:
@@ -190,21 +209,21 @@ def _checked(options: IngestOptions) -> IngestOptions:
         detect_format("", options.file_format)
     if not isinstance(options.max_cell_bytes, int) or options.max_cell_bytes < 1:
         raise DataError(f"the cell limit must be a positive number of bytes, got {options.max_cell_bytes!r}", fix="pass e.g. 100000")
-    if options.entity_column and options.entity_column == options.timestamp_column:
-        raise DataError(
-            f"{options.entity_column!r} is given as both the entity and the timestamp column",
-            fix="name the entity key column and the event time column separately (or leave one empty to generate it)",
-        )
+    check_names(options.entity_column, options.timestamp_column)
     return replace(options, csv=check_csv_options(options.csv))
 
 
 class _Writer:
-    """Buffers batches into large row groups, adds generated columns, fingerprints."""
+    """Buffers batches into large row groups, adds generated columns, converts the event time, fingerprints."""
 
-    def __init__(self, path: Path, schema: pa.Schema, add_row_id: bool, ingested_at: dt.datetime | None) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, add_row_id: bool, ingested_at: dt.datetime | None, event_time: EventTime | None = None) -> None:
         self.add_row_id = add_row_id
         self.ingested_at = ingested_at
+        self.event_time = event_time
         out_schema = schema
+        if event_time is not None:
+            index = schema.get_field_index(event_time.column)
+            out_schema = out_schema.set(index, pa.field(event_time.column, pa.timestamp("us", tz="UTC")))
         if add_row_id:
             out_schema = out_schema.append(pa.field(ROW_ID_COLUMN, pa.int64(), nullable=False))
         if ingested_at is not None:
@@ -216,9 +235,13 @@ class _Writer:
         self.pending_rows = 0
         self.rows = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch, where: str) -> None:
+        # The fingerprint is of the data as read: the same source, the same fingerprint.
         self.fingerprint.update(batch)
         columns = list(batch.columns)
+        if self.event_time is not None:
+            index = batch.schema.get_field_index(self.event_time.column)
+            columns[index] = self.event_time.convert(columns[index], self.rows, where)
         if self.add_row_id:
             columns.append(pa.array(np.arange(self.rows, self.rows + batch.num_rows, dtype=np.int64)))
         if self.ingested_at is not None:
@@ -239,11 +262,11 @@ class _Writer:
         self.writer.close()
 
 
-def _convert(files: list[StagedFile], target: Path, options: IngestOptions, notes: ReadNotes) -> tuple[int, pa.Schema, str, str, str]:
+def _convert(files: list[StagedFile], target: Path, options: IngestOptions, notes: ReadNotes) -> tuple[int, pa.Schema, str, KeyColumns]:
     first_fmt = detect_format(files[0].uri, options.file_format)
     writer: _Writer | None = None
     schema: pa.Schema | None = None
-    entity, ts = options.entity_column, options.timestamp_column
+    keys: KeyColumns | None = None
     try:
         for staged in files:
             fmt = detect_format(staged.uri, options.file_format)
@@ -252,16 +275,21 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions, note
             for batch in prefetch(read_batches(staged.path, staged.uri, fmt, options.csv, schema, notes)):
                 if schema is None:
                     schema = batch.schema
-                    _check_schema(schema, staged.uri, options)
+                    _check_schema(schema, staged.uri)
+                    keys = resolve_keys(schema, options.entity_column, options.timestamp_column, staged.uri)
                     _check_mixed_types(batch, staged.uri, options, writer_rows=0)
-                    writer = _Writer(target, schema, add_row_id=not entity, ingested_at=None if ts else dt.datetime.now(dt.timezone.utc))
-                    entity = entity or ROW_ID_COLUMN
-                    ts = ts or INGESTED_AT_COLUMN
+                    event_time = None if keys.timestamp_generated else plan_event_time(keys.timestamp, batch.column(keys.timestamp), staged.uri)
+                    if event_time is not None:
+                        keys = replace(keys, notes=(*keys.notes, event_time.note))
+                    for note in keys.notes:
+                        log.info("%s", note)
+                    ingested_at = dt.datetime.now(dt.timezone.utc) if keys.timestamp_generated else None
+                    writer = _Writer(target, schema, add_row_id=keys.entity_generated, ingested_at=ingested_at, event_time=event_time)
                 elif batch.schema != schema:
                     batch = _conform(batch, schema, staged.uri)
                 assert writer is not None  # made with the schema, from the first batch
                 _check_cells(batch, staged.uri, options, writer.rows)
-                writer.write(batch)
+                writer.write(batch, staged.uri)
             if schema is None:
                 # A file with a header (or Parquet schema) but no rows yields no batch at all.
                 raise DataError("file has a header but no data rows", where=staged.uri, fix="check that the export wrote its rows")
@@ -269,14 +297,15 @@ def _convert(files: list[StagedFile], target: Path, options: IngestOptions, note
             raise DataError("no data rows", where=files[0].uri, fix="check that the export wrote its rows")
         writer.close()
         log.info("ingested %d rows from %d file(s)", writer.rows, len(files))
-        return writer.rows, writer.schema, writer.fingerprint.hexdigest(), entity, ts
+        assert keys is not None  # resolved with the schema
+        return writer.rows, writer.schema, writer.fingerprint.hexdigest(), keys
     except BaseException:
         if writer is not None:
             writer.writer.close()
         raise
 
 
-def _check_schema(schema: pa.Schema, uri: str, options: IngestOptions) -> None:
+def _check_schema(schema: pa.Schema, uri: str) -> None:
     nested = [f"{f.name!r} ({f.type})"[:200] for f in schema if pa.types.is_nested(f.type)]
     if nested:
         raise DataError(
@@ -292,19 +321,6 @@ def _check_schema(schema: pa.Schema, uri: str, options: IngestOptions) -> None:
     empty = [i for i, n in enumerate(names) if not n.strip()]
     if empty:
         raise DataError(f"column(s) at position {empty} have no name", where=uri, fix="give every column a header")
-    for role, column, generated in (("entity", options.entity_column, ROW_ID_COLUMN), ("timestamp", options.timestamp_column, INGESTED_AT_COLUMN)):
-        if column and column not in names:
-            raise DataError(
-                f"{role} column {column!r} not found; columns are {names[:30]}",
-                where=uri,
-                fix=f"name the right column, or leave the {role} column empty to generate {generated!r}",
-            )
-        if not column and generated in names:
-            raise DataError(
-                f"the data already has a {generated!r} column",
-                where=uri,
-                fix=f"pass it as the {role} column, or rename it",
-            )
 
 
 def _check_mixed_types(batch: pa.RecordBatch, uri: str, options: IngestOptions, writer_rows: int) -> None:

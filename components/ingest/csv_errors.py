@@ -91,6 +91,11 @@ def csv_error(message: str, path: Path, uri: str, *, delimiter: str, header: boo
     return DataError(f"cannot parse CSV ({message[:300]})", where=uri, fix="check the delimiter, header and encoding")
 
 
+def locate_value(path: Path, column: int, value: str, *, delimiter: str, header: bool, encoding: str, codec: str | None) -> int | None:
+    """1-based line of the first data row whose ``column`` holds ``value`` (after trimming spaces), or None."""
+    return _first_line(path, delimiter, header, encoding, codec, lambda row: len(row) > column and row[column].strip() == value.strip())
+
+
 def _column_number(message: str) -> int | None:
     marker = "CSV column #"
     if marker not in message:

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 from kfp_mlops.components._shared.errors import DataError, UnsupportedSourceError
 from kfp_mlops.components.ingest import bigints
 from kfp_mlops.components.ingest.compression import SUFFIXES, codec_of, corrupt, open_stream
-from kfp_mlops.components.ingest.csv_errors import csv_error, encoding_error
+from kfp_mlops.components.ingest.csv_errors import csv_error, encoding_error, locate_value
+from kfp_mlops.components.ingest.temporal import TEMPORAL_FIX_EXAMPLES, describe, is_temporal, parse_text
 
 FORMATS = ("csv", "parquet", "jsonl")
 EXTENSIONS = {
@@ -50,7 +51,9 @@ class CsvOptions:
         delimiter: One character separating fields (``\\t`` for TSV).
         header: Whether the first line holds column names; if not, columns are f0, f1, ...
         encoding: Text encoding of the file (utf-8, latin-1, cp1252, utf-16, ...).
-        column_types: Arrow type names forcing a column's type, e.g. {"zip": "string"}.
+        column_types: Type names forcing a column's type, e.g. {"zip": "string"}; ``timestamp``
+            (UTC) and ``date`` parse ISO 8601 text and four-digit years, naming the row of
+            a value that does not parse.
     """
 
     delimiter: str = ","
@@ -96,7 +99,7 @@ def detect_format(name: str, override: str = "") -> str:
 
 def arrow_type(name: str) -> pa.DataType:
     """Parse a type name such as ``int64``, ``string``, ``timestamp[us, tz=UTC]``."""
-    aliases = {"str": "string", "int": "int64", "float": "float64", "double": "float64", "bool": "bool"}
+    aliases = {"str": "string", "int": "int64", "float": "float64", "double": "float64", "bool": "bool", "date": "date32", "timestamp": "timestamp[us, tz=UTC]", "datetime": "timestamp[us, tz=UTC]"}
     name = aliases.get(name.strip(), name.strip())
     try:
         if name.startswith("timestamp"):
@@ -105,7 +108,7 @@ def arrow_type(name: str) -> pa.DataType:
             return pa.timestamp(unit.strip(), tz=tz.split("=", 1)[-1].strip() or None)
         return pa.type_for_alias(name)
     except (ValueError, KeyError) as exc:
-        raise DataError(f"unknown column type {name!r}", fix="use Arrow names: string, int64, float64, bool, timestamp[us, tz=UTC]") from exc
+        raise DataError(f"unknown column type {name!r}", fix="use string, int64, float64, bool, date or timestamp (or an Arrow name such as timestamp[ms, tz=UTC])") from exc
 
 
 def check_csv_options(opts: CsvOptions) -> CsvOptions:
@@ -236,8 +239,13 @@ def _json_big_integer_columns(path: Path, uri: str, codec: str | None, first: pa
 
 def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | None, codec: str | None, notes: ReadNotes) -> Iterator[pa.RecordBatch]:
     column_types = {name: arrow_type(t) for name, t in opts.column_types.items()}
+    # Dates and times forced by column_types are read as text and parsed here, so that a
+    # value that does not parse is reported with its row (Arrow's reader names neither).
+    temporal = {name: t for name, t in column_types.items() if is_temporal(t)}
     if schema is not None:
         column_types = {f.name: f.type for f in schema}
+    column_types.update({name: pa.string() for name in temporal})
+    rows_before = 0
     # Known before the reader opens when a later file is read with the first file's columns.
     names: list[str] | None = schema.names if schema is not None else None
     try:
@@ -256,7 +264,8 @@ def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | Non
                 first = None
         for batch in itertools.chain([first] if first is not None else [], reader):
             _check_utf8(batch, path, uri, opts, codec)
-            yield batch
+            yield _parse_temporal(batch, temporal, rows_before, path, uri, opts, codec)
+            rows_before += batch.num_rows
     except UnicodeError as exc:
         raise encoding_error(path, uri, opts.encoding, codec) from exc
     except pa.ArrowInvalid as exc:
@@ -266,6 +275,27 @@ def _csv_batches(path: Path, uri: str, opts: CsvOptions, schema: pa.Schema | Non
         if codec is None:
             raise
         raise corrupt(codec, uri, exc) from exc
+
+
+def _parse_temporal(batch: pa.RecordBatch, temporal: dict[str, pa.DataType], rows_before: int, path: Path, uri: str, opts: CsvOptions, codec: str | None) -> pa.RecordBatch:
+    if not temporal:
+        return batch
+    columns = list(batch.columns)
+    for name, target in temporal.items():
+        index = batch.schema.get_field_index(name)
+        parsed, bad = parse_text(columns[index], target)
+        if bad is not None:
+            value = columns[index][bad].as_py()
+            line = locate_value(path, index, value, delimiter=opts.delimiter, header=opts.header, encoding=opts.encoding, codec=codec)
+            raise DataError(
+                f"column {name!r} holds {value[:60]!r} at row {rows_before + bad + 1}, which is not a {describe(target)} (column_types makes it one)",
+                where=f"{uri}, line {line}" if line else uri,
+                fix=f"write {TEMPORAL_FIX_EXAMPLES} there, or empty the cell (a missing value); "
+                f'or read the column as text: column_types {{"{name}": "string"}} (--column-types)',
+            )
+        columns[index] = parsed
+    fields = [pa.field(f.name, temporal[f.name]) if f.name in temporal else f for f in batch.schema]
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
 
 def _open_csv(path: Path, opts: CsvOptions, codec: str | None, column_types: dict[str, pa.DataType], include: list[str] | None = None) -> pacsv.CSVStreamingReader:

@@ -74,7 +74,8 @@ def test_compiled_component_yaml_runs_locally(runner, demo_parquet):
 
     loaded = components.load_component_from_file(str(REPO / "compiled" / "components" / "ingest.yaml"))
     task = loaded(source_uri=str(demo_parquet))
-    assert task.outputs["rows"] == 20_000 and task.outputs["entity_column"] == "row_id"
+    # entity_column defaults to auto: the demo data's entity_id column is found by its usual name.
+    assert task.outputs["rows"] == 20_000 and task.outputs["entity_column"] == "entity_id"
 
 
 def _cli(*args, cwd):

@@ -342,8 +342,11 @@ def test_too_few_label_times_fail_before_the_registry_is_written(tmp_path):
 
     events = _events(tmp_path, "e.parquet", [(1, T0, 1.0, "DE", 0), (2, T0 + dt.timedelta(days=9), 2.0, "FR", 1)])
     registry = tmp_path / "registry.db"
-    with pytest.raises(DataError, match="2 distinct label timestamps cannot be split"):
-        _run(tmp_path, events, spec=FeatureSpec.from_dict({**SPEC.to_dict(), "aggregates": []}), settings=StoreSettings(registry=f"file://{registry}"))
+    spec = FeatureSpec.from_dict({**SPEC.to_dict(), "aggregates": []})
+    with pytest.raises(DataError, match=r"split=time, but the rows have 2 distinct label time\(s\)(.|\n)*--split random"):
+        _run(tmp_path, events, spec=spec, settings=StoreSettings(registry=f"file://{registry}"), split="time")
+    with pytest.raises(DataError, match=r"2 labelled row\(s\) cannot be split three ways"):  # split=auto falls back to random
+        _run(tmp_path, events, spec=spec, settings=StoreSettings(registry=f"file://{registry}"))
     assert not registry.exists()
 
 
