@@ -18,17 +18,23 @@ def train(
     label_column: str,
     exclude_columns: str = "",
     task: str = "auto",
-    hidden_layers: str = "64,64",
+    hidden_layers: str = "128,128",
     dropout: float = 0.1,
     batch_size: int = 256,
-    max_epochs: int = 20,
+    max_epochs: int = 200,
     learning_rate: float = 0.001,
     weight_decay: float = 0.0001,
-    patience: int = 3,
+    patience: int = 16,
     seed: int = 7,
     gpu: str = "prefer",
     non_finite: str = "impute",
     early_stopping_metric: str = "",
+    categorical_columns: str = "",
+    numeric_columns: str = "",
+    numeric_embedding: str = "piecewise",
+    numeric_bins: int = 32,
+    ensemble_size: int = 8,
+    lr_schedule: str = "cosine",
     mlflow_tracking_uri: str = "",
     mlflow_experiment: str = "kfp-mlops",
     checkpoint_dir: str = "",
@@ -36,7 +42,13 @@ def train(
     kfp_task_id: str = "",
     hyperparameters: str = "",
 ):
-    """Trains an MLP with embeddings on the train split, early-stopped on validation, evaluated on test; tracks the run in MLflow.
+    """Trains a tabular network (numerical and categorical embeddings, a TabM ensemble MLP) on the train split, early-stopped on validation, evaluated on test; tracks the run in MLflow.
+
+    Integer columns with 3 to 32 distinct training values (hour, weekday, codes) are
+    categorical unless their name reads like a count (num_, _count, qty, age, year,
+    ...); text columns are categorical; other numbers are numeric. The choice per
+    column is in preprocessing.json and the report, and categorical_columns /
+    numeric_columns override it.
 
     Resumable: with checkpoint_dir on a volume that outlives the pod (a PVC mounted
     with kfp.kubernetes.mount_pvc), each epoch is checkpointed and a retried step
@@ -58,15 +70,21 @@ def train(
         task: auto, binary, multiclass or regression.
         hidden_layers: Hidden layer sizes, comma-separated.
         dropout: Dropout after each hidden layer.
-        batch_size: Rows per optimizer step.
-        max_epochs: Upper bound on epochs.
-        learning_rate: AdamW learning rate, halved when the validation metric stalls.
+        batch_size: Rows per optimizer step; a training split of fewer than 8 batches uses batches of 1/8 of its rows (at least 16).
+        max_epochs: Upper bound on epochs; the cosine learning-rate decay spans them, so more epochs train longer and decay slower.
+        learning_rate: AdamW peak learning rate (linear warm-up over the first epoch, then lr_schedule).
         weight_decay: AdamW weight decay.
-        patience: Epochs without validation improvement before stopping.
+        patience: Epochs without validation improvement before stopping; the best epoch's weights are kept.
         seed: Seed of initialization, shuffling and dropout (CPU runs are bit-for-bit reproducible).
         gpu: require, prefer or forbid a GPU (bf16 mixed precision on GPU).
         non_finite: impute (to the training mean) or error on NaN and infinite feature values.
         early_stopping_metric: Validation metric to stop on; empty for roc_auc, log_loss or rmse by task.
+        categorical_columns: Columns to treat as categorical whatever their type: a JSON list or comma-separated names; empty for the automatic rule.
+        numeric_columns: Number columns to treat as numeric even when the rule would make them categorical: a JSON list or comma-separated names.
+        numeric_embedding: piecewise (piecewise-linear encoding over quantile bins of the training split), periodic (PLR) or none (standardized values as they are).
+        numeric_bins: Quantile bins per numeric feature for the piecewise embedding (2 to 256); a small training split gets fewer (at least 16 rows per bin).
+        ensemble_size: Members of the TabM ensemble (shared weights, per-member adapters, predictions averaged); 1 for a plain MLP.
+        lr_schedule: cosine (decay to 5% over max_epochs) or constant, after the warm-up.
         mlflow_tracking_uri: MLflow tracking server (http://mlflow.kubeflow:5000) or an absolute sqlite:////path; empty for the step's MLFLOW_TRACKING_URI environment variable (the step fails at once when neither is set: a store inside the pod would be lost with it).
         mlflow_experiment: MLflow experiment name.
         checkpoint_dir: Where epoch checkpoints go, to resume a retried step: a path on a mounted volume; empty for scratch space that is discarded (no resume across pods).
@@ -82,6 +100,7 @@ def train(
     from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings, resolve_tracking_uri
     from kfp_mlops.components.train.core import TrainInputs, train_model, write_report
     from kfp_mlops.components.train.loop import TrainConfig, parse_hidden_layers
+    from kfp_mlops.components.train.preprocessing import parse_columns
 
     with exit_on_error("train"):
         tracking_uri = resolve_tracking_uri(mlflow_tracking_uri, os.environ)
@@ -106,7 +125,10 @@ def train(
         )
         with tempfile.TemporaryDirectory(prefix="checkpoints-") as scratch:
             result = train_model(
-                TrainInputs(Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite, fingerprint),
+                TrainInputs(
+                    Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite, fingerprint,
+                    categorical_columns=parse_columns(categorical_columns, "categorical_columns"), numeric_columns=parse_columns(numeric_columns, "numeric_columns"),
+                ),  # fmt: skip
                 TrainConfig(
                     hidden=parse_hidden_layers(hidden_layers),
                     dropout=dropout,
@@ -118,6 +140,10 @@ def train(
                     seed=seed,
                     gpu=gpu,
                     early_stopping_metric=early_stopping_metric,
+                    numeric_embedding=numeric_embedding,
+                    numeric_bins=numeric_bins,
+                    ensemble_size=ensemble_size,
+                    lr_schedule=lr_schedule,
                 ),
                 model_dir=model_dir,
                 tracking=tracking,

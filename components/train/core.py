@@ -42,6 +42,8 @@ class TrainInputs:
     task: str = "auto"
     non_finite: str = "impute"
     fingerprint: str = ""
+    categorical_columns: tuple[str, ...] = ()
+    numeric_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,6 +56,8 @@ class TrainResult:
     contract: ModelArtifact | None = None
     mlflow_log_seconds: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    config: TrainConfig | None = None
 
     @property
     def mlflow_run_id(self) -> str:
@@ -95,7 +99,10 @@ def train_model(
     """
     started = time.perf_counter()
     tables = {name: _read(path, name) for name, path in (("train", inputs.train), ("validation", inputs.validation), ("test", inputs.test))}
-    prep = fit_preprocessing(tables["train"], label=inputs.label, exclude=set(inputs.exclude), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train))
+    prep = fit_preprocessing(
+        tables["train"], label=inputs.label, exclude=set(inputs.exclude), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train),
+        categorical_columns=inputs.categorical_columns, numeric_columns=inputs.numeric_columns,
+    )  # fmt: skip
     data = {name: tensors(t, prep, str(getattr(inputs, name))) for name, t in tables.items()}
     seconds = {"prepare": time.perf_counter() - started}
     with MlflowRun(tracking) if tracking is not None and dist.main else contextlib.nullcontext() as run:
@@ -114,7 +121,7 @@ def train_model(
             confusion = M.confusion_matrix(y, predicted, len(prep.classes))
             if prep.task == "binary":
                 roc = M.roc_curve(y, outputs)
-        out = TrainResult(prep, result, test_metrics, roc, confusion, seconds=seconds)
+        out = TrainResult(prep, result, test_metrics, roc, confusion, seconds=seconds, rows={name: len(d) for name, d in data.items()}, config=config)
         if dist.main:
             # The model is logged to MLflow from the temporary folder: if logging fails, no model artifact is left.
             with atomic_path(model_dir) as tmp:
@@ -148,7 +155,11 @@ def _features(prep: Preprocessing, schema: pa.Schema) -> tuple[Feature, ...]:
 
 
 def _describe(config: TrainConfig) -> str:
-    return f"hidden={','.join(map(str, config.hidden))} lr={config.learning_rate} batch={config.batch_size} dropout={config.dropout} wd={config.weight_decay} epochs<={config.max_epochs}"
+    return (
+        f"hidden={','.join(map(str, config.hidden))} lr={config.learning_rate} ({config.lr_schedule}) batch={config.batch_size} dropout={config.dropout} "
+        f"wd={config.weight_decay} epochs<={config.max_epochs} patience={config.patience} numeric={config.numeric_embedding}"
+        f"{f'/{config.numeric_bins} bins' if config.numeric_embedding == 'piecewise' else ''} ensemble={config.ensemble_size}"
+    )
 
 
 def _log_model(run: MlflowRun, model_folder: Path, contract: ModelArtifact) -> str:
@@ -167,11 +178,40 @@ def _params(config: TrainConfig) -> dict[str, Any]:
     return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
 
 
+def feature_rows(result: TrainResult) -> list[tuple[str, str, str, str]]:
+    """(name, kind, treatment, why) per feature, for the report."""
+    from kfp_mlops.components.train.model import PiecewiseLinearEmbeddings, embedding_size
+    from kfp_mlops.components.train.preprocessing import MAX_VOCABULARY
+
+    prep, net = result.preprocessing, result.fit.net
+    numeric = getattr(net, "numeric", None)
+    if isinstance(numeric, PiecewiseLinearEmbeddings):
+        bins = (numeric.high > 0).sum(dim=1).tolist()
+        embed = [f"piecewise-linear embedding ({b} quantile bins)" for b in bins]
+    elif getattr(net, "numeric_embedding", "none") == "periodic":
+        embed = ["periodic embedding (PLR)"] * len(prep.numeric)
+    else:
+        embed = ["fed as is"] * len(prep.numeric)
+    rows = [(c.name, "numeric", f"standardized (mean {c.mean:.4g}, std {c.std:.4g}), missing -> mean; {e}", c.reason) for c, e in zip(prep.numeric, embed)]
+    for c in prep.categorical:
+        capped = f" (capped at {MAX_VOCABULARY:,}: rarer values -> unknown)" if len(c.vocabulary) >= MAX_VOCABULARY else ""
+        rows.append((c.name, "categorical", f"{len(c.vocabulary):,} categories{capped} + unknown (nulls, unseen values); embedding of {embedding_size(len(c.vocabulary) + 1)}", c.reason))
+    return rows
+
+
 def write_report(result: TrainResult, path: Path) -> None:
+    prep, fit_result = result.preprocessing, result.fit
+    rows = result.rows
+    stop = "early stopping (no validation improvement for patience epochs)" if fit_result.stopped_early else "max_epochs reached"
     summary = {
-        "device": result.fit.device + (" (bf16 autocast)" if result.fit.mixed_precision else ""),
-        "throughput": f"{result.fit.samples_per_second:,.0f} samples/s",
-        "epochs": f"{len(result.fit.history)} (resumed after epoch {result.fit.resumed_from})" if result.fit.resumed_from else str(len(result.fit.history)),
-        "features": f"{len(result.preprocessing.numeric)} numeric, {len(result.preprocessing.categorical)} categorical",
+        "label": f"{prep.label} ({prep.task}" + (f"; classes {', '.join(prep.classes[:20])}{f' ... and {len(prep.classes) - 20} more' if len(prep.classes) > 20 else ''})" if prep.classes else f"; standardized for training with mean {prep.label_mean:.4g}, std {prep.label_std:.4g}; metrics in label units)"),
+        "rows": ", ".join(f"{name} {n:,}" for name, n in rows.items()) if rows else "",
+        "features": f"{len(prep.numeric)} numeric, {len(prep.categorical)} categorical (table below)",
+        "device": fit_result.device + (" (bf16 autocast)" if fit_result.mixed_precision else ""),
+        "throughput": f"{fit_result.samples_per_second:,.0f} samples/s",
+        "epochs": (f"{len(fit_result.history)} (resumed after epoch {fit_result.resumed_from})" if fit_result.resumed_from else str(len(fit_result.history))) + f", stopped by {stop}",
     }
-    write_text_atomic(path, render(result.fit.history, result.test_metrics, task=result.preprocessing.task, metric=result.fit.metric, best_epoch=result.fit.best_epoch, summary=summary))
+    if result.config is not None:
+        summary["settings"] = _describe(result.config)
+    summary = {k: v for k, v in summary.items() if v}
+    write_text_atomic(path, render(fit_result.history, result.test_metrics, task=prep.task, metric=fit_result.metric, best_epoch=fit_result.best_epoch, summary=summary, features=feature_rows(result)))

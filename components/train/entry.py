@@ -47,14 +47,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--non-finite", default="impute")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--early-stopping-metric", default="")
-    p.add_argument("--hidden", default="64,64")
+    p.add_argument("--hidden", default="128,128")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--patience", type=int, default=16)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--gpu", default="prefer")
+    p.add_argument("--numeric-embedding", default="piecewise", help="piecewise, periodic or none")
+    p.add_argument("--numeric-bins", type=int, default=32)
+    p.add_argument("--ensemble-size", type=int, default=8)
+    p.add_argument("--lr-schedule", default="cosine", help="cosine or constant")
+    p.add_argument("--categorical-columns", default="", help="JSON list or comma-separated columns forced categorical")
+    p.add_argument("--numeric-columns", default="", help="JSON list or comma-separated columns forced numeric")
     return p.parse_args(argv)
 
 
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
         from kfp_mlops.components.train.core import TrainInputs, train_model
         from kfp_mlops.components.train.loop import Distributed, TrainConfig, parse_hidden_layers
+        from kfp_mlops.components.train.preprocessing import parse_columns
         from kfp_mlops.components._shared.errors import DataError
         from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 
@@ -82,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
             tdist.init_process_group(backend=backend)
         try:
             result = train_model(
-                TrainInputs(args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task, args.non_finite, args.fingerprint),
+                TrainInputs(
+                    args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task, args.non_finite, args.fingerprint,
+                    categorical_columns=parse_columns(args.categorical_columns, "--categorical-columns"), numeric_columns=parse_columns(args.numeric_columns, "--numeric-columns"),
+                ),  # fmt: skip
                 TrainConfig(
                     hidden=parse_hidden_layers(args.hidden),
                     dropout=args.dropout,
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
                     seed=args.seed,
                     gpu=args.gpu,
                     early_stopping_metric=args.early_stopping_metric,
+                    numeric_embedding=args.numeric_embedding,
+                    numeric_bins=args.numeric_bins,
+                    ensemble_size=args.ensemble_size,
+                    lr_schedule=args.lr_schedule,
                 ),
                 model_dir=args.model_dir,
                 tracking=TrackingSettings(args.tracking_uri, experiment=args.experiment, tags=tuple((str(k), str(v)) for k, v in tags.items() if v), attempt_key=args.attempt_key) if args.tracking_uri else None,

@@ -1,5 +1,13 @@
 """The training loop: contiguous mini-batches, early stopping, LR schedule, checkpoint/resume, DDP, AMP.
 
+Schedule: AdamW, a linear warm-up over the first epoch, then a cosine decay sized by
+``max_epochs`` (to 5% of the learning rate at the last epoch), so that a larger
+``max_epochs`` means a slower decay and more training. Early stopping watches the
+validation metric with ``patience`` epochs and restores the best epoch's weights; a
+tie on the metric (a validation ROC AUC of 1.0 on a small split) is broken by the
+validation log loss. The net is a TabM ensemble (see model.py): the loss is the mean
+of the members' losses.
+
 Deterministic on CPU: the same seed and data give the same weights to the last bit.
 Each epoch's shuffle comes from its own seeded generator and the checkpoint holds
 the torch RNG state, so a run resumed from a checkpoint continues exactly as the
@@ -25,12 +33,15 @@ from torch import nn
 
 from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components.train import metrics as M
-from kfp_mlops.components.train.model import ServingModel, TabularNet, build_net, standardize
+from kfp_mlops.components.train.model import NUMERIC_EMBEDDINGS, ServingModel, TabularNet, build_net, standardize
 from kfp_mlops.components.train.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 CHECKPOINT = "last.pt"
+LR_SCHEDULES = ("cosine", "constant")
+MIN_STEPS_PER_EPOCH = 8
+MIN_BATCH = 16
 
 
 class TrainError(KfpMlopsError):
@@ -44,26 +55,37 @@ class TrainConfig:
     Attributes:
         hidden: Sizes of the MLP's hidden layers.
         dropout: Dropout after each hidden layer.
-        batch_size: Rows per optimizer step (per rank under DDP).
-        max_epochs: Upper bound on epochs.
-        learning_rate: AdamW learning rate (halved when the validation metric stalls).
+        batch_size: Rows per optimizer step (per rank under DDP). A training split of
+            fewer than 8 batches takes batches of 1/8 of its rows (at least 16), so a
+            table of a few hundred rows still makes several steps per epoch.
+        max_epochs: Upper bound on epochs; the cosine schedule spans them.
+        learning_rate: AdamW peak learning rate (warm-up over the first epoch, then cosine decay).
         weight_decay: AdamW weight decay.
-        patience: Epochs without improvement before stopping.
+        patience: Epochs without validation improvement before stopping (the best epoch's weights are kept).
         seed: Seed of initialization, shuffling and dropout.
         gpu: require, prefer or forbid.
         early_stopping_metric: Validation metric to stop on (default: roc_auc, log_loss or rmse by task).
+        numeric_embedding: piecewise (piecewise-linear encoding over quantile bins), periodic (PLR) or none.
+        numeric_bins: Quantile bins per numeric feature for the piecewise embedding (2 to 256); a small
+            training split gets fewer, at least 16 rows per bin.
+        ensemble_size: TabM members sharing the MLP's weights (1: a plain MLP).
+        lr_schedule: cosine (warm-up, then decay over max_epochs) or constant (warm-up, then flat).
     """
 
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (128, 128)
     dropout: float = 0.1
     batch_size: int = 256
-    max_epochs: int = 20
+    max_epochs: int = 200
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    patience: int = 3
+    patience: int = 16
     seed: int = 7
     gpu: str = "prefer"
     early_stopping_metric: str = ""
+    numeric_embedding: str = "piecewise"
+    numeric_bins: int = 32
+    ensemble_size: int = 8
+    lr_schedule: str = "cosine"
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train, before any data is read (exit 2, named)."""
@@ -83,6 +105,14 @@ class TrainConfig:
             problems.append(f"gpu {self.gpu!r} must be require, prefer or forbid")
         if self.early_stopping_metric and self.early_stopping_metric not in M.HIGHER_IS_BETTER:
             problems.append(f"early_stopping_metric {self.early_stopping_metric!r} must be empty or one of {sorted(M.HIGHER_IS_BETTER)}")
+        if self.numeric_embedding not in NUMERIC_EMBEDDINGS:
+            problems.append(f"numeric_embedding {self.numeric_embedding!r} must be one of {', '.join(NUMERIC_EMBEDDINGS)}")
+        if not isinstance(self.numeric_bins, int) or isinstance(self.numeric_bins, bool) or not 2 <= self.numeric_bins <= 256:
+            problems.append(f"numeric_bins {self.numeric_bins!r} must be an integer from 2 to 256")
+        if not isinstance(self.ensemble_size, int) or isinstance(self.ensemble_size, bool) or not 1 <= self.ensemble_size <= 64:
+            problems.append(f"ensemble_size {self.ensemble_size!r} must be an integer from 1 (a plain MLP) to 64")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule {self.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
         if problems:
             raise TrainError("training settings cannot work: " + "; ".join(problems), fix="fix these parameters")
 
@@ -147,11 +177,42 @@ def select_device(policy: str, dist: Distributed) -> torch.device:
     return torch.device("cpu")
 
 
-def _loss(task: str) -> nn.Module:
-    return {"binary": nn.BCEWithLogitsLoss(), "multiclass": nn.CrossEntropyLoss(), "regression": nn.MSELoss()}[task]
+def member_loss(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The mean over rows and ensemble members of each member's own loss (out: (B, k) or (B, k, C))."""
+    if task == "binary":
+        return lambda out, y: nn.functional.binary_cross_entropy_with_logits(out, y.unsqueeze(1).expand_as(out))
+    if task == "multiclass":
+        return lambda out, y: nn.functional.cross_entropy(out.flatten(0, 1), y.repeat_interleave(out.shape[1]))
+    return lambda out, y: nn.functional.mse_loss(out, y.unsqueeze(1).expand_as(out))
 
 
-def predict(net: TabularNet, prep: Preprocessing, data: Tensors, device: torch.device, batch: int = 65_536) -> np.ndarray:
+def effective_batch_size(config: TrainConfig, rows: int) -> int:
+    """``batch_size``, or 1/8 of a small split (at least 16 rows) so that an epoch has several steps."""
+    return max(1, min(config.batch_size, max(MIN_BATCH, rows // MIN_STEPS_PER_EPOCH)))
+
+
+def learning_rate_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up over the first epoch, then cosine decay to 5% at ``max_epochs`` (or flat)."""
+    warmup = max(1, steps_per_epoch)
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    total = max(warmup + 1, config.max_epochs * steps_per_epoch)
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def improved(metric: str, scores: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Better on ``metric``; on a tie, better on the validation log loss (classification)."""
+    if best is None:
+        return not np.isnan(scores[metric])
+    if scores[metric] == best[metric] and metric != "log_loss" and "log_loss" in scores:
+        return M.better("log_loss", scores["log_loss"], best["log_loss"])
+    return M.better(metric, scores[metric], best[metric])
+
+
+def predict(net: TabularNet, prep: Preprocessing, data: Tensors, device: torch.device, batch: int = 8_192) -> np.ndarray:
     """Probabilities (classification) or label-unit values (regression), through the serving transform."""
     serving = ServingModel(net, prep).to(device).eval()
     outs = []
@@ -190,17 +251,16 @@ def fit(
     torch.manual_seed(config.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    net = build_net(prep, list(config.hidden), config.dropout).to(device)
+    mean = torch.tensor([c.mean for c in prep.numeric], dtype=torch.float32)
+    std = torch.tensor([c.std for c in prep.numeric], dtype=torch.float32)
+    x_num = standardize(train.numeric, mean, std)
+    net = build_net(prep, list(config.hidden), config.dropout, numeric_embedding=config.numeric_embedding, train_numeric=x_num, bins=config.numeric_bins, ensemble=config.ensemble_size).to(device)
     model: nn.Module = net
     if dist.world > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    mode = "max" if M.HIGHER_IS_BETTER[metric] else "min"
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1)
-    loss_fn = _loss(prep.task)
-    mean = torch.tensor([c.mean for c in prep.numeric], dtype=torch.float32)
-    std = torch.tensor([c.std for c in prep.numeric], dtype=torch.float32)
-    x_num = standardize(train.numeric, mean, std).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)  # one kernel per step (CPU and CUDA)
+    loss_fn = member_loss(prep.task)
+    x_num = x_num.to(device)
     x_cat, y_all = train.categorical.to(device), train.y.to(device)
 
     state = {"epoch": 0, "best": None, "best_epoch": -1, "bad_epochs": 0, "history": [], "best_state": None}
@@ -210,13 +270,14 @@ def fit(
         saved = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
         state = {k: saved[k] for k in state}
         resumed_from = state["epoch"]
         log.info("resumed from the checkpoint after epoch %d", resumed_from)
 
     per_rank = len(train) // dist.world
+    batch_size = effective_batch_size(config, per_rank)
+    steps_per_epoch = math.ceil(per_rank / batch_size)
     samples, busy = 0, 0.0
     stopped = False
     for epoch in range(state["epoch"], config.max_epochs):
@@ -228,31 +289,34 @@ def fit(
         order = order[dist.rank * per_rank : (dist.rank + 1) * per_rank].to(device)
         xn, xc, yy = x_num[order], x_cat[order], y_all[order]  # one gather per epoch, then contiguous slices
         model.train()
-        total = 0.0
-        for start in range(0, per_rank, config.batch_size):
-            end = start + config.batch_size
+        total = torch.zeros((), device=device)
+        step = epoch * steps_per_epoch
+        for start in range(0, per_rank, batch_size):
+            end = start + batch_size
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(config, step, steps_per_epoch)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(xn[start:end], xc[start:end])
                 loss = loss_fn(out.float(), yy[start:end])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * (min(end, per_rank) - start)
+            total += loss.detach() * (min(end, per_rank) - start)  # no device sync per step
+            step += 1
         train_seconds = time.perf_counter() - started
         busy += train_seconds
         samples += per_rank
         scores = evaluate(net, prep, val, device)
-        scheduler.step(scores[metric])
-        if M.better(metric, scores[metric], state["best"]):
-            state.update(best=scores[metric], best_epoch=epoch, bad_epochs=0, best_state=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
+        if improved(metric, scores, state["best"]):
+            state.update(best=scores, best_epoch=epoch, bad_epochs=0, best_state=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
         else:
             state["bad_epochs"] += 1
-        record = {"epoch": float(epoch), "train_loss": total / per_rank, "learning_rate": optimizer.param_groups[0]["lr"], "epoch_seconds": train_seconds}
+        record = {"epoch": float(epoch), "train_loss": float(total) / per_rank, "learning_rate": optimizer.param_groups[0]["lr"], "epoch_seconds": train_seconds}
         record.update({f"val_{k}": v for k, v in scores.items()})
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if path is not None and dist.main:
-            _save_checkpoint(path, net, optimizer, scheduler, state)
+            _save_checkpoint(path, net, optimizer, state)
         if on_epoch is not None and dist.main:
             on_epoch(record)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
@@ -274,9 +338,9 @@ def fit(
     )
 
 
-def _save_checkpoint(path: Path, net: nn.Module, optimizer, scheduler, state: dict) -> None:
+def _save_checkpoint(path: Path, net: nn.Module, optimizer, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    payload = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), **state}
+    payload = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), **state}
     torch.save(payload, tmp)
     os.replace(tmp, path)

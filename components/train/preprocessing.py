@@ -5,12 +5,25 @@ nulls (and, by policy, NaN and infinities) become the training mean. Categorical
 columns map to vocabulary indices; index 0 is the unknown bucket for nulls and for
 categories training never saw. The same JSON drives serving, so training and
 serving transform identically.
+
+Which columns are categorical (``choose_kind``, recorded per column as ``reason``):
+
+- text and dictionary columns: categorical;
+- integer columns with 3 to ``INTEGER_CATEGORY_MAX`` (32) distinct values in the
+  training split (hour, weekday, month, codes): categorical, unless the name reads
+  like a count or a quantity (a token such as count, num, n, qty, total, amount,
+  size, age, year, days; ``num_txn_7d`` stays a number). Their values are matched as
+  text, so 3 and 3.0 (an integer column with nulls reaches pandas as float) are the
+  same category, and a value training never saw goes to the unknown bucket;
+- every other number and boolean: numeric;
+- ``categorical_columns`` / ``numeric_columns`` override the rule per column.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +36,8 @@ from kfp_mlops.components._shared.errors import DataError
 TASKS = ("binary", "multiclass", "regression")
 MAX_CLASSES = 50
 MAX_VOCABULARY = 10_000
+INTEGER_CATEGORY_MAX = 32
+COUNT_WORDS = frozenset({"count", "counts", "cnt", "num", "number", "n", "nb", "qty", "quantity", "total", "sum", "amount", "size", "age", "year", "years", "days", "hours", "minutes"})
 
 
 @dataclass
@@ -30,12 +45,14 @@ class NumericColumn:
     name: str
     mean: float
     std: float
+    reason: str = "number"
 
 
 @dataclass
 class CategoricalColumn:
     name: str
     vocabulary: list[str]  # index i + 1; 0 is unknown
+    reason: str = "text"
 
 
 @dataclass
@@ -77,8 +94,8 @@ class Preprocessing:
         """Read a saved preprocessing; anything malformed is a DataError (the file may come from a registry)."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            data["numeric"] = [NumericColumn(str(c["name"]), float(c["mean"]), float(c["std"])) for c in data["numeric"]]
-            data["categorical"] = [CategoricalColumn(str(c["name"]), [str(v) for v in c["vocabulary"]]) for c in data["categorical"]]
+            data["numeric"] = [NumericColumn(str(c["name"]), float(c["mean"]), float(c["std"]), str(c.get("reason", "number"))) for c in data["numeric"]]
+            data["categorical"] = [CategoricalColumn(str(c["name"]), [str(v) for v in c["vocabulary"]], str(c.get("reason", "text"))) for c in data["categorical"]]
             prep = cls(**data)
         except (OSError, ValueError, RecursionError, KeyError, TypeError) as exc:
             raise DataError(f"preprocessing.json is unreadable or malformed ({type(exc).__name__}: {str(exc)[:200]})", where=str(path), fix="pass a model folder written by kfp-mlops train") from exc
@@ -107,7 +124,7 @@ class Preprocessing:
         for j, col in enumerate(self.categorical):
             lookup = pa.array(col.vocabulary, type=pa.string())
             try:
-                as_text = table.column(col.name).cast(pa.string())
+                as_text = _as_text(table.column(col.name))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataError(f"categorical feature {col.name!r} cannot be read as text ({str(exc).splitlines()[0][:120]})", where=where, fix=f"send text (or null) for {col.name!r}") from exc
             idx = pc.index_in(as_text, value_set=lookup)
@@ -157,28 +174,97 @@ def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]
     return task, classes
 
 
-def fit(train: pa.Table, *, label: str, exclude: set[str], task: str = "auto", non_finite: str = "impute", where: str = "") -> Preprocessing:
-    """Fit the preprocessing on the training split."""
+def parse_columns(text: str | list | tuple | None, what: str) -> tuple[str, ...]:
+    """Column names from a JSON list (``["hour", "weekday"]``) or comma-separated text (``hour,weekday``)."""
+    if text is None:
+        return ()
+    if isinstance(text, (list, tuple)):
+        names = list(text)
+    else:
+        stripped = str(text).strip()
+        if stripped.startswith("["):
+            try:
+                names = json.loads(stripped)
+            except ValueError as exc:
+                raise DataError(f"{what} {stripped[:120]!r} is not a JSON list of column names ({exc})", fix=f'pass e.g. ["hour", "weekday"] or hour,weekday') from exc
+            if not isinstance(names, list):
+                raise DataError(f"{what} must be a JSON list of column names", fix='pass e.g. ["hour", "weekday"]')
+        else:
+            names = stripped.split(",")
+    if any(not isinstance(n, str) for n in names):
+        raise DataError(f"{what} must list column names as text, got {names[:10]!r}", fix='pass e.g. ["hour", "weekday"]')
+    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+
+
+def _tokens(name: str) -> set[str]:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return {t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t}
+
+
+def looks_like_count(name: str) -> bool:
+    """A name such as num_txn_7d, item_count or age: a quantity whose order and distances matter."""
+    return bool(_tokens(name) & COUNT_WORDS)
+
+
+def choose_kind(field: pa.Field, column: pa.ChunkedArray, *, forced_categorical: bool = False, forced_numeric: bool = False) -> tuple[str, str] | None:
+    """("numeric" | "categorical", reason) for a feature column, or None for a type that is not a feature (timestamps, lists)."""
+    t = field.type
+    number = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+    text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+    if forced_categorical:
+        return ("categorical", "requested (categorical_columns)") if number or text else None
+    if forced_numeric:
+        return ("numeric", "requested (numeric_columns)") if number else None
+    if text:
+        return "categorical", "text"
+    if not number:
+        return None
+    if pa.types.is_integer(t):
+        distinct = len(pc.unique(column.drop_null()))
+        if 3 <= distinct <= INTEGER_CATEGORY_MAX:
+            if looks_like_count(field.name):
+                return "numeric", f"integer with {distinct} values, named like a count"
+            return "categorical", f"integer with {distinct} distinct values (at most {INTEGER_CATEGORY_MAX})"
+        return "numeric", f"integer with {distinct} distinct values" if distinct > INTEGER_CATEGORY_MAX else "integer flag"
+    return "numeric", "boolean" if pa.types.is_boolean(t) else "number"
+
+
+def fit(
+    train: pa.Table,
+    *,
+    label: str,
+    exclude: set[str],
+    task: str = "auto",
+    non_finite: str = "impute",
+    where: str = "",
+    categorical_columns: tuple[str, ...] | list[str] = (),
+    numeric_columns: tuple[str, ...] | list[str] = (),
+) -> Preprocessing:
+    """Fit the preprocessing on the training split (``categorical_columns`` / ``numeric_columns`` override the kind rule)."""
     if label not in train.schema.names:
         raise DataError(f"label column {label!r} is missing; columns are {train.schema.names[:30]}", where=where, fix="pass the right label column")
     if non_finite not in ("impute", "error"):
         raise DataError(f"non_finite must be impute or error, not {non_finite!r}", fix="pass impute or error")
+    forced_cat, forced_num = set(categorical_columns), set(numeric_columns)
+    _check_overrides(train.schema, label=label, exclude=exclude, categorical=list(categorical_columns), numeric=list(numeric_columns), where=where)
     task, classes = infer_task(train.column(label), task)
     prep = Preprocessing(task=task, label=label, classes=classes, non_finite=non_finite)
     for f in train.schema:
         if f.name == label or f.name in exclude:
             continue
-        t = f.type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        kind = choose_kind(f, train.column(f.name), forced_categorical=f.name in forced_cat, forced_numeric=f.name in forced_num)
+        if kind is None:
+            continue
+        if kind[0] == "numeric":
             values = train.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)
             finite = values[np.isfinite(values)]
             mean = float(finite.mean()) if len(finite) else 0.0
             std = float(finite.std()) if len(finite) > 1 else 1.0
-            prep.numeric.append(NumericColumn(f.name, mean, std if std > 1e-12 and math.isfinite(std) else 1.0))
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-            counts = pc.value_counts(train.column(f.name).drop_null())
+            prep.numeric.append(NumericColumn(f.name, mean, std if std > 1e-12 and math.isfinite(std) else 1.0, kind[1]))
+        else:
+            counts = pc.value_counts(_as_text(train.column(f.name)).drop_null())
             pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()), key=lambda p: (-p[1], str(p[0])))
-            prep.categorical.append(CategoricalColumn(f.name, [str(v) for v, _ in pairs[:MAX_VOCABULARY]]))
+            prep.categorical.append(CategoricalColumn(f.name, [str(v) for v, _ in pairs[:MAX_VOCABULARY]], kind[1]))
     if not prep.feature_names:
         raise DataError("no feature columns to train on", where=where, fix="check the featurize step's outputs")
     if task == "regression":
@@ -189,3 +275,31 @@ def fit(train: pa.Table, *, label: str, exclude: set[str], task: str = "auto", n
     return prep
 
 
+def _check_overrides(schema: pa.Schema, *, label: str, exclude: set[str], categorical: list[str], numeric: list[str], where: str) -> None:
+    """Every override names a feature column of a usable type; all problems in one error."""
+    problems = []
+    missing = [n for n in dict.fromkeys(categorical + numeric) if n not in schema.names]
+    if missing:
+        problems.append(f"columns {missing} named in categorical_columns/numeric_columns are not in the training split (its columns: {schema.names[:40]}{' ...' if len(schema.names) > 40 else ''})")
+    both = sorted(set(categorical) & set(numeric))
+    if both:
+        problems.append(f"columns {both} are named both categorical and numeric")
+    not_features = sorted((set(categorical) | set(numeric)) & ({label} | set(exclude)))
+    if not_features:
+        problems.append(f"columns {not_features} are the label or excluded, not features")
+    for name in numeric:
+        if name in schema.names:
+            t = schema.field(name).type
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+                problems.append(f"column {name!r} is {t}, not a number: it cannot be numeric")
+    for name in categorical:
+        if name in schema.names and choose_kind(schema.field(name), pa.chunked_array([], schema.field(name).type), forced_categorical=True) is None:
+            problems.append(f"column {name!r} is {schema.field(name).type}: it cannot be categorical")
+    if problems:
+        raise DataError("; ".join(problems), where=where, fix="name feature columns of the training split in categorical_columns / numeric_columns, each in one list")
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Category values as text. Arrow writes an integral float without a fraction (3.0 -> "3"), so an
+    integer column that reaches serving as float (pandas, with nulls) finds the same categories."""
+    return column.cast(pa.string())

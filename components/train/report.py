@@ -40,7 +40,29 @@ def _chart(title: str, series: dict[str, list[float]]) -> str:
     return "".join(parts)
 
 
-def render(history: list[dict[str, float]], test_metrics: dict[str, float], *, task: str, metric: str, best_epoch: int, summary: dict[str, str]) -> str:
+MAX_FEATURE_ROWS = 200
+
+
+def _features_table(features: list[tuple[str, str, str, str]], limit: int = MAX_FEATURE_ROWS) -> str:
+    """name, kind, treatment, why: one row each; a long list says how many rows it leaves out."""
+    if not features:
+        return ""
+    head = "<tr><th>feature</th><th>kind</th><th>treatment</th><th>why this kind</th></tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in features[:limit])
+    more = f"<p>... and {len(features) - limit:,} more features (all of them are in preprocessing.json).</p>" if len(features) > limit else ""
+    return f"<h2>Features ({len(features):,})</h2><table>{head}{body}</table>{more}"
+
+
+def render(
+    history: list[dict[str, float]],
+    test_metrics: dict[str, float],
+    *,
+    task: str,
+    metric: str,
+    best_epoch: int,
+    summary: dict[str, str],
+    features: list[tuple[str, str, str, str]] | None = None,
+) -> str:
     losses = {"train loss": [h["train_loss"] for h in history]}
     if "val_log_loss" in history[0]:
         losses["validation log loss"] = [h["val_log_loss"] for h in history]
@@ -52,8 +74,8 @@ def render(history: list[dict[str, float]], test_metrics: dict[str, float], *, t
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>Training report</title>'
         "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1f2937}h1{font-size:22px}"
-        "table{border-collapse:collapse}td{padding:4px 12px;border-bottom:1px solid #eee}.charts{display:flex;flex-wrap:wrap;gap:16px}</style></head><body>"
+        "table{border-collapse:collapse}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}</style></head><body>"
         f"<h1>Training report ({html.escape(task)})</h1><ul>{facts}<li><b>best epoch:</b> {best_epoch}</li></ul>"
         f'<div class="charts">{_chart("Loss", losses)}{_chart("Validation " + metric, quality)}</div>'
-        f"<h2>Test metrics</h2><table>{rows}</table></body></html>"
+        f"<h2>Test metrics</h2><table>{rows}</table>{_features_table(features or [])}</body></html>"
     )
