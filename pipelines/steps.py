@@ -1,5 +1,7 @@
 """Task groups shared by the pipelines (called inside @dsl.pipeline bodies at compile time)."""
 
+from typing import Any, NamedTuple
+
 from kfp import dsl
 
 from kfp_mlops.components.featurize.component import featurize
@@ -7,6 +9,15 @@ from kfp_mlops.components.ingest.component import ingest
 from kfp_mlops.components.train.component import train
 from kfp_mlops.components.validate.component import validate
 from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_mlflow_credentials, with_storage_credentials
+
+
+class PreparedData(NamedTuple):
+    """The tasks that prepared the training data, and the user's column exclusions."""
+
+    ingested: dsl.PipelineTask
+    validated: dsl.PipelineTask
+    featurized: dsl.PipelineTask
+    exclude_columns: Any
 
 
 def prepare_training_data(
@@ -27,8 +38,10 @@ def prepare_training_data(
     split,
     split_seed,
     task,
-) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
-    """ingest -> validate -> featurize; returns the ingest and featurize tasks."""
+    accept_leaks,
+    exclude_columns,
+) -> "PreparedData":
+    """ingest -> validate -> featurize."""
     ingested = ingest(
         source_uri=source_uri,
         file_format=file_format,
@@ -45,6 +58,9 @@ def prepare_training_data(
         entity_column=ingested.outputs["entity_column"],
         timestamp_column=ingested.outputs["timestamp_column"],
         fail_on_severity=fail_on_severity,
+        task=task,
+        accept_leaks=accept_leaks,
+        exclude_columns=exclude_columns,
     )
     featurized = featurize(
         dataset=ingested.outputs["dataset"],
@@ -57,22 +73,25 @@ def prepare_training_data(
         split_fractions=split_fractions,
         split=split,
         split_seed=split_seed,
-        task=task,
-    ).after(validated)
+        # Decided once, by validate, on the whole dataset: a time split's training rows
+        # alone can make a count label look like classes.
+        task=validated.outputs["resolved_task"],
+    )
     with_feature_store_credentials(featurized)
-    return ingested, featurized
+    return PreparedData(ingested, validated, featurized, exclude_columns)
 
 
-def train_on(featurized: dsl.PipelineTask, ingested: dsl.PipelineTask, *, label_column, task, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
-    """A train task on featurize's splits, the entity column excluded, lineage ids and MLflow credentials set."""
-    splits = featurized.outputs
+def train_on(prepared: PreparedData, *, label_column, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
+    """A train task on featurize's splits, for the task validate resolved, the keys and the user's exclusions left out, lineage ids and MLflow credentials set."""
+    splits = prepared.featurized.outputs
     trained = train(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         label_column=label_column,
-        task=task,
-        exclude_columns=ingested.outputs["entity_column"],
+        task=prepared.validated.outputs["resolved_task"],
+        exclude_columns=prepared.exclude_columns,
+        key_columns=prepared.ingested.outputs["entity_column"],
         gpu=gpu,
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,

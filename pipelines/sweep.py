@@ -16,6 +16,8 @@ def sweep(
     entity_column: str = "auto",
     timestamp_column: str = "auto",
     feature_spec: str = "",
+    exclude_columns: str = "",
+    accept_leaks: str = "",
     split: str = "auto",
     split_seed: int = 0,
     search_space: str = '{"learning_rate": [0.001, 0.003], "hidden_layers": ["64,64", "128,64"]}',
@@ -34,6 +36,8 @@ def sweep(
         entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.
         timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none (the rows are then split at random).
         feature_spec: Feature spec JSON; empty for a default over all columns.
+        exclude_columns: Comma-separated columns that are not features (e.g. ones only known after the fact); validate does not check them for leaks.
+        accept_leaks: Comma-separated columns allowed to predict the label almost perfectly; validate refuses such a column (label_leak) otherwise.
         split: auto (by time when the data has an event time, else at random), time, or random; a random split is stratified by the label for classification.
         split_seed: Seed of a random split (same data and seed, same splits).
         search_space: JSON object of lists over hidden_layers, learning_rate, batch_size, dropout, weight_decay, max_epochs.
@@ -43,7 +47,7 @@ def sweep(
         gpu: require, prefer or forbid a GPU for training.
         mlflow_tracking_uri: MLflow tracking server, e.g. http://mlflow.kubeflow:5000 (credentials from the MLflow Secret); empty for the steps' MLFLOW_TRACKING_URI environment variable. Required on a cluster: a store inside a pod is lost with it. `kfp-mlops run` fills in a local sqlite database.
     """
-    ingested, featurized = prepare_training_data(
+    prepared = prepare_training_data(
         source_uri=source_uri,
         label_column=label_column,
         entity_column=entity_column,
@@ -60,8 +64,10 @@ def sweep(
         split=split,
         split_seed=split_seed,
         task=task,
+        accept_leaks=accept_leaks,
+        exclude_columns=exclude_columns,
     )
     trials = sweep_trials(search_space=search_space, strategy=strategy, samples=samples)
     with dsl.ParallelFor(trials.output, parallelism=PARALLEL_TRIALS) as trial:
-        trained = train_on(featurized, ingested, label_column=label_column, task=task, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
+        trained = train_on(prepared, label_column=label_column, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
     select_best(models=dsl.Collected(trained.outputs["model"]), metric=metric)

@@ -19,14 +19,18 @@ def training(
     csv_encoding: str = "utf-8",
     column_types: str = "",
     fail_on_severity: str = "error",
+    exclude_columns: str = "",
+    accept_leaks: str = "",
     feature_spec: str = "",
     feature_registry: str = "",
     online_store: str = "",
     split_fractions: str = "0.7,0.15,0.15",
     split: str = "auto",
     split_seed: int = 0,
-    hidden_layers: str = "64,64",
-    max_epochs: int = 20,
+    categorical_columns: str = "",
+    numeric_columns: str = "",
+    hidden_layers: str = "128,128",
+    max_epochs: int = 200,
     learning_rate: float = 0.001,
     batch_size: int = 256,
     gpu: str = "prefer",
@@ -48,14 +52,18 @@ def training(
         csv_encoding: Text encoding of CSV files.
         column_types: JSON object forcing CSV column types, e.g. {"zip": "string", "day": "date", "at": "timestamp"}.
         fail_on_severity: Stop the run when a data anomaly is at least this severe: error, warning, info or never.
+        exclude_columns: Comma-separated columns that are not features (e.g. ones only known after the fact); validate does not check them for leaks.
+        accept_leaks: Comma-separated columns allowed to predict the label almost perfectly; validate refuses such a column (label_leak) otherwise.
         feature_spec: Feature spec JSON (passthrough columns, window aggregates, ttl); empty for a default over all columns.
         feature_registry: Feast registry: empty for one inside the feature repo artifact, gs:// or s3:// path, or postgresql+psycopg://user@host/db.
         online_store: Feast online store: empty for sqlite inside the feature repo artifact, or redis://host:port.
         split_fractions: Train, validation and test shares (of the label time range, or of the rows for a random split), comma-separated.
         split: auto (by time when the data has an event time, else at random), time, or random; a random split is stratified by the label for classification.
         split_seed: Seed of a random split (same data and seed, same splits).
+        categorical_columns: Columns to treat as categorical whatever their type (comma-separated or a JSON list); empty: text columns and integer columns with 3 to 32 values that are not counts.
+        numeric_columns: Number columns to treat as numeric even when the rule would make them categorical.
         hidden_layers: Hidden layer sizes of the MLP, comma-separated.
-        max_epochs: Upper bound on training epochs (early stopping usually ends sooner).
+        max_epochs: Upper bound on training epochs; the learning rate decays over them (early stopping on validation usually ends sooner).
         learning_rate: AdamW learning rate.
         batch_size: Rows per optimizer step.
         gpu: require, prefer or forbid a GPU for training.
@@ -64,7 +72,7 @@ def training(
         gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: the statistical gate (beats chance, and the champion on the same rows, with 95% confidence; an equal model is not promoted).
         promote: Promote a blessed model to @champion right away (the old one becomes @previous).
     """
-    ingested, featurized = prepare_training_data(
+    prepared = prepare_training_data(
         source_uri=source_uri,
         label_column=label_column,
         entity_column=entity_column,
@@ -81,22 +89,24 @@ def training(
         split=split,
         split_seed=split_seed,
         task=task,
+        accept_leaks=accept_leaks,
+        exclude_columns=exclude_columns,
     )
     trained = train_on(
-        featurized,
-        ingested,
+        prepared,
         label_column=label_column,
-        task=task,
         gpu=gpu,
         mlflow_tracking_uri=mlflow_tracking_uri,
         hidden_layers=hidden_layers,
         max_epochs=max_epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
+        categorical_columns=categorical_columns,
+        numeric_columns=numeric_columns,
     ).set_retry(num_retries=2)
     registered = register(
         model=trained.outputs["model"],
-        test=featurized.outputs["test"],
+        test=prepared.featurized.outputs["test"],
         label_column=label_column,
         model_name=model_name,
         thresholds=gate_thresholds,

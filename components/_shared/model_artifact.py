@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.task import TASKS
 
 SCHEMA = "kfp-mlops.model/v1"
 METADATA_KEY = "kfp_mlops_model"
@@ -29,7 +30,6 @@ CONTRACT_FILE = "kfp_mlops_model.json"
 MODEL_FILE = "model.pt2"
 PREPROCESSING_FILE = "preprocessing.json"
 MODEL_FILES = (MODEL_FILE, PREPROCESSING_FILE)
-TASKS = ("binary", "multiclass", "regression")
 KINDS = ("numeric", "categorical")
 _HASH_CHUNK = 1 << 20
 

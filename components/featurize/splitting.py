@@ -17,12 +17,11 @@ import pyarrow.compute as pc
 
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.featurize.training_set import SPLITS, Split, check_fractions
-from kfp_mlops.components.train.preprocessing import MAX_CLASSES
+from kfp_mlops.components._shared.task import check_task_name, infer_task
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "time", "random")
-TASKS = ("auto", "binary", "multiclass", "regression")
 RANDOM_FIX = "split the rows at random: split=random (kfp-mlops run training --split random)"
 
 
@@ -32,8 +31,7 @@ def check_split(split: object, seed: object, task: object) -> None:
         raise DataError(f"split must be one of {', '.join(STRATEGIES)}, not {str(split)[:40]!r}", fix="pass split=auto, time or random (--split)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DataError(f"split_seed must be a whole number of 0 or more, not {seed!r}", fix="pass e.g. split_seed=0 (--split-seed 0)")
-    if task not in TASKS:
-        raise DataError(f"task must be one of {', '.join(TASKS)}, not {str(task)[:40]!r}", fix="pass task=auto (--task auto)")
+    check_task_name(str(task))
 
 
 def choose_split(requested: str, times: pa.ChunkedArray | pa.Array, *, time_generated: bool, where: str) -> tuple[str, str]:
@@ -61,14 +59,13 @@ def choose_split(requested: str, times: pa.ChunkedArray | pa.Array, *, time_gene
 
 
 def stratifies(label: pa.ChunkedArray | pa.Array, task: str) -> bool:
-    """Whether a random split is stratified by ``label``: for classification, which ``auto`` infers
-    as train does (regression for a numeric label with more than MAX_CLASSES distinct values)."""
+    """Whether a random split is stratified by ``label``: for classification, which ``auto``
+    decides by the one rule validate and train use."""
     if task in ("binary", "multiclass"):
         return True
     if task == "regression":
         return False
-    numeric = pa.types.is_integer(label.type) or pa.types.is_floating(label.type)
-    return not (numeric and len(pc.unique(label)) > MAX_CLASSES)
+    return infer_task(label, "auto")[0] != "regression"
 
 
 def split_at_random(table: pa.Table, label: str, fractions: tuple[float, float, float], *, seed: int, stratify: bool) -> Split:

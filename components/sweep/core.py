@@ -56,7 +56,8 @@ def expand(space_json: str, *, strategy: str = "grid", samples: int = 8, seed: i
         combos = rng.sample(combos, min(samples, len(combos)))
     elif strategy != "grid":
         raise DataError(f"unknown strategy {strategy!r}", fix="use grid or random")
-    defaults = {"hidden_layers": "64,64", "learning_rate": 0.001, "batch_size": 256, "dropout": 0.1, "weight_decay": 0.0001, "max_epochs": 20}
+    # The train component's defaults, so a trial that leaves a setting out trains as a plain run would.
+    defaults = {"hidden_layers": "128,128", "learning_rate": 0.001, "batch_size": 256, "dropout": 0.1, "weight_decay": 0.0001, "max_epochs": 200}
     return [{k: TUNABLE[k]({**defaults, **c}[k]) for k in TUNABLE} for c in combos]
 
 

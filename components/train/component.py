@@ -17,6 +17,7 @@ def train(
     report: Output[HTML],
     label_column: str,
     exclude_columns: str = "",
+    key_columns: str = "",
     task: str = "auto",
     hidden_layers: str = "128,128",
     dropout: float = 0.1,
@@ -66,7 +67,8 @@ def train(
         classification_metrics: ROC curve and confusion matrix on the test split.
         report: HTML report with the learning curves.
         label_column: Column to predict.
-        exclude_columns: Comma-separated columns that are not features (entity and timestamp keys).
+        exclude_columns: Comma-separated columns that are not features (e.g. ones only known after the fact); each must exist.
+        key_columns: Comma-separated entity and timestamp keys: never features, may be absent from the splits.
         task: auto, binary, multiclass or regression.
         hidden_layers: Hidden layer sizes, comma-separated.
         dropout: Dropout after each hidden layer.
@@ -126,8 +128,9 @@ def train(
         with tempfile.TemporaryDirectory(prefix="checkpoints-") as scratch:
             result = train_model(
                 TrainInputs(
-                    Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(filter(None, exclude_columns.split(","))), task, non_finite, fingerprint,
+                    Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(parse_columns(exclude_columns, "exclude_columns")), task, non_finite, fingerprint,
                     categorical_columns=parse_columns(categorical_columns, "categorical_columns"), numeric_columns=parse_columns(numeric_columns, "numeric_columns"),
+                    keys=frozenset(filter(None, (k.strip() for k in key_columns.split(",")))),
                 ),  # fmt: skip
                 TrainConfig(
                     hidden=parse_hidden_layers(hidden_layers),

@@ -44,6 +44,9 @@ class TrainInputs:
     fingerprint: str = ""
     categorical_columns: tuple[str, ...] = ()
     numeric_columns: tuple[str, ...] = ()
+    # Entity and timestamp keys: never features, and not required to be in the splits
+    # (``exclude`` names the user's own choices, which must exist).
+    keys: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -99,8 +102,15 @@ def train_model(
     """
     started = time.perf_counter()
     tables = {name: _read(path, name) for name, path in (("train", inputs.train), ("validation", inputs.validation), ("test", inputs.test))}
+    unknown = sorted(set(inputs.exclude) - set(tables["train"].column_names))
+    if unknown:
+        raise DataError(
+            f"exclude_columns names {len(unknown)} column(s) the training split does not have: {unknown}",
+            where=str(inputs.train),
+            fix=f"correct the names in exclude_columns (--exclude-columns); the split's columns are {tables['train'].column_names[:50]}",
+        )
     prep = fit_preprocessing(
-        tables["train"], label=inputs.label, exclude=set(inputs.exclude), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train),
+        tables["train"], label=inputs.label, exclude=set(inputs.exclude) | set(inputs.keys), task=inputs.task, non_finite=inputs.non_finite, where=str(inputs.train),
         categorical_columns=inputs.categorical_columns, numeric_columns=inputs.numeric_columns,
     )  # fmt: skip
     data = {name: tensors(t, prep, str(getattr(inputs, name))) for name, t in tables.items()}

@@ -32,9 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.task import TASKS, infer_task
 
-TASKS = ("binary", "multiclass", "regression")
-MAX_CLASSES = 50
 MAX_VOCABULARY = 10_000
 INTEGER_CATEGORY_MAX = 32
 COUNT_WORDS = frozenset({"count", "counts", "cnt", "num", "number", "n", "nb", "qty", "quantity", "total", "sum", "amount", "size", "age", "year", "years", "days", "hours", "minutes"})
@@ -146,32 +145,6 @@ class Preprocessing:
             raise DataError(f"label values {unseen} never occur in the training split", where=where, fix="retrain with these classes, or fix the labels")
         y = idx.to_numpy(zero_copy_only=False)
         return y.astype(np.float32) if self.task == "binary" else y.astype(np.int64)
-
-
-def infer_task(column: pa.ChunkedArray, requested: str) -> tuple[str, list[str]]:
-    """The task and, for classification, the sorted class values as text."""
-    if requested not in ("auto", *TASKS):
-        raise DataError(f"unknown task {requested!r}", fix=f"set the task parameter to auto or one of {', '.join(TASKS)}")
-    t = column.type
-    distinct = pc.unique(column.drop_null())
-    numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
-    if requested == "regression" or (requested == "auto" and numeric and len(distinct) > MAX_CLASSES):  # counts are integers too
-        return "regression", []
-    if len(distinct) > MAX_CLASSES:
-        raise DataError(
-            f"the label has {len(distinct):,} distinct {t} values, too many classes for a classifier (at most {MAX_CLASSES})",
-            fix="predict a number: cast the label to a numeric type (column_types) and use task regression (kfp-mlops run training --task regression); or group the classes",
-        )
-    # Class names are the label values as Arrow renders them as text, the same cast
-    # encode_label uses (float 1.0 -> "1", bool True -> "true"); numbers sort by value.
-    ordered = pc.array_sort_indices(distinct) if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) else pc.array_sort_indices(distinct.cast(pa.string()))
-    classes = distinct.take(ordered).cast(pa.string()).to_pylist()
-    if len(classes) < 2:
-        raise DataError(f"the label has a single class {classes}", fix="a classifier needs at least two classes: check the label and the split")
-    task = "binary" if len(classes) == 2 else "multiclass"
-    if requested not in ("auto", task):
-        raise DataError(f"task {requested!r} does not fit a label with {len(classes)} classes", fix=f"set the task parameter to {task} or auto (kfp-mlops run training --task {task})")
-    return task, classes
 
 
 def parse_columns(text: str | list | tuple | None, what: str) -> tuple[str, ...]:

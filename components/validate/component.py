@@ -14,6 +14,7 @@ def validate(
     anomalies: Output[Artifact],
     report: Output[HTML],
     metrics: Output[Metrics],
+    resolved_task: dsl.OutputPath(str),
     reference_schema: Input[Artifact] = None,
     label_column: str = "",
     entity_column: str = "",
@@ -24,6 +25,7 @@ def validate(
     min_class_share: float = 0.01,
     task: str = "auto",
     accept_leaks: str = "",
+    exclude_columns: str = "",
     skew_threshold: float = 0.1,
 ):
     """Infers a schema from a dataset, or checks the dataset against a given schema, and reports anomalies.
@@ -37,6 +39,7 @@ def validate(
         anomalies: The anomalies found, as a JSON list with severity, column, message and fix.
         report: HTML report of statistics and anomalies.
         metrics: Rows, columns, anomaly counts, missing-cell share, duplicate keys.
+        resolved_task: The task the label calls for (binary, multiclass or regression; empty without a label), decided on the whole dataset so that later steps do not re-decide it on one split.
         reference_schema: Schema JSON to check against (e.g. the training schema, to catch serving skew); omit to infer one.
         label_column: Label column; its presence and class balance are checked. Empty for unlabeled data.
         entity_column: Entity key column; part of the unique key with timestamp_column.
@@ -47,6 +50,7 @@ def validate(
         min_class_share: Label classes rarer than this share of rows are reported as imbalance.
         task: auto, binary, multiclass or regression, as train will be asked; label problems train would hit (too many classes, a text label for regression) fail here.
         accept_leaks: Comma-separated columns allowed to predict the label almost perfectly; by default such a column (or a few that sum to the label) is an error.
+        exclude_columns: Comma-separated columns training leaves out of the features; they are not checked for leaks.
         skew_threshold: With reference_schema: the largest distribution distance (L-infinity for numbers, Jensen-Shannon for categories) that passes; a column's skew_threshold in the schema wins.
     """
     from kfp_mlops.components._shared.entry import exit_on_error
@@ -64,6 +68,7 @@ def validate(
             min_class_share=min_class_share,
             task=task,
             accept_leaks=tuple(accept_leaks.split(",")),
+            exclude_columns=tuple(exclude_columns.split(",")),
             skew_threshold=skew_threshold,
         )
         result = validate_core(dataset.path, options=options, reference_schema=reference)
@@ -78,6 +83,8 @@ def validate(
         for name, value in result.metrics().items():
             metrics.log_metric(name, value)
         schema.metadata.update({"columns": len(result.schema.columns), "mode": result.mode, "task": result.task or ""})
+        with open(resolved_task, "w", encoding="utf-8") as out:
+            out.write(result.task or "")
         anomalies.metadata.update({"count": len(result.anomalies)})
         for anomaly in result.anomalies:
             print(anomaly)

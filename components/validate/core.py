@@ -29,7 +29,7 @@ from kfp_mlops.components.validate.report import render_report
 from kfp_mlops.components.validate.sample import LabelTracker, RowSampler
 from kfp_mlops.components.validate.schema import DatasetSchema
 from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics
-from kfp_mlops.components.validate.task import check_task_name
+from kfp_mlops.components._shared.task import check_task_name
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class ValidateOptions:
             (the same rule decides it, so label problems surface here).
         accept_leaks: Columns allowed to predict the label almost perfectly (a leak whose
             columns are all listed is reported as info, not as an error).
+        exclude_columns: Columns training will leave out of the features: not checked for leaks.
         skew_threshold: Largest distribution distance to a reference schema's histograms
             that passes (per column, the schema's skew_threshold wins).
     """
@@ -57,6 +58,7 @@ class ValidateOptions:
     min_class_share: float = 0.01
     task: str = "auto"
     accept_leaks: tuple[str, ...] = ()
+    exclude_columns: tuple[str, ...] = ()
     skew_threshold: float = distribution.DEFAULT_THRESHOLD
 
     def __post_init__(self) -> None:
@@ -78,6 +80,7 @@ class ValidateOptions:
         if isinstance(self.skew_threshold, bool) or not isinstance(self.skew_threshold, (int, float)) or not 0 < self.skew_threshold <= 1:
             raise DataError(f"skew_threshold must be a distance in (0, 1], got {self.skew_threshold!r}", where="skew_threshold", fix="pass e.g. 0.1")
         object.__setattr__(self, "accept_leaks", tuple(str(c).strip() for c in self.accept_leaks if str(c).strip()))
+        object.__setattr__(self, "exclude_columns", tuple(str(c).strip() for c in self.exclude_columns if str(c).strip()))
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
         anomalies += verdict.anomalies
         task, classes = verdict.task, verdict.classes
         if task is not None and sample is not None:
-            anomalies += _leak_anomalies(find_leaks(sample, label=tracker.label, task=task, classes=classes, skip=not_features), options.accept_leaks, stats)
+            anomalies += _leak_anomalies(find_leaks(sample, label=tracker.label, task=task, classes=classes, skip=not_features | frozenset(options.exclude_columns)), options.accept_leaks, stats)
     if reference_schema is not None:
         anomalies += _skew_anomalies(stats, sample, reference_schema, not_features, options.skew_threshold)
         schema = reference_schema
@@ -182,8 +185,8 @@ def _leak_anomalies(leaks: list[Leak], accepted: tuple[str, ...], stats: Dataset
                 "label_leak",
                 columns,
                 f"{leak.description}: a model would learn the answer, not the task",
-                f"if these columns are not known when a prediction is made, leave them out of the features: list them in train's exclude_columns "
-                f"(or leave them out of the feature spec's passthrough); if they are, accept them with validate's accept_leaks={columns!r}",
+                f"if these columns are not known when a prediction is made, leave them out of the features: exclude_columns={columns!r} "
+                f"(kfp-mlops run training --exclude-columns {columns}); if they are, accept them: accept_leaks={columns!r} (--accept-leaks {columns})",
             )
         )
     unknown = [c for c in accepted if stats.column(c) is None]

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kfp_mlops.components.validate.task import MAX_CLASSES, decide_task
+from kfp_mlops.components._shared.task import MAX_CLASSES, decide_task
 
 SAMPLE_ROWS = 20_000
 

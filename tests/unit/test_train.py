@@ -247,7 +247,7 @@ def test_failed_mlflow_logging_leaves_no_model_and_marks_the_run_failed(splits, 
 
 
 def test_an_integer_count_label_is_regression_and_the_fix_names_a_real_flag():
-    from kfp_mlops.components.train.preprocessing import infer_task
+    from kfp_mlops.components._shared.task import infer_task
 
     counts = pa.chunked_array([np.arange(400) % 97])
     assert infer_task(counts, "auto") == ("regression", [])

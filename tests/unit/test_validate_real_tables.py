@@ -16,7 +16,7 @@ from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
 from kfp_mlops.components.ingest.core import IngestOptions, ingest
 from kfp_mlops.components.validate.core import ValidateOptions, validate
 from kfp_mlops.components.validate.schema import DatasetSchema
-from kfp_mlops.components.validate.task import infer_task
+from kfp_mlops.components._shared.task import infer_task
 
 NEVER = dict(fail_on_severity="never")
 
@@ -91,6 +91,9 @@ def test_copied_label_is_a_leak_with_both_ways_out(tmp_path):
     assert "label_leak" in str(caught.value) and "'species_code'" in str(caught.value)
     accepted = validate(path, options=ValidateOptions(label_column="species", accept_leaks=("species_code",)))
     assert "accepted_leak" in _codes(accepted, "info") and not _leaks(accepted)
+    assert "--exclude-columns species_code" in leak.fix and "--accept-leaks species_code" in leak.fix
+    excluded = validate(path, options=ValidateOptions(label_column="species", exclude_columns=("species_code",)))
+    assert not _leaks(excluded), "a column training leaves out cannot leak"
 
 
 def test_binary_feature_equal_to_the_label_in_995_of_1000_rows(tmp_path):

@@ -1,8 +1,9 @@
 """The one rule that turns a label column into a learning task (binary, multiclass, regression).
 
-Validate applies it to find label problems before training; train applies it to
-choose the model head. Both must agree, so both import it from here: a label that
-validate passes is one that train accepts, and the message is the same in both.
+Validate applies it to find label problems before training, featurize to decide
+whether a random split is stratified, train to choose the model head. All must
+agree, so all import it from here: a label that validate passes is one that train
+accepts, and the message is the same everywhere.
 """
 
 from __future__ import annotations
