@@ -82,16 +82,17 @@ def prepare_training_data(
 
 
 def train_on(prepared: PreparedData, *, label_column, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
-    """A train task on featurize's splits, for the task validate resolved, the keys and the user's exclusions left out, lineage ids and MLflow credentials set."""
+    """A train task on featurize's splits (which carry the task validate resolved and the keys), the user's exclusions left out, lineage ids and MLflow credentials set."""
     splits = prepared.featurized.outputs
     trained = train(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         label_column=label_column,
-        task=prepared.validated.outputs["resolved_task"],
+        # The task and the keys travel in the splits' metadata (SplitInfo), not as task
+        # outputs: kfp.local replaces every task-output input of a ParallelFor body with
+        # the loop item, so a sweep's trials would get the trial settings as their task.
         exclude_columns=prepared.exclude_columns,
-        key_columns=prepared.ingested.outputs["entity_column"],
         gpu=gpu,
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,

@@ -38,6 +38,7 @@ def training(
     model_name: str = "kfp-mlops-model",
     gate_thresholds: str = "",
     promote: bool = True,
+    replace_incomparable: bool = False,
 ):
     """Ingests, validates and featurizes training data, then trains a model.
 
@@ -71,6 +72,7 @@ def training(
         model_name: Registered model name in the MLflow Model Registry.
         gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: the statistical gate (beats chance, and the champion on the same rows, with 95% confidence; an equal model is not promoted).
         promote: Promote a blessed model to @champion right away (the old one becomes @previous).
+        replace_incomparable: Let this model replace a champion that cannot be compared with it (trained on other inputs, label or classes); otherwise such a champion is kept and the gate fails naming both input sets. Usually another table wants its own model_name instead.
     """
     prepared = prepare_training_data(
         source_uri=source_uri,
@@ -111,6 +113,7 @@ def training(
         model_name=model_name,
         thresholds=gate_thresholds,
         promote=promote,
+        replace_incomparable=replace_incomparable,
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)

@@ -92,6 +92,7 @@ def train_distributed(
     from kfp_mlops.components._shared.images import image as default_image
     from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri, wait_until_reachable
     from kfp_mlops.components._shared.model_artifact import ModelArtifact
+    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components._shared.redact import redact_uri
     from kfp_mlops.components.distributed.core import launch
     from kfp_mlops.components.distributed.k8s import api_client
@@ -119,7 +120,7 @@ def train_distributed(
             labels={"pipelines.kubeflow.org/run-id": kfp_run_id[:63]} if kfp_run_id else {},
             mlflow_secret=mlflow_secret,
         )
-        fingerprint = str(train.metadata.get("fingerprint", ""))
+        fingerprint = SplitInfo.from_metadata(train.metadata).fingerprint
         tags = {"kfp.run_id": kfp_run_id, "dataset.fingerprint": fingerprint, "kfp.job": name}
         extra = [
             "--epochs", str(max_epochs), "--batch-size", str(batch_size), "--learning-rate", str(learning_rate), "--hidden", hidden_layers,

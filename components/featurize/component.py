@@ -76,6 +76,7 @@ def featurize(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components.featurize.checks import read_schema
     from kfp_mlops.components.featurize.compute import one_row_per_entity, time_span
     from kfp_mlops.components.featurize.core import FeaturizeOptions, featurize as featurize_core
@@ -132,10 +133,13 @@ def featurize(
                     "split": split_name,
                     **result.split_metadata(),
                     "features": result.features,
-                    "entity_column": entity_column,
-                    "timestamp_column": timestamp_column,
-                    "label_column": label_column,
-                    "fingerprint": dataset.metadata.get("fingerprint", ""),
+                    **SplitInfo(
+                        entity_column=entity_column,
+                        timestamp_column=timestamp_column,
+                        label_column=label_column,
+                        task=task,
+                        fingerprint=str(dataset.metadata.get("fingerprint", "")),
+                    ).to_metadata(),
                 }
             )
         stores = settings.describe()  # redacted: metadata is shown in the dashboard

@@ -56,6 +56,7 @@ def register(
     from kfp_mlops.components._shared.errors import DataError
     from kfp_mlops.components._shared.mlflow_adapter import require_existing_store, resolve_tracking_uri
     from kfp_mlops.components._shared.model_artifact import ModelArtifact
+    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components.register.core import check_model_name, comparison_html, comparison_markdown, comparison_text, register_model
     from kfp_mlops.components.register.gate import parse_thresholds
     from kfp_mlops.components.register.registry import Registry
@@ -77,7 +78,7 @@ def register(
             thresholds=gate_thresholds,
             promote=promote,
             replace_incomparable=replace_incomparable,
-            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": str(test.metadata.get("fingerprint", "")), "kfp_mlops.version": __version__}.items() if v},
+            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": SplitInfo.from_metadata(test.metadata).fingerprint, "kfp_mlops.version": __version__}.items() if v},
         )
         write_text_atomic(report.path, comparison_html(result))
         write_text_atomic(comparison.path, comparison_markdown(result))

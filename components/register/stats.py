@@ -77,13 +77,21 @@ def auc_difference(y: np.ndarray, new: np.ndarray, old: np.ndarray, level: float
 
 
 def share_interval(correct: np.ndarray, level: float = LEVEL) -> Interval:
-    """Mean of per-row values (correctness, or a paired difference of it) with a normal interval."""
+    """Mean of per-row values: a Wilson score interval for a share of 0/1 outcomes, else a normal one.
+
+    The normal interval of a share collapses to zero width at 0% or 100% (51 of 51 right
+    is not certainty); Wilson's stays honest there and within [0, 1].
+    """
     values = correct.astype(np.float64)
+    n = len(values)
     mean = float(values.mean())
-    se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("inf")
-    half = _z(level) * se
-    bounded = bool(((values >= 0) & (values <= 1)).all())  # a share stays within [0, 1]
-    return Interval(mean, max(mean - half, 0.0) if bounded else mean - half, min(mean + half, 1.0) if bounded else mean + half, "normal")
+    z = _z(level)
+    if n and bool(np.isin(values, (0.0, 1.0)).all()):
+        centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return Interval(mean, max(float(centre - half), 0.0), min(float(centre + half), 1.0), "Wilson")
+    se = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+    return Interval(mean, mean - z * se, mean + z * se, "normal")
 
 
 def rmse_difference(y: np.ndarray, baseline: np.ndarray, candidate: np.ndarray, level: float = LEVEL, samples: int = BOOTSTRAP_SAMPLES) -> Interval:

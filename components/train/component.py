@@ -68,8 +68,8 @@ def train(
         report: HTML report with the learning curves.
         label_column: Column to predict.
         exclude_columns: Comma-separated columns that are not features (e.g. ones only known after the fact); each must exist.
-        key_columns: Comma-separated entity and timestamp keys: never features, may be absent from the splits.
-        task: auto, binary, multiclass or regression.
+        key_columns: Comma-separated entity and timestamp keys: never features, may be absent from the splits (a featurize split names its own keys in its metadata).
+        task: auto, binary, multiclass or regression; auto takes the task a featurize split carries (resolved by validate on the whole dataset), else decides on the train split.
         hidden_layers: Hidden layer sizes, comma-separated.
         dropout: Dropout after each hidden layer.
         batch_size: Rows per optimizer step; a training split of fewer than 8 batches uses batches of 1/8 of its rows (at least 16).
@@ -100,6 +100,7 @@ def train(
 
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings, resolve_tracking_uri
+    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components.train.core import TrainInputs, train_model, write_report
     from kfp_mlops.components.train.loop import TrainConfig, parse_hidden_layers
     from kfp_mlops.components.train.preprocessing import parse_columns
@@ -117,7 +118,10 @@ def train(
             weight_decay = trial.get("weight_decay", weight_decay)
             max_epochs = trial.get("max_epochs", max_epochs)
         model_dir = Path(model.path)
-        fingerprint = str(train.metadata.get("fingerprint", ""))
+        split = SplitInfo.from_metadata(train.metadata)
+        fingerprint = split.fingerprint
+        if task.strip().lower() == "auto" and split.task:
+            task = split.task  # resolved by validate on the whole dataset, not re-decided on this split
         tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": fingerprint}
         tracking = TrackingSettings(
             tracking_uri=tracking_uri,
@@ -130,7 +134,7 @@ def train(
                 TrainInputs(
                     Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(parse_columns(exclude_columns, "exclude_columns")), task, non_finite, fingerprint,
                     categorical_columns=parse_columns(categorical_columns, "categorical_columns"), numeric_columns=parse_columns(numeric_columns, "numeric_columns"),
-                    keys=frozenset(filter(None, (k.strip() for k in key_columns.split(",")))),
+                    keys=split.keys | frozenset(filter(None, (k.strip() for k in key_columns.split(",")))),
                 ),  # fmt: skip
                 TrainConfig(
                     hidden=parse_hidden_layers(hidden_layers),

@@ -53,6 +53,7 @@ def validate(
         exclude_columns: Comma-separated columns training leaves out of the features; they are not checked for leaks.
         skew_threshold: With reference_schema: the largest distribution distance (L-infinity for numbers, Jensen-Shannon for categories) that passes; a column's skew_threshold in the schema wins.
     """
+    from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components.validate.core import ValidateOptions, validate as validate_core, write_outputs
     from kfp_mlops.components.validate.schema import DatasetSchema
@@ -83,8 +84,7 @@ def validate(
         for name, value in result.metrics().items():
             metrics.log_metric(name, value)
         schema.metadata.update({"columns": len(result.schema.columns), "mode": result.mode, "task": result.task or ""})
-        with open(resolved_task, "w", encoding="utf-8") as out:
-            out.write(result.task or "")
+        write_text_atomic(resolved_task, result.task or "")
         anomalies.metadata.update({"count": len(result.anomalies)})
         for anomaly in result.anomalies:
             print(anomaly)

@@ -167,7 +167,7 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
         raise ValidationFailedError(
             f"{len(failing)} anomal{'y' if len(failing) == 1 else 'ies'} at or above severity {options.fail_on_severity!r}:\n{listing}\n",
             where=str(dataset_path),
-            fix="fix the data, or, if a finding is expected, raise the failing severity or update the schema",
+            fix="fix the data as each finding says; a finding you expect and accept can be let through with fail_on_severity (--fail-on-severity) or a reference schema that allows it",
         )
     return result
 

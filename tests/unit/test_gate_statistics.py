@@ -105,3 +105,12 @@ def test_an_equal_model_is_not_promoted_and_a_better_one_is(workspace):
     better = register_model(*_train(tmp, uri, paths, "better", hidden=(64, 32), max_epochs=15, patience=5), paths["test"], registry=registry, name="equal", thresholds=None, promote=True, tags={})
     assert better.new_metrics["roc_auc"] > better.champion_metrics["roc_auc"] + 0.05, (better.new_metrics, better.champion_metrics)
     assert better.gate.blessed and better.promoted and registry.alias("equal", CHAMPION).version == "3"
+
+
+def test_a_perfect_score_on_few_rows_is_not_certainty():
+    from kfp_mlops.components.register.stats import share_interval
+
+    perfect = share_interval(np.ones(51))
+    assert perfect.estimate == 1.0 and 0.92 < perfect.low < 0.94 and perfect.high <= 1.0, "Wilson: 51 of 51 right is about [0.93, 1]"
+    none = share_interval(np.zeros(51))
+    assert none.low == 0.0 and 0.06 < none.high < 0.08

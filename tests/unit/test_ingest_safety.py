@@ -109,7 +109,7 @@ def _run_ingest_component(out: Path, **params):
 def _run_validate_component(dataset: Dataset, out: Path, **params) -> None:
     kinds = {"schema": Artifact, "statistics": Artifact, "anomalies": Artifact, "report": HTML, "metrics": Metrics}
     artifacts = {n: kind(name=n, uri=str(out / n)) for n, kind in kinds.items()}
-    validate_component.python_func(dataset=dataset, **artifacts, **params)
+    validate_component.python_func(dataset=dataset, **artifacts, resolved_task=str(out / "resolved_task"), **params)
 
 
 @pytest.mark.parametrize("kind", ["basic_auth", "token", "signed", "retried"])

@@ -96,6 +96,16 @@ def test_copied_label_is_a_leak_with_both_ways_out(tmp_path):
     assert not _leaks(excluded), "a column training leaves out cannot leak"
 
 
+def test_row_number_of_a_file_sorted_by_the_label_is_a_leak_and_a_shuffled_one_is_not(tmp_path):
+    # pandas' reset_index() on penguins, which ship sorted by species: the row number
+    # alone tells the classes apart, the middle class included.
+    frame = _penguins().reset_index()
+    leaks = _leaks(validate(_parquet(tmp_path, "sorted", frame), options=ValidateOptions(label_column="species", **NEVER)))
+    assert list(leaks) == ["index"]
+    shuffled = frame.sample(frac=1.0, random_state=0).drop(columns="index").reset_index(drop=True).reset_index()
+    assert not _leaks(validate(_parquet(tmp_path, "shuffled", shuffled), options=ValidateOptions(label_column="species", **NEVER)))
+
+
 def test_binary_feature_equal_to_the_label_in_995_of_1000_rows(tmp_path):
     frame = _sklearn("breast_cancer")
     flipped = np.random.default_rng(3).choice(len(frame), size=round(0.005 * len(frame)), replace=False)

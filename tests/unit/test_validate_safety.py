@@ -25,7 +25,7 @@ def _run_component(tmp_path, dataset_path, **params):
     out = tmp_path / "out"
     kinds = {"schema": Artifact, "statistics": Artifact, "anomalies": Artifact, "report": HTML, "metrics": Metrics}
     artifacts = {n: kind(name=n, uri=str(out / n)) for n, kind in kinds.items()}
-    validate_component.python_func(dataset=Dataset(name="dataset", uri=str(dataset_path)), **artifacts, **params)
+    validate_component.python_func(dataset=Dataset(name="dataset", uri=str(dataset_path)), **artifacts, resolved_task=str(out / "resolved_task"), **params)
     return out
 
 
