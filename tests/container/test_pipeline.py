@@ -142,9 +142,9 @@ def test_train_without_a_tracking_uri_stops_at_once(train_image, tmp_path):
     train = _component("train")
     result = launcher.run(train, parameters={"label_column": "label", "mlflow_tracking_uri": ""}, inputs=inputs)
     assert result.returncode == 3, result.log
-    message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("kfp-mlops train failed: no MLflow tracking URI is set"), result.log
-    assert "mlflow_tracking_uri" in message and "MLFLOW_TRACKING_URI" in message, message
+    problem, action = result.stderr.strip().splitlines()[-2:]
+    assert problem.startswith("kfp-mlops train failed: no MLflow tracking URI is set"), result.log
+    assert action.startswith("What to do:") and "mlflow_tracking_uri" in action and "MLFLOW_TRACKING_URI" in action, action
     assert "Traceback" not in result.stderr and "trained on" not in result.stdout
     assert result.written == [] and result.discarded == [] and not result.kept_dir.exists(), "no model output, nothing kept"
     assert result.parameters == {} and result.artifacts == {}
