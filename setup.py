@@ -48,11 +48,13 @@ EXTRAS = {
     "train": ["torch==2.13.0", "mlflow>=3.17,<3.18"],
     "features": ["feast>=0.67,<0.68", "pandas<3", "duckdb>=1.1,<3", "redis>=5,<9", "psycopg[binary]>=3.1,<4"],
     "monitor": ["evidently>=0.7.23,<0.8", "pandas<3"],
+    # The model server is built on KServe's Python model server; kserve holds psutil below 6.
+    "serve": ["kserve>=0.21,<0.22", "pandas<3"],
     "test": [
         "pytest>=8",
         "gcp-storage-emulator>=2024.8",
         "moto[server]>=5,<6",
-        "psutil>=5",
+        "psutil>=5.9.6,<6",
         "pandas<3",
         # Real public tables that ship inside PyPI packages: the plain-table pipeline
         # tests and the model-quality benchmark (ours against these baselines).
@@ -62,7 +64,7 @@ EXTRAS = {
         "vega_datasets>=0.9,<1",
     ],
 }
-EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor") for req in EXTRAS[name]})
+EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor", "serve") for req in EXTRAS[name]})
 
 setup(
     name="kfp-mlops",
