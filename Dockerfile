@@ -58,3 +58,29 @@ RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train]" \
     && python -c "import kfp_mlops.components.train.core, kfp_mlops.components.distributed.core"
 USER 1000
 WORKDIR /home/kfp
+
+# serve, deploy: the model server (KServe's Python server) with torch, MLflow and Feast
+FROM source AS serve
+ARG PIP_FIND_LINKS=""
+ARG PIP_EXTRA_INDEX_URL=""
+RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train,features,serve]" \
+    && rm -rf /tmp/src \
+    && python -c "import kserve, kfp_mlops.components.train.serving, kfp_mlops.components.deploy"
+USER 1000
+WORKDIR /home/kfp
+EXPOSE 8080
+
+# mlserver: the Seldon Core v2 runtime (components/serve/mlserver_runtime.py) on MLServer 1.7.1,
+# which needs fastapi below 0.116: its own environment, without Feast and KServe.
+FROM source AS mlserver
+ARG PIP_FIND_LINKS=""
+ARG PIP_EXTRA_INDEX_URL=""
+RUN grep -v -E '^(fastapi|starlette)==' /opt/kfp-mlops/constraints.txt > /tmp/constraints.txt \
+    && grep -v '^#' /tmp/src/components/serve/mlserver-constraints.txt >> /tmp/constraints.txt \
+    && pip install -c /tmp/constraints.txt "/tmp/src[train]" mlserver \
+    && rm -rf /tmp/src /tmp/constraints.txt \
+    && python -c "import kfp_mlops.components.serve.mlserver_runtime"
+USER 1000
+WORKDIR /home/kfp
+EXPOSE 8080 8081
+CMD ["mlserver", "start", "/mnt/models"]

@@ -12,12 +12,14 @@ COMPONENTS = {
     "train": "kfp_mlops.components.train.component:train",
     "train_distributed": "kfp_mlops.components.distributed.component:train_distributed",
     "register": "kfp_mlops.components.register.component:register",
+    "deploy": "kfp_mlops.components.deploy.component:deploy",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }
 PIPELINES = {
     "training": "kfp_mlops.pipelines.training:training",
     "sweep": "kfp_mlops.pipelines.sweep:sweep",
+    "deploy": "kfp_mlops.pipelines.deploy:deploy",
 }
 
 

@@ -93,6 +93,13 @@ def cmd_run(argv: Sequence[str]) -> int:
         from kfp_mlops.components._shared.mlflow_adapter import initialize_store
 
         initialize_store(args["mlflow_tracking_uri"])
+    if "local_state_dir" in args and not args["local_state_dir"] and args.get("target", "local") == "local":
+        from kfp_mlops.components.deploy.core import DeployRequest, deployment_name
+
+        # Local deployments live beside the workdir's runs, so `kfp-mlops stop` finds them.
+        defaults = {pname: default for pname, _, default, _, _ in pipeline_parameters(pipeline)}
+        named = DeployRequest(model_name=args.get("model_name") or defaults["model_name"], deployment=args.get("deployment_name") or "")
+        args["local_state_dir"] = str((workdir / "deployments" / deployment_name(named)).resolve())
     arguments = {k: v for k, v in args.items() if v is not None}
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():

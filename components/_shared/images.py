@@ -3,7 +3,8 @@
 Roles keep each step's image to what it imports (see the Dockerfile's targets):
 ``data`` (ingest, validate: kfp, pyarrow, storage clients) has no torch, Feast,
 MLflow or Evidently; ``features`` (featurize) adds Feast, DuckDB and the Redis and
-PostgreSQL clients; ``train`` has torch (CPU or CUDA wheel, a build argument) and MLflow. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
+PostgreSQL clients; ``train`` has torch (CPU or CUDA wheel, a build argument) and MLflow; ``serve`` (the model
+server, deploy) adds KServe's model server and Feast (feature lookup) to ``train``. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
 to ``kfp-mlops compile``) before the components are imported to use a private
 registry.
 """
@@ -16,7 +17,7 @@ from kfp_mlops._version import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/kfp-mlops"
 REGISTRY_ENV = "KFP_MLOPS_IMAGE_REGISTRY"
-ROLES = ("data", "features", "train")
+ROLES = ("data", "features", "train", "serve")
 
 
 def image(role: str) -> str:

@@ -78,6 +78,20 @@ class Registry:
             raise mlflow_adapter.failure(f"reading alias {name}@{alias}", exc) from exc
         return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
 
+    def version(self, name: str, version: str) -> Version | None:
+        """A registered version, or None when the model or the version does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version(name, version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise mlflow_adapter.failure(f"reading {name} version {version}", exc) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise mlflow_adapter.failure(f"reading {name} version {version}", exc) from exc
+        return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
+
     def recorded_hashes(self, name: str, version: str) -> dict[str, str]:
         """The model file hashes recorded as tags when the version was registered."""
         mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)

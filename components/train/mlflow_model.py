@@ -11,6 +11,7 @@ column it cannot cast.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ from kfp_mlops.components._shared.model_artifact import ModelArtifact
 
 PYFUNC_CODE = Path(__file__).with_name("mlflow_pyfunc.py")
 ARTIFACT = "kfp_mlops_model"
+# MLServer (Seldon Core v2) reads this file from the model's storage folder; the class
+# lives in the mlserver image only (components/serve/mlserver_runtime.py).
+MLSERVER_SETTINGS_FILE = "model-settings.json"
+MLSERVER_SETTINGS = {"implementation": "kfp_mlops.components.serve.mlserver_runtime.KfpMlopsRuntime", "parameters": {"uri": "."}}
 
 
 def signature(contract: ModelArtifact):
@@ -54,3 +59,4 @@ def save(model_folder: Path, destination: Path, contract: ModelArtifact) -> None
         signature=signature(contract),
         pip_requirements=requirements(),
     )
+    (destination / MLSERVER_SETTINGS_FILE).write_text(json.dumps(MLSERVER_SETTINGS, indent=2) + "\n")
