@@ -2,6 +2,8 @@
 
     kfp-mlops run training [--source-uri URI] [--label-column label] ...
     kfp-mlops run training --help        lists the pipeline's parameters from its spec
+    kfp-mlops run deploy --arms champion=50,challenger=50   serve two versions locally
+    kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
     kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
     kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
 """
@@ -93,7 +95,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         from kfp_mlops.components._shared.mlflow_adapter import initialize_store
 
         initialize_store(args["mlflow_tracking_uri"])
-    if "local_state_dir" in args and not args["local_state_dir"] and args.get("target", "local") == "local":
+    if "local_state_dir" in args and not args["local_state_dir"] and (args.get("target") or "local") == "local":
         from kfp_mlops.components.deploy.core import DeployRequest, deployment_name
 
         # Local deployments live beside the workdir's runs, so `kfp-mlops stop` finds them.
@@ -115,6 +117,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     print(f"outputs of this run, under {run_dir}:")
     for path in list_outputs(run_dir):
         print(f"  {path.relative_to(run_dir)}  ({path.stat().st_size:,} bytes)")
+    for endpoint in sorted(run_dir.glob("*/endpoint")):
+        if endpoint.read_text().strip():
+            print(f"\nserving at {endpoint.read_text().strip()}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
     return 0
 
 
@@ -135,6 +140,38 @@ def cmd_compile(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_deployments(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kfp-mlops deployments", description="List the local deployments of a workdir, or stop one.")
+    parser.add_argument("action", nargs="?", choices=("list", "stop"), default="list")
+    parser.add_argument("name", nargs="?", default="", help="deployment to stop (its name is in the list)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="the workdir given to `kfp-mlops run` (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from kfp_mlops.components.deploy.local_target import status_local, stop_local
+
+    root = args.workdir / "deployments"
+    if args.action == "stop":
+        if not args.name or not (root / args.name).is_dir():
+            known = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+            print(f"no local deployment {args.name!r} under {root}; known: {', '.join(known) or 'none'}", file=sys.stderr)
+            return 2
+        stop_local(root / args.name)
+        print(f"stopped {args.name}")
+        return 0
+    found = 0
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        deployment = status_local(folder)
+        if deployment is None:
+            continue
+        found += 1
+        state = "running" if deployment.healthy else "DEGRADED (a process has exited: redeploy or stop it)"
+        print(f"{folder.name}: {deployment.url} ({state})")
+        for arm, running in deployment.arms.items():
+            print(f"  {arm:<12} weight {running.weight:>3}%  {running.url}  log {running.log_file}")
+    if not found:
+        print(f"no local deployments under {root}; start one with `kfp-mlops run deploy`")
+    return 0
+
+
 # Usage reporting of our dependencies stays off unless the user turned it on themselves.
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1", "NML_DISABLE_USAGE_LOGGING": "1"}
 
@@ -145,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": cmd_run, "compile": cmd_compile}
+    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments}
     if argv and argv[0] == "demo-data":
         from kfp_mlops.demo import main as demo_main
 

@@ -62,3 +62,10 @@ class FeatureStoreError(KfpMlopsError):
     """The feature store (registry, online or offline store) failed or disagrees with itself."""
 
     exit_code = 3
+
+
+class DeployError(KfpMlopsError):
+    """The cluster refused a deployment, or it did not become Ready in time (and was rolled back)."""
+
+    # The cluster, not the data: an infrastructure failure, like a failed training job.
+    exit_code = 3

@@ -46,6 +46,7 @@ class ResolvedArm:
     version: str
     weight: int
     model_name: str
+    source: str = ""  # where the registry keeps the version's files
 
     @property
     def model_uri(self) -> str:
@@ -85,12 +86,12 @@ def resolve_arms(registry, model_name: str, arms: list[ArmRequest]) -> list[Reso
     resolved = []
     for arm in arms:
         if arm.is_version:
-            if registry.version(model_name, arm.reference) is None:
+            found = registry.version(model_name, arm.reference)
+            if found is None:
                 raise DeployInputError(
                     f"models:/{model_name}/{arm.reference} does not exist",
                     fix=f"list the versions of {model_name!r} in the MLflow UI and pass one that exists",
                 )
-            version = arm.reference
         else:
             found = registry.alias(model_name, arm.reference)
             if found is None:
@@ -98,6 +99,5 @@ def resolve_arms(registry, model_name: str, arms: list[ArmRequest]) -> list[Reso
                     f"models:/{model_name}@{arm.reference} does not exist (no version of {model_name!r} has the alias {arm.reference!r})",
                     fix=f"register a model as {model_name!r} first (kfp-mlops run training), or set the alias in the MLflow UI; arms name aliases such as champion and challenger",
                 )
-            version = found.version
-        resolved.append(ResolvedArm(arm.name, arm.reference, version, arm.weight, model_name))
+        resolved.append(ResolvedArm(arm.name, arm.reference, found.version, arm.weight, model_name, found.source))
     return resolved

@@ -181,8 +181,12 @@ def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], 
         service_account=request.service_account,
         deployment_mode=request.deployment_mode,
     )
-    rendered_arms = [render.Arm(a.name, a.model_uri, a.model_name, a.version, a.weight) for a in arms]
+    rendered_arms = [render.Arm(a.name, a.model_uri, a.model_name, a.version, a.weight, storage_uri=a.source) for a in arms]
     warnings: list[str] = []
+    if request.target == "seldon-v2":
+        unreadable = [f"{a.name} ({a.source})" for a in arms if not a.source.startswith(("s3://", "gs://"))]
+        if unreadable:
+            warnings.append(f"Seldon v2 loads models from object storage; these arms' files are not in s3:// or gs:// storage: {', '.join(unreadable)}. Use an MLflow artifact store on S3 or GCS.")
     if request.target == "kserve":
         canary = request.canary_percent if request.canary_percent != -1 else None
         out = render.render_kserve(rendered_arms, settings, canary_percent=canary)
@@ -190,17 +194,22 @@ def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], 
         out = render.render_seldon_v1(rendered_arms, settings)
     else:
         out = render.render_seldon_v2(rendered_arms, settings)
-    manifests, warnings = _unpack(out)
-    endpoint = render.endpoint(request.target, settings) if hasattr(render, "endpoint") else ""
+    manifests, rendered_warnings = _unpack(out)
+    warnings += rendered_warnings
+    # The entry point is rendered last: the graph, the SeldonDeployment, the Experiment.
+    entry = manifests[-1]["metadata"]
+    endpoint = f"http://{entry['name']}.{entry['namespace']}.svc.cluster.local" if request.target == "kserve" else ""
     if request.mode == "dry-run":
         return DeployResult(endpoint=endpoint, arms=arms, manifests=manifests, warnings=warnings)
-    from kfp_mlops.components._shared.k8s_adapter import KubeClient
+    from kfp_mlops.components._shared.k8s_adapter import KubeClient, ResourceRef
 
-    KubeClient(kube_api_client).apply_all_or_rollback(manifests, timeout_s=request.timeout_s)
+    kube = KubeClient(kube_api_client)
+    kube.apply_all_or_rollback(manifests, timeout_s=request.timeout_s)
+    status = (kube.get(ResourceRef.of(manifests[-1])) or {}).get("status", {})
+    endpoint = status.get("url") or status.get("address", {}).get("url") or endpoint
     return DeployResult(endpoint=endpoint, arms=arms, manifests=manifests, warnings=warnings, applied=True)
 
 
 def _unpack(out: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    if isinstance(out, list):
-        return out, []
-    return list(out.manifests), list(getattr(out, "warnings", []))
+    """A renderer's manifests (in apply order) and its warnings."""
+    return list(out), list(getattr(out, "warnings", []))

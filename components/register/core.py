@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.markdown import md_table, md_text
-from kfp_mlops.components._shared.model_artifact import CONTRACT_FILE, ModelArtifact
+from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.components.register.decision import gate
 from kfp_mlops.components.register.evaluate import Incomparable, Scored, score, score_champion
 from kfp_mlops.components.register.gate import GateResult, Threshold, decide
@@ -110,13 +110,13 @@ def register_model(
 
 def _score_registered(registry: Registry, name: str, version: str, table: pa.Table, where: str, new: ModelArtifact) -> Scored:
     """A registered version's scores: its files downloaded, checked against the hashes the registry recorded."""
-    expected = registry.recorded_hashes(name, version)
+    from kfp_mlops.components.serve.model_source import ModelReferenceError, load_registered_version
+
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
-        local = registry.download(name, version, Path(scratch))
-        folders = [p.parent for p in local.rglob(CONTRACT_FILE)]
-        if len(folders) != 1:
-            raise Incomparable(f"version {version} holds no kfp-mlops model folder")
-        transform = ServingTransform.load(folders[0], expected_hashes=expected)
+        try:
+            transform = load_registered_version(registry, name, version, Path(scratch))
+        except ModelReferenceError as exc:
+            raise Incomparable(f"version {version} holds no kfp-mlops model folder") from exc
         old = transform.contract
         if (old.label, old.task, sorted(old.feature_names)) != (new.label, new.task, sorted(new.feature_names)):
             raise Incomparable(

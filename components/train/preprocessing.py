@@ -159,7 +159,7 @@ def parse_columns(text: str | list | tuple | None, what: str) -> tuple[str, ...]
             try:
                 names = json.loads(stripped)
             except ValueError as exc:
-                raise DataError(f"{what} {stripped[:120]!r} is not a JSON list of column names ({exc})", fix=f'pass e.g. ["hour", "weekday"] or hour,weekday') from exc
+                raise DataError(f"{what} {stripped[:120]!r} is not a JSON list of column names ({exc})", fix='pass e.g. ["hour", "weekday"] or hour,weekday') from exc
             if not isinstance(names, list):
                 raise DataError(f"{what} must be a JSON list of column names", fix='pass e.g. ["hour", "weekday"]')
         else:

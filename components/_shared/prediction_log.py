@@ -1,0 +1,404 @@
+"""The prediction log: every answered prediction, written off the request path, and outcomes.
+
+The one typed contract for the prediction-log artifact kind. The model server logs
+a ``PredictionRecord`` per prediction through a ``PredictionLogger`` (a bounded
+queue and one writer thread that writes Parquet files in batches) and hands the
+labels that arrive later to ``write_feedback``. Monitoring and the A/B analysis
+read both back with ``read_predictions``, ``read_feedback`` and ``join_outcomes``
+and use the column names in ``Columns``; nobody else spells them.
+
+A sink is a local folder (``/path``, ``file:///path``, or a relative path,
+resolved against the working directory when the sink is checked) or an
+object-store prefix (``s3://bucket/prefix``, ``gs://bucket/prefix``). The file
+layout is in ``prediction_log_io``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kfp_mlops.components._shared import prediction_log_io as plio
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.prediction_log_io import FEEDBACK_SCHEMA, PREDICTION_SCHEMA
+from kfp_mlops.components._shared.redact import redact_text
+from kfp_mlops.components._shared.storage import objects
+
+log = logging.getLogger(__name__)
+
+WARN_EVERY_S = 60.0
+UNMATCHED_KEY = b"kfp_mlops.unmatched_outcomes"
+__all__ = [
+    "FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "Columns", "Outcome", "PredictionLogger", "PredictionRecord",
+    "join_outcomes", "read_feedback", "read_predictions", "unmatched_outcomes", "write_feedback",
+]  # fmt: skip
+
+
+class Columns:
+    """Column names of the tables this module returns."""
+
+    REQUEST_ID = "request_id"
+    TIME = "time"
+    ARM = "arm"
+    MODEL_NAME = "model_name"
+    MODEL_VERSION = "model_version"
+    FEATURES = "features"
+    PREDICTION = "prediction"
+    SCORE = "score"
+    LATENCY_MS = "latency_ms"
+    ROUTING_KEY = "routing_key"
+    OUTCOME = "outcome"  # feedback tables and join_outcomes
+    OUTCOME_TIME = "outcome_time"  # join_outcomes: the time of the outcome that won
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One answered prediction.
+
+    Attributes:
+        request_id: The id the server answered with; outcomes are joined on it.
+        time: When it was answered, timezone-aware UTC (a naive time is taken as UTC).
+        arm: The A/B arm (deployment variant) that answered.
+        model_name: Registered model name.
+        model_version: Registered model version.
+        features: JSON object of the row's feature values as scored.
+        prediction: Class label text, or the regression value as text.
+        score: Regression value; positive-class probability (binary); predicted-class probability (multiclass).
+        latency_ms: Time the server spent on the request.
+        routing_key: What the splitter routed on (empty when random).
+    """
+
+    request_id: str
+    time: datetime
+    arm: str
+    model_name: str
+    model_version: str
+    features: str
+    prediction: str
+    score: float
+    latency_ms: float
+    routing_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The observed outcome (label) of one request, reported later.
+
+    Attributes:
+        request_id: The request it belongs to.
+        outcome: The label as text (class label, or the value as text).
+        time: When it was observed, timezone-aware UTC; the latest outcome per request wins.
+    """
+
+    request_id: str
+    outcome: str
+    time: datetime
+
+
+class PredictionLogger:
+    """Writes ``PredictionRecord``s to a sink in Parquet batches, off the request path.
+
+    ``log`` only puts the record on a bounded queue; one daemon thread writes a
+    file when ``batch_rows`` are queued or ``flush_s`` has passed. When the queue
+    is full (a slow or stalled store) records are dropped and counted, never
+    waited for. A failed write is retried ``write_attempts`` times in all, then
+    the batch is dropped and counted; failures are logged at most once a minute.
+
+    Counters (read them any time): ``dropped`` records refused by ``log`` (queue
+    full or logger closed); ``written`` rows persisted; ``failed_batches`` /
+    ``failed_rows`` given up after retries; ``rejected`` records that could not be
+    encoded (a field of the wrong type), skipped without losing their batch.
+
+    Args:
+        sink: Local folder or s3:// / gs:// prefix (checked here; a local folder is created).
+        batch_rows: Most rows per file.
+        flush_s: Longest a record waits in the queue before its batch is written.
+        queue_size: Most records waiting; beyond it ``log`` drops.
+        write_attempts: Tries per file before the batch is dropped.
+        retry_delay_s: Pause before the second try; doubles per try.
+        put: Writes one object (uri, bytes); defaults to the object-store adapter.
+
+    Raises:
+        UnsupportedSourceError, SourceNotFoundError: the sink URI is not usable (the message says why).
+        SourceAccessDeniedError: a local sink folder cannot be created.
+    """
+
+    def __init__(
+        self,
+        sink: str,
+        *,
+        batch_rows: int = 1000,
+        flush_s: float = 5.0,
+        queue_size: int = 10000,
+        write_attempts: int = 3,
+        retry_delay_s: float = 0.5,
+        put: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        for name, value in (("batch_rows", batch_rows), ("queue_size", queue_size), ("write_attempts", write_attempts)):
+            if not isinstance(value, int) or value < 1:
+                raise DataError(f"{name} must be a whole number >= 1, got {value!r}", where="PredictionLogger", fix=f"pass {name}=1 or more")
+        if not (flush_s > 0 and math.isfinite(flush_s)) or retry_delay_s < 0:
+            raise DataError(
+                f"flush_s must be > 0 and retry_delay_s >= 0, got {flush_s!r} and {retry_delay_s!r}", where="PredictionLogger", fix="pass positive seconds"
+            )
+        self._sink = plio.parse_sink(sink)
+        if self._sink.scheme == "":
+            plio.make_local_folder(self._sink.folder(plio.PREDICTIONS))
+            plio.remove_stale_temporaries(self._sink.folder(plio.PREDICTIONS))
+        self.sink = self._sink.shown
+        plio.warm_up(PREDICTION_SCHEMA)
+        self.batch_rows, self.flush_s = batch_rows, flush_s
+        self.write_attempts, self.retry_delay_s = write_attempts, retry_delay_s
+        self.dropped = self.written = self.failed_batches = self.failed_rows = self.rejected = 0
+        self._put = put
+        self._client: Any = None
+        self._queue: queue.Queue[PredictionRecord] = queue.Queue(queue_size)
+        self._enqueue = self._queue.put_nowait  # bound once: log() runs on every request
+        self._counter_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self._last_warning = -math.inf
+        self._unreported_failures = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._thread.start()
+        _OPEN_LOGGERS.add(self)
+
+    def log(self, record: PredictionRecord) -> bool:
+        """Queue ``record``; never blocks or raises. False (and counted in ``dropped``) when full or closed."""
+        if not self._closed:
+            try:
+                self._enqueue(record)
+                return True
+            except queue.Full:
+                pass
+        with self._counter_lock:
+            self.dropped += 1
+        return False
+
+    @property
+    def queued(self) -> int:
+        """Records waiting to be written."""
+        return self._queue.qsize()
+
+    def flush(self) -> None:
+        """Write everything queued now, in the caller's thread (tests, shutdown)."""
+        self._drain()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting records, write what is queued and stop the writer (waits up to ``timeout_s``)."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN_LOGGERS.discard(self)
+        self._stop.set()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning(
+                "prediction log %s: the writer did not finish within %.0fs; %d queued predictions may be lost",
+                self.sink, timeout_s, self._queue.qsize(),
+            )  # fmt: skip
+
+    def __enter__(self) -> PredictionLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        # Polls rather than waking on every put: a wake-up per request would cost the request path.
+        poll_s = min(self.flush_s, 0.1)
+        deadline = time.monotonic() + self.flush_s
+        while not self._stop.wait(poll_s):
+            if self._queue.qsize() >= self.batch_rows or time.monotonic() >= deadline:
+                self._drain_guarded()
+                deadline = time.monotonic() + self.flush_s
+        self._drain_guarded()
+
+    def _drain_guarded(self) -> None:
+        try:
+            self._drain()
+        except Exception as exc:  # noqa: BLE001 - a dead writer would silently stop the log
+            self._report_failure(exc)
+
+    def _drain(self) -> None:
+        with self._write_lock:
+            # Only what is queued now: under steady load a flush() must still end.
+            remaining = self._queue.qsize()
+            while remaining > 0:
+                batch: list[PredictionRecord] = []
+                while len(batch) < min(self.batch_rows, remaining):
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not batch:
+                    return
+                remaining -= len(batch)
+                self._write_batch(batch)
+
+    def _write_batch(self, batch: list[PredictionRecord]) -> None:
+        try:
+            table = self._encode(batch)
+            parts = plio.split_by_day(table)
+        except Exception as exc:  # noqa: BLE001 - the writer thread must survive anything
+            self._report_failure(exc)
+            with self._counter_lock:
+                self.failed_batches += 1
+                self.failed_rows += len(batch)
+            return
+        now = datetime.now(timezone.utc)
+        for day, part in parts:
+            uri = plio.part_uri(self._sink, plio.PREDICTIONS, day, now)
+            if self._write_with_retries(uri, part):
+                with self._counter_lock:
+                    self.written += part.num_rows
+            else:
+                with self._counter_lock:
+                    self.failed_batches += 1
+                    self.failed_rows += part.num_rows
+
+    def _encode(self, batch: list[PredictionRecord]) -> pa.Table:
+        table, rejected = plio.encode_rows(batch, PREDICTION_SCHEMA)
+        if rejected:
+            with self._counter_lock:
+                self.rejected += rejected
+            self._report_failure(DataError(f"{rejected} prediction records could not be encoded (a field of the wrong type) and were skipped"))
+        return table
+
+    def _write_with_retries(self, uri: str, part: pa.Table) -> bool:
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                self._write(uri, plio.to_parquet_bytes(part))
+                return True
+            except Exception as exc:  # noqa: BLE001 - any failure of the store is retried, then counted
+                self._report_failure(exc)
+                if attempt < self.write_attempts:
+                    # On close the stop event cuts the pause short: retries continue, faster.
+                    self._stop.wait(self.retry_delay_s * 2 ** (attempt - 1))
+        return False
+
+    def _write(self, uri: str, data: bytes) -> None:
+        if self._put is not None:
+            self._put(uri, data)
+            return
+        if self._client is None and self._sink.scheme:
+            self._client = objects.client_for(self._sink.root)
+        objects.put_object(uri, data, client=self._client)
+
+    def _report_failure(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning < WARN_EVERY_S:
+            self._unreported_failures += 1
+            return
+        earlier = f" ({self._unreported_failures} more failures since the last message)" if self._unreported_failures else ""
+        self._last_warning, self._unreported_failures = now, 0
+        log.warning(
+            "prediction log %s: %s%s (totals: %d batches / %d rows given up, %d records dropped, %d rejected)",
+            self.sink, redact_text(str(exc)), earlier, self.failed_batches, self.failed_rows, self.dropped, self.rejected,
+        )  # fmt: skip
+
+
+# A server that never calls close() still writes its queue at a normal interpreter exit
+# (atexit runs while daemon threads are alive); a SIGKILL loses at most the queue.
+_OPEN_LOGGERS: weakref.WeakSet[PredictionLogger] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_loggers() -> None:
+    for logger in list(_OPEN_LOGGERS):
+        logger.close(timeout_s=5.0)
+
+
+def write_feedback(sink: str, outcomes: list[Outcome]) -> int:
+    """Persist outcomes (one Parquet file per UTC date); returns how many were written.
+
+    Raises:
+        DataError: an outcome has no request id or time, or a field of the wrong type.
+        SourceError: the store refused or failed the write.
+    """
+    checked = plio.parse_sink(sink)
+    if not outcomes:
+        return 0
+    for index, item in enumerate(outcomes):
+        if not (
+            isinstance(item, Outcome)
+            and isinstance(item.request_id, str)
+            and item.request_id
+            and isinstance(item.outcome, str)
+            and isinstance(item.time, datetime)
+        ):
+            raise DataError(
+                "an outcome needs a non-empty request_id, the outcome as text and a datetime time",
+                where=f"outcomes[{index}] = {item!r}"[:300],
+                fix="pass Outcome(request_id=..., outcome=str(label), time=datetime.now(timezone.utc)); nothing was written",
+            )
+    table = plio.rows_table(outcomes, FEEDBACK_SCHEMA)
+    client = objects.client_for(checked.root)
+    written = plio.write_partitioned(
+        checked, plio.FEEDBACK, table, lambda uri, data: objects.put_object(uri, data, client=client), datetime.now(timezone.utc)
+    )
+    return sum(rows for _, rows in written)
+
+
+def read_predictions(
+    sink: str, *, since: datetime | None = None, until: datetime | None = None, arm: str | None = None
+) -> pa.Table:
+    """Logged predictions with ``since <= time < until`` (either may be None), of one ``arm`` if given.
+
+    Returns a table with ``PREDICTION_SCHEMA``, sorted by time (empty when nothing was logged).
+
+    Raises:
+        DataError: a naive since/until, or a log file that is not readable (the message names it).
+        SourceError: the store could not be listed or read.
+    """
+    window = plio.require_utc(since, "since"), plio.require_utc(until, "until")
+    table = plio.read_kind(plio.parse_sink(sink), plio.PREDICTIONS, PREDICTION_SCHEMA, since=window[0], until=window[1])
+    if arm is not None:
+        table = table.filter(pc.equal(table.column(Columns.ARM), pa.scalar(arm, pa.string())))
+    return table
+
+
+def read_feedback(sink: str) -> pa.Table:
+    """Every outcome written to ``sink``, with ``FEEDBACK_SCHEMA``, sorted by time (duplicates kept)."""
+    return plio.read_kind(plio.parse_sink(sink), plio.FEEDBACK, FEEDBACK_SCHEMA)
+
+
+def join_outcomes(predictions: pa.Table, outcomes: pa.Table) -> pa.Table:
+    """``predictions`` with ``outcome`` and ``outcome_time`` columns (null where none arrived).
+
+    A left join on ``request_id``, in the order of ``predictions``. Per request id
+    the outcome with the latest ``time`` wins (without a ``time`` column, the last
+    row). ``outcomes`` may be ``read_feedback``'s table or a user's table with
+    ``request_id`` and ``outcome`` (any type; compared as text) and an optional
+    ``time``. Outcomes whose request id is not among the predictions are ignored and
+    counted: ``unmatched_outcomes(result)``.
+
+    Raises:
+        DataError: a required column is missing or cannot be converted.
+    """
+    joined, unmatched = plio.join_latest(predictions, outcomes)
+    if unmatched:
+        log.info("join_outcomes: %d outcomes name request ids with no logged prediction; ignored", unmatched)
+    metadata = {**(joined.schema.metadata or {}), UNMATCHED_KEY: str(unmatched).encode()}
+    return joined.replace_schema_metadata(metadata)
+
+
+def unmatched_outcomes(joined: pa.Table) -> int:
+    """How many outcomes ``join_outcomes`` ignored because no prediction had their request id."""
+    value = (joined.schema.metadata or {}).get(UNMATCHED_KEY)
+    if value is None:
+        raise DataError("the table did not come from join_outcomes", fix="pass join_outcomes' result")
+    return int(value)
+

@@ -1,0 +1,455 @@
+"""The model server: a ``kserve.Model`` on KServe's own ``ModelServer``, with lean predict routes.
+
+KServe serves health, readiness, the model list and status, metrics and the V2 server
+metadata. The two predict paths (V1 ``:predict``, V2 ``/infer``), the V2 model metadata
+and ``/v1/feedback`` are our own Starlette routes on KServe's app, placed before KServe's:
+KServe's handlers parse the body twice into generic types, run pre/post-process hooks
+under four Prometheus timers and log a line per request, which cost more than scoring a
+row does (``benchmarks/bench_serve.py`` measures both). ``kserve_handlers=True`` keeps
+KServe's own V1 route (for that comparison).
+
+Changes to KServe's server, each for a measured reason: the REST server binds the
+``host`` given (KServe always binds 0.0.0.0), no per-request access or timing log lines,
+per-request FastAPI deprecation warnings filtered, and with ``workers > 1`` each worker
+process loads the model files itself (a torch.export program cannot be pickled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+import torch
+
+from kfp_mlops.components._shared.errors import FeatureStoreError, KfpMlopsError
+from kfp_mlops.components.serve.codec import Encoded, FeatureCodec, RequestError, Scored, score_output
+from kfp_mlops.components.serve.model_source import LoadedModel
+
+# Imported after the CLI parsed its own arguments: kserve parses sys.argv at import.
+import kserve  # noqa: E402  isort: skip
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess  # noqa: E402
+from kserve.protocol.rest.server import RESTServer  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+V2_DATATYPES = {"double": "FP64", "float": "FP32", "halffloat": "FP16", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint64": "UINT64", "uint32": "UINT32", "uint16": "UINT16", "uint8": "UINT8", "bool": "BOOL"}
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to serve (the CLI's flags, as values).
+
+    Attributes:
+        model_name: The name in the URLs (/v1/models/NAME:predict).
+        host: Address to bind (0.0.0.0 in a container; 127.0.0.1 for loopback only).
+        http_port: HTTP port.
+        workers: Worker processes; each loads the model files itself.
+        arm: The A/B arm written with each logged prediction.
+        log_sink: Prediction log sink (folder, s3:// or gs:// prefix); "" = no log.
+        log_batch_rows: Rows per written log file at most.
+        log_flush_seconds: Longest wait before queued log rows are written.
+        log_queue_size: Log rows held in memory at most; more are dropped, never waited for.
+        feature_repo: A featurize feature_repo folder: rows may then carry only their entity key.
+        max_payload_bytes: Larger request bodies get 413 before they are parsed.
+        kserve_handlers: Serve V1 predict through KServe's own handlers (for comparison only).
+    """
+
+    model_name: str = "model"
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    workers: int = 1
+    arm: str = "default"
+    log_sink: str = ""
+    log_batch_rows: int = 1000
+    log_flush_seconds: float = 5.0
+    log_queue_size: int = 10000
+    feature_repo: str = ""
+    max_payload_bytes: int = 1 << 20
+    kserve_handlers: bool = False
+
+
+class _Runtime:
+    """What one process needs to score: loaded once per worker, never pickled."""
+
+    def __init__(self, loaded_transform: Any, options: ServeOptions) -> None:
+        self.transform = loaded_transform
+        self.prep = loaded_transform.prep
+        self.program = loaded_transform.program
+        self.codec = FeatureCodec(self.prep)
+        self.classes = list(self.prep.classes)
+        self.lookup = None
+        if options.feature_repo:
+            from kfp_mlops.components.serve.feature_lookup import FeatureLookup
+
+            self.lookup = FeatureLookup(options.feature_repo, self.prep.feature_names)
+        self.extra = (self.lookup.entity,) if self.lookup is not None else ()
+        self.logger = None
+        if options.log_sink:
+            from kfp_mlops.components._shared.prediction_log import PredictionLogger
+
+            self.logger = PredictionLogger(options.log_sink, batch_rows=options.log_batch_rows, flush_s=options.log_flush_seconds, queue_size=options.log_queue_size)
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+
+
+class ServedModel(kserve.Model):
+    """One kfp-mlops model under KServe. Pickles without its loaded program (each worker reloads the files)."""
+
+    def __init__(self, loaded: LoadedModel, options: ServeOptions) -> None:
+        super().__init__(options.model_name)
+        self.options = options
+        self.folder: Path = loaded.folder
+        self.expected_hashes = dict(loaded.expected_hashes)
+        self.contract = loaded.contract
+        self.registered_name = loaded.registered_name or options.model_name
+        self.version = loaded.version or loaded.contract.mlflow_run_id
+        self._runtime: _Runtime | None = _Runtime(loaded.transform, options)
+        self.ready = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_runtime"] = None
+        return state
+
+    def load(self) -> bool:
+        if self._runtime is None:
+            from kfp_mlops.components.train.serving import ServingTransform
+
+            self._runtime = _Runtime(ServingTransform.load(self.folder, expected_hashes=self.expected_hashes), self.options)
+        torch.set_num_threads(1)  # one row at a time: threads cost more than they give
+        self.ready = True
+        return True
+
+    @property
+    def runtime(self) -> _Runtime:
+        if self._runtime is None:
+            self.load()
+        assert self._runtime is not None
+        return self._runtime
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": f.name, "datatype": V2_DATATYPES.get(f.dtype, "BYTES"), "shape": [-1]} for f in self.contract.features]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        if self.contract.task == "regression":
+            return [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
+        return [{"name": "prediction", "datatype": "BYTES", "shape": [-1]}, {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.contract.classes)]}]
+
+    def metadata(self) -> dict[str, Any]:
+        """V2 model metadata, with the version, the task and the class names behind the probabilities."""
+        outputs = self.get_output_types()
+        if self.contract.task != "regression":
+            outputs[1]["parameters"] = {"classes": list(self.contract.classes)}
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": "pytorch_torch.export",
+            "inputs": self.get_input_types(),
+            "outputs": outputs,
+            "parameters": {"task": self.contract.task, "classes": list(self.contract.classes), "registered_model": self.registered_name},
+        }
+
+    # -- scoring --------------------------------------------------------------------
+    def score(self, columns: dict[str, list[Any]], rows: int, request_field: str) -> tuple[Encoded, Scored]:
+        rt = self.runtime
+        encoded = rt.codec.encode(columns, rows, request_field)
+        with torch.inference_mode():  # measured ~10% faster than no_grad per one-row call
+            out = rt.program(torch.from_numpy(encoded.numeric), torch.from_numpy(encoded.categorical))
+        return encoded, score_output(out.float().numpy(), rt.prep)
+
+    def v1_body(self, scored: Scored, request_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"predictions": scored.predictions, "request_id": request_id}
+        if scored.probabilities is not None:
+            classes = self.runtime.classes
+            body["probabilities"] = [dict(zip(classes, row)) for row in scored.probabilities.tolist()]
+        return body
+
+    def v2_body(self, scored: Scored, request_id: str) -> dict[str, Any]:
+        n = len(scored.predictions)
+        outputs: list[dict[str, Any]] = [{"name": "prediction", "datatype": "FP64" if scored.probabilities is None else "BYTES", "shape": [n], "data": scored.predictions}]
+        if scored.probabilities is not None:
+            k = scored.probabilities.shape[1]
+            outputs.append({"name": "probabilities", "datatype": "FP32", "shape": [n, k], "data": scored.probabilities.reshape(-1).tolist(), "parameters": {"classes": self.runtime.classes}})
+        return {"model_name": self.name, "model_version": self.version, "id": request_id, "outputs": outputs}
+
+    def log_predictions(self, encoded: Encoded, scored: Scored, request_id: str, routing_key: str, latency_ms: float) -> None:
+        logger = self.runtime.logger
+        if logger is None:
+            return
+        from kfp_mlops.components._shared.prediction_log import PredictionRecord
+
+        codec = self.runtime.codec
+        names = codec.numeric_names + codec.categorical_names
+        columns = encoded.numeric_values + encoded.category_texts
+        now = datetime.now(timezone.utc)
+        n = encoded.rows
+        for i in range(n):
+            features = orjson.dumps({name: column[i] for name, column in zip(names, columns)}).decode()
+            prediction = scored.predictions[i]
+            logger.log(PredictionRecord(request_id if n == 1 else f"{request_id}/{i}", now, self.options.arm, self.registered_name, self.version, features, prediction if isinstance(prediction, str) else str(prediction), scored.scores[i], latency_ms, routing_key))
+
+    # -- KServe's own handler path (kserve_handlers=True) ------------------------------
+    def predict(self, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise kserve.errors.InvalidInput("this server answers V2 /infer on its own route only")
+        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        try:
+            columns, rows, field = self.runtime.codec.v1_columns(payload)
+            _, scored = self.score(columns, rows, field)
+        except RequestError as exc:
+            raise kserve.errors.InvalidInput(str(exc)) from None
+        return self.v1_body(scored, request_id)
+
+
+def _error(status: int, message: str, request_id: str = "") -> Response:
+    body = {"error": message}
+    if request_id:
+        body["request_id"] = request_id
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers={"x-request-id": request_id} if request_id else None)
+
+
+class PayloadLimit:
+    """ASGI middleware: a body over ``limit`` bytes gets 413, by its Content-Length or as it streams in."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _error(413, f"the request body is {int(value):,} bytes, over the limit of {self.limit:,} (--max-payload-bytes)")(scope, receive, send)
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # client left; let the app see it
+                return
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await _error(413, f"the request body exceeds the limit of {self.limit:,} bytes (--max-payload-bytes)")(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class Routes:
+    """Our request handlers on KServe's app."""
+
+    def __init__(self, rest: "HostRESTServer") -> None:
+        self.rest = rest
+
+    def model(self, name: str) -> ServedModel | None:
+        model = self.rest.dataplane.model_registry.get_model(name)
+        return model if isinstance(model, ServedModel) else None
+
+    async def v1_predict(self, request: Request) -> Response:
+        return await self._predict(request, v2=False)
+
+    async def v2_infer(self, request: Request) -> Response:
+        return await self._predict(request, v2=True)
+
+    async def _predict(self, request: Request, *, v2: bool) -> Response:
+        started = time.perf_counter()
+        headers = request.headers
+        request_id = headers.get("x-request-id") or ""
+        name = request.path_params["model_name"]
+        model = self.model(name)
+        if model is None:
+            return _error(404, f"model {name!r} is not served here", request_id)
+        rt = model.runtime
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"the body is not valid JSON ({exc})", request_id or uuid.uuid4().hex)
+        if v2 and not request_id and isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+            request_id = body["id"]
+        request_id = request_id or uuid.uuid4().hex
+        try:
+            columns, rows, field = rt.codec.v2_columns(body, rt.extra) if v2 else rt.codec.v1_columns(body, rt.extra)
+            without = -1
+            if rt.lookup is not None:
+                found = await asyncio.to_thread(rt.lookup.fill, columns, rows, field)
+                without = found.rows_without_stored_features if found.rows_looked_up else -1
+            encoded, scored = model.score(columns, rows, field)
+        except RequestError as exc:
+            return _error(exc.status, str(exc), request_id)
+        except FeatureStoreError as exc:
+            return _error(503, str(exc), request_id)
+        answer = model.v2_body(scored, request_id) if v2 else model.v1_body(scored, request_id)
+        if without >= 0:
+            if v2:
+                answer["parameters"] = {"rows_without_stored_features": without}
+            else:
+                answer["rows_without_stored_features"] = without
+        payload = orjson.dumps(answer)
+        if rt.logger is not None:
+            model.log_predictions(encoded, scored, request_id, headers.get("x-kfp-mlops-key", ""), (time.perf_counter() - started) * 1000.0)
+        return Response(payload, media_type=JSON, headers={"x-request-id": request_id})
+
+    async def v2_metadata(self, request: Request) -> Response:
+        name = request.path_params["model_name"]
+        model = self.model(name)
+        if model is None:
+            return _error(404, f"model {name!r} is not served here")
+        return Response(orjson.dumps(model.metadata()), media_type=JSON)
+
+    async def feedback(self, request: Request) -> Response:
+        from kfp_mlops.components._shared.prediction_log import Outcome, write_feedback
+
+        models = [m for m in self.rest.dataplane.model_registry.get_models().values() if isinstance(m, ServedModel)]
+        sink = models[0].options.log_sink if models else ""
+        if not sink:
+            return _error(409, "no prediction log is configured, so outcomes cannot be recorded: start the server with --log-sink")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"the body is not valid JSON ({exc})")
+        items = body.get("outcomes") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            return _error(400, 'the body needs "outcomes": a non-empty list of {"request_id": ..., "outcome": ...}')
+        now = datetime.now(timezone.utc)
+        outcomes = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or not item["request_id"] or "outcome" not in item:
+                return _error(400, f"outcomes[{i}]: needs a non-empty text request_id and an outcome")
+            outcome = item["outcome"]
+            if isinstance(outcome, (dict, list)) or outcome is None or (isinstance(outcome, float) and not math.isfinite(outcome)):
+                return _error(400, f"outcomes[{i}]: outcome must be a label or a number, not {type(outcome).__name__}")
+            outcomes.append(Outcome(item["request_id"], outcome if isinstance(outcome, str) else orjson.dumps(outcome).decode(), now))
+        try:
+            written = await asyncio.to_thread(write_feedback, sink, outcomes)
+        except KfpMlopsError as exc:
+            return _error(503 if exc.exit_code == 3 else 400, str(exc))
+        return Response(orjson.dumps({"written": written}), media_type=JSON)
+
+
+def _quiet_access_log() -> None:
+    # uvicorn writes an access line per request whenever its logger has a handler (the root's counts).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+
+
+class HostRESTServer(RESTServer):
+    """KServe's REST server, bound to ``host``, with our routes first and no per-request log lines."""
+
+    def __init__(self, *args: Any, host: str, options: ServeOptions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.host = host
+        self.config.access_log = False
+        self.options = options
+        _quiet_access_log()
+
+    def _add_middlewares(self, app: Any) -> None:
+        # KServe's TimingMiddleware logs a line per request; the payload limit replaces it.
+        app.add_middleware(PayloadLimit, limit=self.options.max_payload_bytes)
+
+    def create_application(self) -> None:
+        from uvicorn.importer import import_from_string
+
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # FastAPI warns on every request otherwise
+        _quiet_access_log()
+        for model in self.dataplane.model_registry.get_models().values():
+            if isinstance(model, ServedModel):
+                model.load()  # in this process: a worker got the model without its program
+        app = import_from_string("kserve.model_server:app")
+        routes = Routes(self)
+        own = [
+            Route("/v2/models/{model_name}/infer", routes.v2_infer, methods=["POST"]),
+            Route("/v2/models/{model_name}", routes.v2_metadata, methods=["GET"]),
+            Route("/v1/feedback", routes.feedback, methods=["POST"]),
+        ]
+        if not self.options.kserve_handlers:
+            own.insert(0, Route("/v1/models/{model_name}:predict", routes.v1_predict, methods=["POST"]))
+        app.router.routes[0:0] = own
+        super().create_application()
+
+
+class PatientMultiProcess(RESTServerMultiProcess):
+    """KServe's worker supervisor, but a worker still starting is not pinged: KServe kills a worker that
+    does not answer within 5 s, and importing torch and loading the model can take longer than that."""
+
+    startup_grace_s = 120.0
+
+    async def keep_subprocess_alive(self, sockets: list) -> None:
+        now = time.monotonic()
+        born = self.__dict__.setdefault("_born", {})
+        for idx, process in enumerate(self._processes):
+            born.setdefault(process.pid, now)
+            if self.should_exit.is_set():
+                return
+            alive = process._process.is_alive()
+            if alive and now - born[process.pid] < self.startup_grace_s:
+                continue
+            if alive and process.is_alive():
+                continue
+            process.kill()
+            await process.wait_for_termination()
+            replacement = RESTServerProcess(sockets, self._rest_server.run)
+            replacement.start()
+            self._processes[idx] = replacement
+
+
+class KfpModelServer(kserve.ModelServer):
+    """KServe's ModelServer, serving REST only, through ``HostRESTServer``."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        super().__init__(http_port=options.http_port, workers=options.workers, enable_grpc=False, enable_latency_logging=False)
+        self.options = options
+
+    def start(self, models: list[kserve.Model]) -> None:
+        self._register_and_check_atleast_one_model_is_ready(models)
+        rest = HostRESTServer("kserve.model_server:app", self.dataplane, self.model_repository_extension, self.http_port, host=self.options.host, options=self.options, workers=self.workers, grace_period=self.grace_period, event_loop=self.event_loop, timeout_keep_alive=self.timeout_keep_alive)
+        if self.workers > 1:
+            multi = PatientMultiProcess("kserve.model_server:app", self.dataplane, self.model_repository_extension, self.http_port, workers=self.workers, grace_period=self.grace_period, event_loop=self.event_loop, timeout_keep_alive=self.timeout_keep_alive)
+            multi._rest_server = rest  # its worker processes run our server's app and bind our host
+            self._rest_multiprocess_server = multi
+            self.servers.append(multi.start())
+        else:
+            self._rest_server = rest
+            self.servers.append(rest.start())
+        self.setup_event_loop()
+        self.register_signal_handler()
+        asyncio.run(self._serve())
+
+
+def serve(loaded: LoadedModel, options: ServeOptions) -> None:
+    """Serve ``loaded`` until stopped (SIGTERM / SIGINT)."""
+    model = ServedModel(loaded, options)
+    try:
+        KfpModelServer(options).start([model])
+    finally:
+        if model._runtime is not None:
+            model._runtime.close()
+
+
+__all__ = ["HostRESTServer", "KfpModelServer", "PayloadLimit", "ServeOptions", "ServedModel", "serve"]
