@@ -28,10 +28,12 @@ from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from kfp_mlops.components._shared import prediction_log_io as plio
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components._shared.prediction_log_io import FEEDBACK_SCHEMA, PREDICTION_SCHEMA
+from kfp_mlops.components._shared.prediction_log_io import (
+    FEEDBACK_SCHEMA,
+    PREDICTION_SCHEMA,
+)
 from kfp_mlops.components._shared.redact import redact_text
 from kfp_mlops.components._shared.storage import objects
 
@@ -321,8 +323,11 @@ def _close_open_loggers() -> None:
         logger.close(timeout_s=5.0)
 
 
-def write_feedback(sink: str, outcomes: list[Outcome]) -> int:
+def write_feedback(sink: str, outcomes: list[Outcome], *, client: Any = None) -> int:
     """Persist outcomes (one Parquet file per UTC date); returns how many were written.
+
+    ``client``: an object-store client from ``objects.client_for`` for the sink's store, reused
+    by callers that write often; None makes one for this call.
 
     Raises:
         DataError: an outcome has no request id or time, or a field of the wrong type.
@@ -345,7 +350,8 @@ def write_feedback(sink: str, outcomes: list[Outcome]) -> int:
                 fix="pass Outcome(request_id=..., outcome=str(label), time=datetime.now(timezone.utc)); nothing was written",
             )
     table = plio.rows_table(outcomes, FEEDBACK_SCHEMA)
-    client = objects.client_for(checked.root)
+    if client is None:
+        client = objects.client_for(checked.root)
     written = plio.write_partitioned(
         checked, plio.FEEDBACK, table, lambda uri, data: objects.put_object(uri, data, client=client), datetime.now(timezone.utc)
     )

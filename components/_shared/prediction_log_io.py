@@ -19,19 +19,21 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from kfp_mlops.components._shared.errors import DataError, SourceAccessDeniedError, UnsupportedSourceError
+from kfp_mlops.components._shared.errors import (
+    DataError,
+    SourceAccessDeniedError,
+    UnsupportedSourceError,
+)
 from kfp_mlops.components._shared.redact import redact_uri
-from kfp_mlops.components._shared.storage import GLOB_CHARS, parse_object_uri
-from kfp_mlops.components._shared.storage import objects
+from kfp_mlops.components._shared.storage import GLOB_CHARS, objects, parse_object_uri
 from kfp_mlops.components._shared.storage.local import to_path
 
 PREDICTIONS = "predictions"

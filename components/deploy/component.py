@@ -2,7 +2,6 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact, Markdown, Output, OutputPath
-
 from kfp_mlops.components._shared.images import image
 
 
@@ -67,7 +66,8 @@ def deploy(
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri
     from kfp_mlops.components._shared.redact import redact_uri
-    from kfp_mlops.components.deploy.core import DeployRequest, deploy as run_deploy
+    from kfp_mlops.components.deploy.core import DeployRequest
+    from kfp_mlops.components.deploy.core import deploy as run_deploy
     from kfp_mlops.components.deploy.report import write_outputs
     from kfp_mlops.components.register.registry import Registry
 

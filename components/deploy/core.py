@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfp_mlops.components.deploy.arms import DeployInputError, ResolvedArm, parse_arms, resolve_arms
+from kfp_mlops.components.deploy.arms import (
+    DeployInputError,
+    ResolvedArm,
+    parse_arms,
+    resolve_arms,
+)
 
 TARGETS = ("local", "kserve", "seldon", "seldon-v2")
 MODES = ("apply", "dry-run")
@@ -61,6 +66,7 @@ class DeployRequest:
     state_dir: str = ""
     port: int = 0
     timeout_s: float = 600.0
+    poll_s: float = 5.0
     cpu: str = "1"
     memory: str = "2Gi"
     service_account: str = ""
@@ -204,7 +210,7 @@ def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], 
     from kfp_mlops.components._shared.k8s_adapter import KubeClient, ResourceRef
 
     kube = KubeClient(kube_api_client)
-    kube.apply_all_or_rollback(manifests, timeout_s=request.timeout_s)
+    kube.apply_all_or_rollback(manifests, timeout_s=request.timeout_s, poll_s=request.poll_s)
     status = (kube.get(ResourceRef.of(manifests[-1])) or {}).get("status", {})
     endpoint = status.get("url") or status.get("address", {}).get("url") or endpoint
     return DeployResult(endpoint=endpoint, arms=arms, manifests=manifests, warnings=warnings, applied=True)

@@ -29,10 +29,10 @@ MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 CONTAINER = "kserve-container"
 # KServe reads the protocol of a custom container from this env; an InferenceGraph then calls V2 paths.
 PROTOCOL_ENV = {"PROTOCOL": "v2"}
-# Known gap: an InferenceGraph step calls <isvc url>/v2/models/<model>/infer, where KServe takes <model>
-# from a container arg starting with "--model_name" (underscore), else the InferenceService's name.
-# Our server's flag is --model-name, so the graph asks for <deployment>-<arm>; until the server also
-# accepts --model_name, callers of the graph reach our model only if it is served under that name.
+# An InferenceGraph step calls <isvc url>/v2/models/<model>/infer, where KServe takes <model> from a
+# container arg starting with "--model_name" (underscore), else the InferenceService's name; so
+# manifests.server_args spells the flag --model_name (the server accepts it beside --model-name),
+# and the graph asks for the arm's model name, the name the server publishes.
 # Knative accepts only "http1" or "h2c" as a port name (and any name works in RawDeployment).
 PORT_NAME = "http1"
 LABEL_LIMIT = 63

@@ -19,9 +19,6 @@ import fcntl
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -31,21 +28,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from kfp_mlops.components._shared.atomic import write_json_atomic
-from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components.deploy.arms import DeployInputError
-from kfp_mlops.components.deploy.splitter import SplitterConfigError, check_weights
+from kfp_mlops.components.deploy.local_processes import (
+    LocalDeployError,
+    Process,
+    boot_id,
+    exit_status,
+    free_port,
+    start,
+    stop,
+    tail,
+)
+from kfp_mlops.components.deploy.splitting import SplitterConfigError, check_weights
 
 STATE_FILE = "deployment.json"
 STARTING_FILE = "starting.json"
 ARM_HOST = "127.0.0.1"  # arms are reached through the splitter only
 READINESS_PATH = "/v2/health/ready"
 SPLITTER_READY_TIMEOUT_S = 30.0
-
-
-class LocalDeployError(KfpMlopsError):
-    """A local process did not start, exited, or was not ready; the previous deployment is unchanged."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,15 @@ def deploy_local(arms: list[LocalArm], *, state_dir: Path, host: str = "127.0.0.
         previous = _load_live_state(state_dir)
         old_arms: dict[str, dict[str, Any]] = previous.get("arms", {}) if previous else {}
         records: dict[str, dict[str, Any]] = {}
-        started: dict[str, _Process] = {}
+        started: dict[str, Process] = {}
         try:
             for arm in arms:
                 old = old_arms.get(arm.name)
                 if old and old["alive"] and old["env_digest"] == env_digest and arm.argv(old["port"]) == old["argv"]:
                     records[arm.name] = {**old, "weight": arm.weight}
                     continue
-                arm_port = _free_port(ARM_HOST)
-                started[arm.name] = _start(arm.argv(arm_port), state_dir / "logs" / f"{arm.name}-{arm_port}.log", child_env, arm.name)
+                arm_port = free_port(ARM_HOST)
+                started[arm.name] = start(arm.argv(arm_port), state_dir / "logs" / f"{arm.name}-{arm_port}.log", child_env, arm.name)
                 _record_starting(state_dir, started.values())
                 url = f"http://{ARM_HOST}:{arm_port}"
                 records[arm.name] = {**started[arm.name].record(), "port": arm_port, "url": url, "weight": arm.weight, "env_digest": env_digest}
@@ -122,17 +122,17 @@ def deploy_local(arms: list[LocalArm], *, state_dir: Path, host: str = "127.0.0.
             splitter = _switch_splitter(state_dir, previous, [(a.name, records[a.name]) for a in arms], host, port, started)
         except BaseException:
             for process in started.values():
-                _stop(process)
+                stop(process)
             _record_starting(state_dir, [])
             raise
-        state = {"version": 1, "boot_id": _boot_id(), "splitter": splitter, "order": [a.name for a in arms], "arms": records}
+        state = {"version": 1, "boot_id": boot_id(), "splitter": splitter, "order": [a.name for a in arms], "arms": records}
         write_json_atomic(state_dir / STATE_FILE, _without_liveness(state))
         _record_starting(state_dir, [])
         for name, old in old_arms.items():
             if records.get(name, {}).get("pid") != old["pid"]:
-                _stop(_Process.from_record(old), remove_log=True)
+                stop(Process.from_record(old), remove_log=True)
         if previous and previous["splitter"]["pid"] != splitter["pid"]:
-            _stop(_Process.from_record(previous["splitter"]), remove_log=True)
+            stop(Process.from_record(previous["splitter"]), remove_log=True)
         deployment = _deployment(state_dir, state)
         deployment.reused = [a.name for a in arms if a.name not in started]
         return deployment
@@ -169,7 +169,7 @@ def stop_local(state_dir: Path) -> None:
         state = _load_live_state(state_dir)
         if state is not None:
             for record in [state["splitter"], *state["arms"].values()]:
-                _stop(_Process.from_record(record), remove_log=True)
+                stop(Process.from_record(record), remove_log=True)
         _remove_state(state_dir)
 
 
@@ -212,13 +212,13 @@ def _check_arms(arms: list[LocalArm]) -> None:
         raise DeployInputError(error.problem, fix=error.fix) from None
 
 
-def _wait_until_ready(pending: dict[str, tuple[_Process, str]], timeout_s: float) -> None:
+def _wait_until_ready(pending: dict[str, tuple[Process, str]], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while pending:
         for name, (process, ready_url) in list(pending.items()):
             if not process.alive():
                 raise LocalDeployError(
-                    f"arm {name!r} exited before it was ready (pid {process.pid}{_exit_status(process.pid)}); its log ends with:\n{_tail(process.log)}",
+                    f"arm {name!r} exited before it was ready (pid {process.pid}{exit_status(process.pid)}); its log ends with:\n{tail(process.log)}",
                     where=str(process.log),
                     fix="fix what the log names (model URI, tracking URI, port) and deploy again; the previous deployment is still serving",
                 )
@@ -227,7 +227,7 @@ def _wait_until_ready(pending: dict[str, tuple[_Process, str]], timeout_s: float
         if pending and time.monotonic() > deadline:
             name, (process, ready_url) = next(iter(pending.items()))
             raise LocalDeployError(
-                f"arm {name!r} was not ready at {ready_url} within {timeout_s:g} s; its log ends with:\n{_tail(process.log)}",
+                f"arm {name!r} was not ready at {ready_url} within {timeout_s:g} s; its log ends with:\n{tail(process.log)}",
                 where=str(process.log),
                 fix="read the log; raise the ready timeout if the model is only slow to load; the previous deployment is still serving",
             )
@@ -236,7 +236,7 @@ def _wait_until_ready(pending: dict[str, tuple[_Process, str]], timeout_s: float
 
 
 def _switch_splitter(state_dir: Path, previous: dict | None, table: list[tuple[str, dict]], host: str, port: int,
-                     started: dict[str, _Process]) -> dict[str, Any]:  # fmt: skip
+                     started: dict[str, Process]) -> dict[str, Any]:  # fmt: skip
     """Point the running splitter at ``table`` (it answers once the arms it dropped are idle), or start one."""
     arms = [{"name": name, "url": rec["url"], "weight": rec["weight"]} for name, rec in table]
     old = previous["splitter"] if previous else None
@@ -248,14 +248,14 @@ def _switch_splitter(state_dir: Path, previous: dict | None, table: list[tuple[s
     argv = [sys.executable, "-m", "kfp_mlops.components.deploy.splitter", "--host", host, "--port", str(port), "--port-file", str(port_file)]
     argv += [f"--arm={a['name']}={a['url']}" for a in arms] + ["--weights=" + ",".join(f"{a['name']}={a['weight']}" for a in arms)]
     log = state_dir / "logs" / f"splitter-{os.getpid()}-{time.time_ns()}.log"
-    process = _start(argv, log, dict(os.environ), "the splitter")
+    process = start(argv, log, dict(os.environ), "the splitter")
     started["(splitter)"] = process
     _record_starting(state_dir, started.values())
     deadline = time.monotonic() + SPLITTER_READY_TIMEOUT_S
     while not port_file.exists():
         if not process.alive() or time.monotonic() > deadline:
-            how = f"exited{_exit_status(process.pid)}" if not process.alive() else f"was not listening within {SPLITTER_READY_TIMEOUT_S:g} s"
-            raise LocalDeployError(f"the splitter on {host}:{port} {how}; its log ends with:\n{_tail(log)}", where=str(log),
+            how = f"exited{exit_status(process.pid)}" if not process.alive() else f"was not listening within {SPLITTER_READY_TIMEOUT_S:g} s"
+            raise LocalDeployError(f"the splitter on {host}:{port} {how}; its log ends with:\n{tail(log)}", where=str(log),
                                    fix="pick a free port (or 0), and read the log; the previous deployment is still serving")  # fmt: skip
         time.sleep(0.05)
     bound = int(port_file.read_text())
@@ -317,9 +317,9 @@ def _load_live_state(state_dir: Path) -> dict[str, Any] | None:
         state = json.loads(path.read_text())
     except ValueError as error:
         raise LocalDeployError(f"the deployment state is not valid JSON ({error})", where=str(path), fix="stop the processes it names by hand, then delete the file") from None
-    same_boot = state.get("boot_id") == _boot_id()
+    same_boot = state.get("boot_id") == boot_id()
     for record in [state["splitter"], *state["arms"].values()]:
-        record["alive"] = same_boot and _Process.from_record(record).alive()
+        record["alive"] = same_boot and Process.from_record(record).alive()
     return state
 
 
@@ -332,7 +332,7 @@ def _kill_leftovers_of_an_interrupted_deploy(state_dir: Path) -> None:
     recorded = {rec.get("pid") for rec in [state["splitter"], *state["arms"].values()]}
     for record in json.loads(path.read_text()):
         if record["pid"] not in recorded:
-            _stop(_Process.from_record(record))
+            stop(Process.from_record(record))
     path.unlink()
 
 
@@ -370,133 +370,3 @@ def _deployment(state_dir: Path, state: dict[str, Any]) -> LocalDeployment:
 def _digest(env: dict[str, str]) -> str:
     # Only a digest: the environment may hold credentials, which never go into the state file.
     return hashlib.sha256(json.dumps(sorted(env.items())).encode()).hexdigest()[:16]
-
-
-# -- processes: started detached, recorded, and signalled only once proven ours ---------------
-
-_CHILDREN: dict[int, subprocess.Popen] = {}  # started by this interpreter: reaped here, so never left as zombies
-_EXITED: dict[int, subprocess.Popen] = {}  # reaped children, for their exit status in error messages
-
-
-@dataclass(frozen=True)
-class _Process:
-    pid: int
-    argv: list[str]
-    start_ticks: str
-    log: Path
-
-    def record(self) -> dict[str, Any]:
-        return {"pid": self.pid, "argv": self.argv, "start_ticks": self.start_ticks, "log": str(self.log)}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "_Process":
-        return cls(int(record["pid"]), list(record["argv"]), str(record["start_ticks"]), Path(record["log"]))
-
-    def alive(self) -> bool:
-        """Running, and ours: the same command line and start time as recorded (a reused pid is a stranger)."""
-        _reap(self.pid)
-        info = _process_info(self.pid)
-        if info is None or info[2] or info[1] != self.start_ticks:
-            return False
-        # The command line reads empty for a moment while the new program is being exec'd;
-        # the start time has already matched, so it is this very process.
-        return info[0] in (self.argv, [])
-
-
-def _start(argv: list[str], log: Path, env: dict[str, str], what: str) -> _Process:
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log, "ab") as out:
-        try:
-            # A new session: the process outlives this one, and a terminal's Ctrl-C does not reach it.
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        except OSError as error:
-            raise LocalDeployError(f"{what} could not start: {error}", where=" ".join(argv[:3]), fix="check the command (is the executable installed?)") from None
-    _CHILDREN[popen.pid] = popen
-    # Popen returns after exec, so the command line read here is the new program's.
-    info = _process_info(popen.pid)
-    return _Process(popen.pid, argv, info[1] if info else "", log)
-
-
-def _stop(process: _Process, *, remove_log: bool = False, grace_s: float = 10.0) -> None:
-    """SIGTERM the process's group, SIGKILL after ``grace_s``; nothing is signalled unless the leader is ours."""
-    if process.alive():
-        for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                if os.getpgid(process.pid) == process.pid:
-                    os.killpg(process.pid, signum)
-                else:
-                    os.kill(process.pid, signum)
-            deadline = time.monotonic() + wait_s
-            while process.alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not process.alive():
-                break
-        # Workers the server forked share its group; the group id cannot be reused while any remain.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    if remove_log:
-        process.log.unlink(missing_ok=True)
-
-
-def _reap(pid: int) -> None:
-    popen = _CHILDREN.get(pid)
-    if popen is not None:
-        if popen.poll() is not None:
-            _EXITED[pid] = _CHILDREN.pop(pid)
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _process_info(pid: int) -> tuple[list[str], str, bool] | None:
-    """(command line, start time, is a zombie) of ``pid``, or None when there is no such process."""
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self/stat").exists():
-        try:
-            cmdline = proc.joinpath("cmdline").read_bytes()
-            stat = proc.joinpath("stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
-        return [a.decode(errors="surrogateescape") for a in cmdline.split(b"\0")[:-1]], fields[19], fields[0] == "Z"
-    import psutil  # no /proc (macOS): psutil, a dependency of the model server
-
-    try:
-        p = psutil.Process(pid)
-        return p.cmdline(), f"{p.create_time():.2f}", p.status() == psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:
-        return [], "", False
-
-
-def _exit_status(pid: int) -> str:
-    popen = _EXITED.get(pid)
-    if popen is None or popen.returncode is None:
-        return ""
-    return f", killed by signal {-popen.returncode}" if popen.returncode < 0 else f", exit code {popen.returncode}"
-
-
-def _boot_id() -> str:
-    path = Path("/proc/sys/kernel/random/boot_id")
-    if path.exists():
-        return path.read_text().strip()
-    import psutil
-
-    return str(int(psutil.boot_time()))
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    try:
-        with open(log, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (the log is empty)"

@@ -164,7 +164,8 @@ def metadata(name: str, settings: ServeSettings, arm: Arm | None = None, annotat
 
 
 def server_args(arm: Arm, settings: ServeSettings) -> list[str]:
-    args = ["--model-uri", arm.model_uri, "--model-name", arm.model_name, "--host", "0.0.0.0", "--http-port", str(settings.port), "--arm", arm.name]
+    # Spelled --model_name: KServe takes the model name an InferenceGraph calls from that argument only.
+    args = ["--model-uri", arm.model_uri, "--model_name", arm.model_name, "--host", "0.0.0.0", "--http-port", str(settings.port), "--arm", arm.name]
     if settings.log_sink:
         args += ["--log-sink", settings.log_sink]
     if settings.feature_repo:

@@ -18,14 +18,26 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.components.register.decision import gate
-from kfp_mlops.components.register.evaluate import Incomparable, Scored, score, score_champion
+from kfp_mlops.components.register.evaluate import (
+    Incomparable,
+    Scored,
+    score,
+    score_champion,
+)
 from kfp_mlops.components.register.gate import GateResult, Threshold, decide
-from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, LOCK_PREFIX, PREVIOUS, Registry, Version, hash_tags
+from kfp_mlops.components.register.registry import (
+    CHALLENGER,
+    CHAMPION,
+    LOCK_PREFIX,
+    PREVIOUS,
+    Registry,
+    Version,
+    hash_tags,
+)
 from kfp_mlops.components.train.serving import ServingTransform
 
 # MLflow's registered_models.name is VARCHAR(256) on SQL stores.
@@ -110,7 +122,10 @@ def register_model(
 
 def _score_registered(registry: Registry, name: str, version: str, table: pa.Table, where: str, new: ModelArtifact) -> Scored:
     """A registered version's scores: its files downloaded, checked against the hashes the registry recorded."""
-    from kfp_mlops.components.serve.model_source import ModelReferenceError, load_registered_version
+    from kfp_mlops.components.serve.model_source import (
+        ModelReferenceError,
+        load_registered_version,
+    )
 
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         try:

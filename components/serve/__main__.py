@@ -21,7 +21,9 @@ from kfp_mlops.components._shared.errors import DataError
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m kfp_mlops.components.serve", description="Serve a kfp-mlops model over KServe V1 and Open Inference Protocol V2.")
     p.add_argument("--model-uri", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model, or a local model folder")
-    p.add_argument("--model-name", default="", help="name in the URLs (default: the registered model name, else 'model')")
+    # --model_name too: KServe reads a custom container's model name only from an argument spelled
+    # that way, and an InferenceGraph then calls /v2/models/<that name>/infer.
+    p.add_argument("--model-name", "--model_name", dest="model_name", default="", help="name in the URLs (default: the registered model name, else 'model')")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
     p.add_argument("--host", default="0.0.0.0", help="address to bind (127.0.0.1: this machine only)")
     p.add_argument("--http-port", type=int, default=8080)

@@ -19,7 +19,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
-
 from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components.train.preprocessing import Preprocessing
 

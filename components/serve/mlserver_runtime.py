@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from kfp_mlops.components.serve.codec import (
+    MISSING,
+    FeatureCodec,
+    RequestError,
+    score_output,
+)
+from kfp_mlops.components.serve.model_source import model_folder_in
+from kfp_mlops.components.train.serving import ServingTransform
 from mlserver import MLModel
 from mlserver.errors import InferenceError, MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from mlserver.utils import get_model_uri
 
-from kfp_mlops.components.serve.codec import MISSING, FeatureCodec, RequestError, score_output
-from kfp_mlops.components.serve.model_source import model_folder_in
-from kfp_mlops.components.train.serving import ServingTransform
 
 class BadRequest(MLServerError):
     def __init__(self, message: str) -> None:

@@ -12,13 +12,14 @@ Changes to KServe's server, each for a measured reason: the REST server binds th
 ``host`` given (KServe always binds 0.0.0.0), no per-request access or timing log lines,
 per-request FastAPI deprecation warnings filtered, and with ``workers > 1`` each worker
 process loads the model files itself (a torch.export program cannot be pickled).
+The middleware, the access-log silencing and the worker supervisor live in ``transport.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
+import threading
 import time
 import uuid
 import warnings
@@ -29,21 +30,31 @@ from typing import Any, Mapping
 
 import orjson
 import torch
-
 from kfp_mlops.components._shared.errors import FeatureStoreError, KfpMlopsError
-from kfp_mlops.components.serve.codec import Encoded, FeatureCodec, RequestError, Scored, score_output
+from kfp_mlops.components.serve.codec import (
+    Encoded,
+    FeatureCodec,
+    RequestError,
+    Scored,
+    score_output,
+)
 from kfp_mlops.components.serve.model_source import LoadedModel
 
 # Imported after the CLI parsed its own arguments: kserve parses sys.argv at import.
 import kserve  # noqa: E402  isort: skip
-from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess  # noqa: E402
+from kfp_mlops.components.serve.transport import (  # noqa: E402
+    JSON,
+    PatientMultiProcess,
+    PayloadLimit,
+    error_response,
+    quiet_access_log,
+)
 from kserve.protocol.rest.server import RESTServer  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 V2_DATATYPES = {"double": "FP64", "float": "FP32", "halffloat": "FP16", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint64": "UINT64", "uint32": "UINT32", "uint16": "UINT16", "uint8": "UINT8", "bool": "BOOL"}
-JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -214,58 +225,23 @@ class ServedModel(kserve.Model):
         return self.v1_body(scored, request_id)
 
 
-def _error(status: int, message: str, request_id: str = "") -> Response:
-    body = {"error": message}
-    if request_id:
-        body["request_id"] = request_id
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers={"x-request-id": request_id} if request_id else None)
-
-
-class PayloadLimit:
-    """ASGI middleware: a body over ``limit`` bytes gets 413, by its Content-Length or as it streams in."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _error(413, f"the request body is {int(value):,} bytes, over the limit of {self.limit:,} (--max-payload-bytes)")(scope, receive, send)
-                return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)  # client left; let the app see it
-                return
-            size += len(message.get("body", b""))
-            if size > self.limit:
-                await _error(413, f"the request body exceeds the limit of {self.limit:,} bytes (--max-payload-bytes)")(scope, receive, send)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
 class Routes:
     """Our request handlers on KServe's app."""
 
     def __init__(self, rest: "HostRESTServer") -> None:
         self.rest = rest
+        self._store_clients: dict[str, Any] = {}
+        self._store_clients_lock = threading.Lock()
+
+    def store_client(self, sink: str) -> Any:
+        """One object-store client per sink (None for a folder), made on first use in this worker
+        process, so after any fork; boto3 and google-cloud-storage clients may be shared by threads."""
+        with self._store_clients_lock:
+            if sink not in self._store_clients:
+                from kfp_mlops.components._shared.storage.objects import client_for
+
+                self._store_clients[sink] = client_for(sink)
+            return self._store_clients[sink]
 
     def model(self, name: str) -> ServedModel | None:
         model = self.rest.dataplane.model_registry.get_model(name)
@@ -284,12 +260,12 @@ class Routes:
         name = request.path_params["model_name"]
         model = self.model(name)
         if model is None:
-            return _error(404, f"model {name!r} is not served here", request_id)
+            return error_response(404, f"model {name!r} is not served here", request_id)
         rt = model.runtime
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError as exc:
-            return _error(400, f"the body is not valid JSON ({exc})", request_id or uuid.uuid4().hex)
+            return error_response(400, f"the body is not valid JSON ({exc})", request_id or uuid.uuid4().hex)
         if v2 and not request_id and isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
             request_id = body["id"]
         request_id = request_id or uuid.uuid4().hex
@@ -301,9 +277,9 @@ class Routes:
                 without = found.rows_without_stored_features if found.rows_looked_up else -1
             encoded, scored = model.score(columns, rows, field)
         except RequestError as exc:
-            return _error(exc.status, str(exc), request_id)
+            return error_response(exc.status, str(exc), request_id)
         except FeatureStoreError as exc:
-            return _error(503, str(exc), request_id)
+            return error_response(503, str(exc), request_id)
         answer = model.v2_body(scored, request_id) if v2 else model.v1_body(scored, request_id)
         if without >= 0:
             if v2:
@@ -319,7 +295,7 @@ class Routes:
         name = request.path_params["model_name"]
         model = self.model(name)
         if model is None:
-            return _error(404, f"model {name!r} is not served here")
+            return error_response(404, f"model {name!r} is not served here")
         return Response(orjson.dumps(model.metadata()), media_type=JSON)
 
     async def feedback(self, request: Request) -> Response:
@@ -328,35 +304,28 @@ class Routes:
         models = [m for m in self.rest.dataplane.model_registry.get_models().values() if isinstance(m, ServedModel)]
         sink = models[0].options.log_sink if models else ""
         if not sink:
-            return _error(409, "no prediction log is configured, so outcomes cannot be recorded: start the server with --log-sink")
+            return error_response(409, "no prediction log is configured, so outcomes cannot be recorded: start the server with --log-sink")
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError as exc:
-            return _error(400, f"the body is not valid JSON ({exc})")
+            return error_response(400, f"the body is not valid JSON ({exc})")
         items = body.get("outcomes") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            return _error(400, 'the body needs "outcomes": a non-empty list of {"request_id": ..., "outcome": ...}')
+            return error_response(400, 'the body needs "outcomes": a non-empty list of {"request_id": ..., "outcome": ...}')
         now = datetime.now(timezone.utc)
         outcomes = []
         for i, item in enumerate(items):
             if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or not item["request_id"] or "outcome" not in item:
-                return _error(400, f"outcomes[{i}]: needs a non-empty text request_id and an outcome")
+                return error_response(400, f"outcomes[{i}]: needs a non-empty text request_id and an outcome")
             outcome = item["outcome"]
             if isinstance(outcome, (dict, list)) or outcome is None or (isinstance(outcome, float) and not math.isfinite(outcome)):
-                return _error(400, f"outcomes[{i}]: outcome must be a label or a number, not {type(outcome).__name__}")
+                return error_response(400, f"outcomes[{i}]: outcome must be a label or a number, not {type(outcome).__name__}")
             outcomes.append(Outcome(item["request_id"], outcome if isinstance(outcome, str) else orjson.dumps(outcome).decode(), now))
         try:
-            written = await asyncio.to_thread(write_feedback, sink, outcomes)
+            written = await asyncio.to_thread(lambda: write_feedback(sink, outcomes, client=self.store_client(sink)))
         except KfpMlopsError as exc:
-            return _error(503 if exc.exit_code == 3 else 400, str(exc))
+            return error_response(503 if exc.exit_code == 3 else 400, str(exc))
         return Response(orjson.dumps({"written": written}), media_type=JSON)
-
-
-def _quiet_access_log() -> None:
-    # uvicorn writes an access line per request whenever its logger has a handler (the root's counts).
-    access = logging.getLogger("uvicorn.access")
-    access.handlers = []
-    access.propagate = False
 
 
 class HostRESTServer(RESTServer):
@@ -367,7 +336,7 @@ class HostRESTServer(RESTServer):
         self.config.host = host
         self.config.access_log = False
         self.options = options
-        _quiet_access_log()
+        quiet_access_log()
 
     def _add_middlewares(self, app: Any) -> None:
         # KServe's TimingMiddleware logs a line per request; the payload limit replaces it.
@@ -377,7 +346,7 @@ class HostRESTServer(RESTServer):
         from uvicorn.importer import import_from_string
 
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # FastAPI warns on every request otherwise
-        _quiet_access_log()
+        quiet_access_log()
         for model in self.dataplane.model_registry.get_models().values():
             if isinstance(model, ServedModel):
                 model.load()  # in this process: a worker got the model without its program
@@ -392,31 +361,6 @@ class HostRESTServer(RESTServer):
             own.insert(0, Route("/v1/models/{model_name}:predict", routes.v1_predict, methods=["POST"]))
         app.router.routes[0:0] = own
         super().create_application()
-
-
-class PatientMultiProcess(RESTServerMultiProcess):
-    """KServe's worker supervisor, but a worker still starting is not pinged: KServe kills a worker that
-    does not answer within 5 s, and importing torch and loading the model can take longer than that."""
-
-    startup_grace_s = 120.0
-
-    async def keep_subprocess_alive(self, sockets: list) -> None:
-        now = time.monotonic()
-        born = self.__dict__.setdefault("_born", {})
-        for idx, process in enumerate(self._processes):
-            born.setdefault(process.pid, now)
-            if self.should_exit.is_set():
-                return
-            alive = process._process.is_alive()
-            if alive and now - born[process.pid] < self.startup_grace_s:
-                continue
-            if alive and process.is_alive():
-                continue
-            process.kill()
-            await process.wait_for_termination()
-            replacement = RESTServerProcess(sockets, self._rest_server.run)
-            replacement.start()
-            self._processes[idx] = replacement
 
 
 class KfpModelServer(kserve.ModelServer):

@@ -20,3 +20,8 @@ def features_image() -> str:
 @pytest.fixture(scope="session")
 def train_image() -> str:
     return build_image(*IMAGES["kfp-mlops-train"])
+
+
+@pytest.fixture(scope="session")
+def serve_image() -> str:
+    return build_image(*IMAGES["kfp-mlops-serve"])

@@ -35,6 +35,7 @@ IMAGES = {
     "kfp-mlops-data": ("data", "localhost/kfp-mlops-data:test"),
     "kfp-mlops-features": ("features", "localhost/kfp-mlops-features:test"),
     "kfp-mlops-train": ("train", "localhost/kfp-mlops-train:test"),
+    "kfp-mlops-serve": ("serve", "localhost/kfp-mlops-serve:test"),
 }
 TOOLS = ("buildah", "podman", "runc", "debootstrap")
 PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"

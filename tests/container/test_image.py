@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.demo import DemoSpec, write_demo_dataset
@@ -93,7 +94,7 @@ def test_featurize_in_its_image_without_network(image, features_image, launcher,
     assert proc.discarded == []
 
 
-def test_train_then_register_without_network_on_a_volume(train_image, launcher, tmp_path):
+def test_train_register_and_deploy_without_network_on_a_volume(train_image, serve_image, launcher, tmp_path):
     """An air-gapped cluster: the MLflow store is sqlite on a mounted volume (a PVC) named by
     the parameter, not a file beside the model; the model reaches register as an artifact."""
     import pyarrow as pa
@@ -125,3 +126,12 @@ def test_train_then_register_without_network_on_a_volume(train_image, launcher, 
     assert register.returncode == 0, register.log
     assert register.parameters == {"blessed": True, "version": "1"}
     assert "Compared against: no champion" in register.stdout
+
+    # deploy in its own image: the champion pinned, loaded (hashes checked) and rendered for KServe.
+    params = {"model_name": "kfp-mlops-model", "target": "kserve", "mode": "dry-run", "namespace": "ml", "mlflow_tracking_uri": uri}
+    deploy = launcher.run(component("deploy"), parameters=params, inputs={}, volumes={volume: "/mnt/mlflow"})
+    assert deploy.returncode == 0, deploy.log
+    rendered = list(yaml.safe_load_all((deploy.artifacts["manifests"].path / "manifests.yaml").read_text()))
+    assert [m["kind"] for m in rendered] == ["InferenceService"]
+    assert "models:/kfp-mlops-model/1" in rendered[0]["spec"]["predictor"]["containers"][0]["args"]
+    assert deploy.parameters["endpoint"] == "http://kfp-mlops-model-champion.ml.svc.cluster.local"

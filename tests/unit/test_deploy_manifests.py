@@ -70,7 +70,7 @@ def test_kserve_services_run_our_server_behind_a_splitter():
     assert [s["metadata"]["name"] for s in services] == ["fraud-champion", "fraud-challenger"]
     container = services[1]["spec"]["predictor"]["containers"][0]
     assert container["command"] == ["python", "-m", "kfp_mlops.components.serve"]
-    assert container["args"] == ["--model-uri", "models:/fraud/4", "--model-name", "fraud", "--host", "0.0.0.0", "--http-port", "8080", "--arm", "challenger",
+    assert container["args"] == ["--model-uri", "models:/fraud/4", "--model_name", "fraud", "--host", "0.0.0.0", "--http-port", "8080", "--arm", "challenger",
                                  "--log-sink", "s3://logs/fraud", "--feature-repo", "/feature_repo", "--max-payload-bytes", "1048576"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready" and container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": 1} == container["resources"]["requests"]
@@ -204,3 +204,16 @@ def test_rbac_manifests_apply_through_the_adapter():
         fake.close()
     assert outcome.created == ["ServiceAccount ml/pipeline-runner", "Role ml/kfp-mlops-deploy", "RoleBinding ml/kfp-mlops-deploy-pipeline-runner"]
     assert {r.group for r in fake.requests} == {"", "rbac.authorization.k8s.io"}
+
+
+def test_model_name_flag_in_both_spellings_parses_to_one_option():
+    # KServe reads the name an InferenceGraph calls from "--model_name" only; people type --model-name.
+    from kfp_mlops.components.serve.__main__ import parser
+
+    dashed = parser().parse_args(["--model-uri", "models:/fraud/4", "--model-name", "fraud"])
+    underscored = parser().parse_args(["--model-uri", "models:/fraud/4", "--model_name", "fraud"])
+    assert dashed.model_name == underscored.model_name == "fraud" and vars(dashed) == vars(underscored)
+    assert parser().parse_args(["--model-uri", "models:/fraud/4"]).model_name == ""
+    container = render_kserve(_arms(), SETTINGS)[0]["spec"]["predictor"]["containers"][0]
+    assert any(arg.startswith("--model_name") for arg in container["args"]), "KServe matches the arg by this prefix"
+    assert parser().parse_args(container["args"]).model_name == "fraud", "the server takes every arg the manifest gives it"

@@ -31,7 +31,7 @@ from kfp_mlops.components.deploy.local_target import (
     status_local,
     stop_local,
 )
-from kfp_mlops.components.deploy.splitter import BUCKETS, Route, RoutingTable, key_bucket
+from kfp_mlops.components.deploy.splitting import BUCKETS, Route, RoutingTable, key_bucket
 from tests.services import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
