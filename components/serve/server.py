@@ -18,6 +18,7 @@ The middleware, the access-log silencing and the worker supervisor live in ``tra
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import threading
 import time
@@ -230,6 +231,7 @@ class Routes:
 
     def __init__(self, rest: "HostRESTServer") -> None:
         self.rest = rest
+        self.frozen = False
         self._store_clients: dict[str, Any] = {}
         self._store_clients_lock = threading.Lock()
 
@@ -255,6 +257,11 @@ class Routes:
 
     async def _predict(self, request: Request, *, v2: bool) -> Response:
         started = time.perf_counter()
+        if not self.frozen:
+            # Queued log records survive young collections, so full collections come often: once
+            # the server is up, its ~10^6 library objects (torch, MLflow, KServe) are left out of them.
+            gc.freeze()
+            self.frozen = True
         headers = request.headers
         request_id = headers.get("x-request-id") or ""
         name = request.path_params["model_name"]
