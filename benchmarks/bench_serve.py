@@ -148,6 +148,7 @@ def main() -> None:
                 proc.wait(30)
             previous = {r["concurrency"]: r for r in results.get(name, [])}
             results[name] = [max(r, previous.get(r["concurrency"], r), key=lambda x: x["rps"]) for r in measured]
+        in_process = logging_cost_in_process(work / "model", row, work / "inproc-log")
     base = {r["concurrency"]: r for r in results["mlflow models serve"]}
     own = {r["concurrency"]: r for r in results["ours (own routes)"]}
     print("\nratios (ours with own routes / other):")
@@ -157,7 +158,41 @@ def main() -> None:
             print(f"  vs {name:<24} c={c}: req/s x{own[c]['rps'] / r['rps']:.2f}, CPU/request x{r['cpu_ms_per_request'] / own[c]['cpu_ms_per_request']:.2f} less")
     print(f"\ntarget c=8: >= 2x mlflow req/s -> x{own[8]['rps'] / base[8]['rps']:.2f}; p99 < 20 ms -> {own[8]['p99_ms']:.1f} ms")
     logged = {r["concurrency"]: r for r in results["ours + prediction log"]}
-    print(f"logging cost at c=8: req/s {100 * (1 - logged[8]['rps'] / own[8]['rps']):+.1f}%, CPU/request {100 * (logged[8]['cpu_ms_per_request'] / own[8]['cpu_ms_per_request'] - 1):+.1f}%")
+    print(f"logging cost at c=8 over HTTP: req/s {100 * (1 - logged[8]['rps'] / own[8]['rps']):+.1f}%, CPU/request {100 * (logged[8]['cpu_ms_per_request'] / own[8]['cpu_ms_per_request'] - 1):+.1f}%")
+    print(
+        f"logging cost in process (CPU of the request path and the writer, steadier than req/s here): "
+        f"decode + score {in_process['score_us']:.0f} us/request, logging {in_process['log_us']:+.1f} us/request ({in_process['percent']:+.1f}%)"
+    )
+
+
+def logging_cost_in_process(model_dir: Path, row: dict, sink: Path, n: int = 3000) -> dict[str, float]:
+    """CPU of the request path with and without the prediction log, rounds interleaved, in one process."""
+    import gc
+
+    from kfp_mlops.components.serve.model_source import resolve_model
+    from kfp_mlops.components.serve.server import ServedModel, ServeOptions
+
+    loaded = resolve_model(str(model_dir), tracking_uri="", scratch=sink.parent / "inproc-scratch")
+    model = ServedModel(loaded, ServeOptions(log_sink=str(sink)))
+    model.load()
+    gc.freeze()  # as the server does once it is up
+    runtime = model.runtime
+    body = {"instances": [row]}
+    score_only, with_log = [], []
+    for _ in range(3):
+        for timings, log in ((score_only, False), (with_log, True)):
+            started = time.process_time()  # every thread: the writer's work is counted too
+            for _ in range(n):
+                columns, rows, field = runtime.codec.v1_columns(body, runtime.extra)
+                encoded, scored = model.score(columns, rows, field)
+                if log:
+                    model.log_predictions(encoded, scored, "request", "key", 1.0)
+            if log:
+                runtime.logger.flush()
+            timings.append((time.process_time() - started) / n * 1e6)
+    runtime.close()
+    score_us, log_us = min(score_only), min(with_log) - min(score_only)
+    return {"score_us": score_us, "log_us": log_us, "percent": 100 * log_us / score_us}
 
 
 if __name__ == "__main__":

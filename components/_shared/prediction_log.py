@@ -16,9 +16,10 @@ layout is in ``prediction_log_io``.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import math
-import queue
+import operator
 import threading
 import time
 import weakref
@@ -165,8 +166,13 @@ class PredictionLogger:
         self.dropped = self.written = self.failed_batches = self.failed_rows = self.rejected = 0
         self._put = put
         self._client: Any = None
-        self._queue: queue.Queue[PredictionRecord] = queue.Queue(queue_size)
-        self._enqueue = self._queue.put_nowait  # bound once: log() runs on every request
+        # A deque, not a queue.Queue: append and popleft are atomic under the GIL and take no lock,
+        # which the request path (and the writer, row by row) would otherwise pay for each record.
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.queue_size = queue_size
+        # Queued as plain tuples: the garbage collector stops tracking a tuple of strings, numbers
+        # and datetimes, so a full queue does not make every collection walk thousands of records.
+        self._as_row = operator.attrgetter(*PREDICTION_SCHEMA.names)
         self._counter_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -179,12 +185,14 @@ class PredictionLogger:
 
     def log(self, record: PredictionRecord) -> bool:
         """Queue ``record``; never blocks or raises. False (and counted in ``dropped``) when full or closed."""
-        if not self._closed:
+        if not self._closed and len(self._queue) < self.queue_size:
             try:
-                self._enqueue(record)
+                self._queue.append(self._as_row(record))
                 return True
-            except queue.Full:
-                pass
+            except AttributeError:  # not a PredictionRecord: skipped, as a record with a bad field is
+                with self._counter_lock:
+                    self.rejected += 1
+                return False
         with self._counter_lock:
             self.dropped += 1
         return False
@@ -192,7 +200,7 @@ class PredictionLogger:
     @property
     def queued(self) -> int:
         """Records waiting to be written."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     def flush(self) -> None:
         """Write everything queued now, in the caller's thread (tests, shutdown)."""
@@ -209,7 +217,7 @@ class PredictionLogger:
         if self._thread.is_alive():
             log.warning(
                 "prediction log %s: the writer did not finish within %.0fs; %d queued predictions may be lost",
-                self.sink, timeout_s, self._queue.qsize(),
+                self.sink, timeout_s, len(self._queue),
             )  # fmt: skip
 
     def __enter__(self) -> PredictionLogger:
@@ -223,7 +231,7 @@ class PredictionLogger:
         poll_s = min(self.flush_s, 0.1)
         deadline = time.monotonic() + self.flush_s
         while not self._stop.wait(poll_s):
-            if self._queue.qsize() >= self.batch_rows or time.monotonic() >= deadline:
+            if len(self._queue) >= self.batch_rows or time.monotonic() >= deadline:
                 self._drain_guarded()
                 deadline = time.monotonic() + self.flush_s
         self._drain_guarded()
@@ -237,20 +245,21 @@ class PredictionLogger:
     def _drain(self) -> None:
         with self._write_lock:
             # Only what is queued now: under steady load a flush() must still end.
-            remaining = self._queue.qsize()
+            remaining = len(self._queue)
             while remaining > 0:
-                batch: list[PredictionRecord] = []
+                batch: list[tuple[Any, ...]] = []
+                take = self._queue.popleft
                 while len(batch) < min(self.batch_rows, remaining):
                     try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
+                        batch.append(take())
+                    except IndexError:
                         break
                 if not batch:
                     return
                 remaining -= len(batch)
                 self._write_batch(batch)
 
-    def _write_batch(self, batch: list[PredictionRecord]) -> None:
+    def _write_batch(self, batch: list[tuple[Any, ...]]) -> None:
         try:
             table = self._encode(batch)
             parts = plio.split_by_day(table)
@@ -271,7 +280,7 @@ class PredictionLogger:
                     self.failed_batches += 1
                     self.failed_rows += part.num_rows
 
-    def _encode(self, batch: list[PredictionRecord]) -> pa.Table:
+    def _encode(self, batch: list[tuple[Any, ...]]) -> pa.Table:
         table, rejected = plio.encode_rows(batch, PREDICTION_SCHEMA)
         if rejected:
             with self._counter_lock:

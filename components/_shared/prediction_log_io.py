@@ -278,7 +278,14 @@ def warm_up(schema: pa.Schema) -> None:
 
 
 def rows_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
-    arrays = [pa.array([getattr(r, field.name) for r in rows], type=field.type) for field in schema]
+    """A table of ``rows``: objects with an attribute per field, or tuples in the schema's order."""
+    if rows and isinstance(rows[0], tuple):
+        columns = list(zip(*rows)) if len(rows[0]) == len(schema) else None
+        if columns is None:
+            raise ValueError(f"rows have {len(rows[0])} values, the schema {len(schema)} fields")
+        arrays = [pa.array(values, type=field.type) for values, field in zip(columns, schema)]
+    else:
+        arrays = [pa.array([getattr(r, field.name) for r in rows], type=field.type) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

@@ -66,30 +66,24 @@ class Registry:
             raise mlflow_adapter.failure(what, exc) from exc
 
     def alias(self, name: str, alias: str) -> Version | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self.client.get_model_version_by_alias(name, alias)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                return None
-            raise mlflow_adapter.failure(f"reading alias {name}@{alias}", exc) from exc
-        except Exception as exc:  # noqa: BLE001
-            raise mlflow_adapter.failure(f"reading alias {name}@{alias}", exc) from exc
-        return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
+        """The version ``alias`` points at, or None when the model or the alias does not exist."""
+        return self._find(f"reading alias {name}@{alias}", self.client.get_model_version_by_alias, name, alias)
 
     def version(self, name: str, version: str) -> Version | None:
         """A registered version, or None when the model or the version does not exist."""
+        return self._find(f"reading {name} version {version}", self.client.get_model_version, name, version)
+
+    def _find(self, what: str, fn, *args: str) -> Version | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client.get_model_version(name, version)
+            mv = fn(*args)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
-            raise mlflow_adapter.failure(f"reading {name} version {version}", exc) from exc
-        except Exception as exc:  # noqa: BLE001
-            raise mlflow_adapter.failure(f"reading {name} version {version}", exc) from exc
+            raise mlflow_adapter.failure(what, exc) from exc
+        except Exception as exc:  # noqa: BLE001 - an unreachable server, named for the user
+            raise mlflow_adapter.failure(what, exc) from exc
         return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
 
     def recorded_hashes(self, name: str, version: str) -> dict[str, str]:

@@ -264,3 +264,36 @@ def test_a_feature_store_outage_is_503_and_the_server_recovers(featurized):
     recovered = server.client.post("/v1/models/m:predict", json=request)
     assert recovered.status_code == 200, recovered.text
     assert os.path.getsize(online_db) == len(original)
+
+
+def test_two_workers_each_load_the_model_from_its_files(model, tmp_path):
+    """kserve pickles the model for workers > 1 and a torch.export program cannot be pickled:
+    each worker loads the files itself (checked against the same hashes) and answers alike."""
+    import time
+
+    import psutil
+
+    tmp, _, _ = model
+    server = Server(["--model-uri", str(tmp / "model"), "--workers", "2"], tmp_path / "workers.log")
+    try:
+        table, transform, names = _rows(model, 8)
+        expected = transform.predict_table(table)
+        rows = table.select(names).to_pylist()
+        deadline = time.monotonic() + 180
+        answered = 0
+        while time.monotonic() < deadline and answered < 40:
+            try:
+                reply = server.client.post("/v1/models/model:predict", json={"instances": rows})
+            except httpx.TransportError:
+                time.sleep(0.5)
+                continue
+            if reply.status_code != 200:
+                time.sleep(0.5)
+                continue
+            np.testing.assert_allclose([p["1"] for p in reply.json()["probabilities"]], expected, rtol=0, atol=1e-7)
+            answered += 1
+        assert answered == 40, server.log.read_text()[-3000:]
+        workers = [p for p in psutil.Process(server.proc.pid).children(recursive=True) if "python" in p.name()]
+        assert len(workers) >= 2, [p.cmdline()[:3] for p in workers]
+    finally:
+        server.stop()

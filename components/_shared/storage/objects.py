@@ -37,8 +37,6 @@ TEMP_SUFFIX = ".tmp"
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
 RETRY_WINDOW_S = 30.0
-S3_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
-S3_MISSING = {"NoSuchKey", "404", "NoSuchBucket", "NotFound"}
 
 
 def scheme_of(uri: str) -> str:
@@ -189,31 +187,12 @@ def _put_local(target: Path, data: bytes, uri: str) -> None:
 def _s3_call(uri: str, action: str, call: Any, client: Any) -> Any:
     import botocore.exceptions as bexc
 
-    shown = redact_uri(uri)
+    from kfp_mlops.components._shared.storage import s3
+
     try:
         return call(client if client is not None else client_for(uri))
-    except bexc.NoCredentialsError as exc:
-        raise SourceAccessDeniedError(
-            "no S3 credentials in the environment",
-            where=shown,
-            fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (in a cluster: mount a Secret with kfp-kubernetes)",
-        ) from exc
-    except bexc.ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in S3_MISSING:
-            what = "bucket" if code == "NoSuchBucket" else "object"
-            raise SourceNotFoundError(f"S3 {what} not found ({code})", where=shown, fix=f"check the {what} name; create the bucket first") from exc
-        if code in S3_DENIED:
-            raise SourceAccessDeniedError(
-                f"S3 denied {action} access ({code})",
-                where=shown,
-                fix="check the credentials in the environment and the bucket policy (s3:PutObject, s3:GetObject, s3:ListBucket)",
-            ) from exc
-        raise SourceError(f"S3 {action} failed ({code}): {redact_text(str(exc))}", where=shown, fix="retry; check the bucket") from exc
-    except bexc.BotoCoreError as exc:
-        raise SourceError(
-            f"S3 {action} failed: {redact_text(str(exc))}", where=shown, fix="check AWS_ENDPOINT_URL, the network and that the store is up"
-        ) from exc
+    except (bexc.ClientError, bexc.BotoCoreError) as exc:
+        raise s3.failure(exc, uri, action=action, permissions="s3:PutObject, s3:GetObject, s3:ListBucket", missing_fix="check the bucket and object names; create the bucket first") from exc
 
 
 def _gcs_call(uri: str, action: str, call: Any, client: Any) -> Any:

@@ -48,23 +48,25 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
             client.download_file(bucket, name, str(target))
             staged.append(StagedFile(uri=f"s3://{bucket}/{name}", path=target))
         return staged
-    except bexc.NoCredentialsError as exc:
-        raise SourceAccessDeniedError(
-            "no S3 credentials in the environment",
-            where=redact_uri(uri),
-            fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (in a cluster: mount a Secret with kfp-kubernetes)",
-        ) from exc
-    except bexc.ClientError as exc:
+    except (bexc.ClientError, bexc.BotoCoreError) as exc:
+        raise failure(exc, uri, action="read", permissions="s3:GetObject, s3:ListBucket", missing_fix="check the bucket and key") from exc
+
+
+def failure(exc: Exception, uri: str, *, action: str, permissions: str, missing_fix: str) -> SourceError:
+    """A boto3 failure as the project's error: missing, denied, unreachable or failed, with the URI redacted."""
+    import botocore.exceptions as bexc
+
+    shown = redact_uri(uri)
+    if isinstance(exc, bexc.NoCredentialsError):
+        return SourceAccessDeniedError("no S3 credentials in the environment", where=shown, fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (in a cluster: mount a Secret with kfp-kubernetes)")
+    if isinstance(exc, bexc.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in MISSING:
             what = "bucket" if code == "NoSuchBucket" else "object"
-            raise SourceNotFoundError(f"S3 {what} not found ({code})", where=redact_uri(uri), fix="check the bucket and key") from exc
+            return SourceNotFoundError(f"S3 {what} not found ({code})", where=shown, fix=missing_fix)
         if code in DENIED:
-            raise SourceAccessDeniedError(
-                f"S3 denied access ({code})",
-                where=redact_uri(uri),
-                fix="check the credentials in the environment and the bucket policy (s3:GetObject, s3:ListBucket)",
-            ) from exc
-        raise SourceError(f"S3 request failed ({code}): {redact_text(str(exc))}", where=redact_uri(uri), fix="retry; check the bucket") from exc
-    except (bexc.EndpointConnectionError, bexc.ConnectionClosedError) as exc:
-        raise SourceError(f"S3 endpoint unreachable: {redact_text(str(exc))}", where=redact_uri(uri), fix="check AWS_ENDPOINT_URL and the network") from exc
+            return SourceAccessDeniedError(f"S3 denied access to {action} ({code})", where=shown, fix=f"check the credentials in the environment and the bucket policy ({permissions})")
+        return SourceError(f"S3 {action} failed ({code}): {redact_text(str(exc))}", where=shown, fix="retry; check the bucket")
+    if isinstance(exc, (bexc.EndpointConnectionError, bexc.ConnectionClosedError)):
+        return SourceError(f"S3 endpoint unreachable: {redact_text(str(exc))}", where=shown, fix="check AWS_ENDPOINT_URL and the network")
+    return SourceError(f"S3 {action} failed: {redact_text(str(exc))}", where=shown, fix="check AWS_ENDPOINT_URL, the network and that the store is up")
