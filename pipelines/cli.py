@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from kfp_mlops.components._shared.redact import redact_text, redacted_console
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
+DEPLOYMENT_NAME = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 DEMO_ROWS = 100_000
 PARAM_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float}
 
@@ -99,9 +101,15 @@ def cmd_run(argv: Sequence[str]) -> int:
         from kfp_mlops.components.deploy.core import DeployRequest, deployment_name
 
         # Local deployments live beside the workdir's runs, so `kfp-mlops stop` finds them.
+        from kfp_mlops.components._shared.errors import KfpMlopsError
+
         defaults = {pname: default for pname, _, default, _, _ in pipeline_parameters(pipeline)}
         named = DeployRequest(model_name=args.get("model_name") or defaults["model_name"], deployment=args.get("deployment_name") or "")
-        args["local_state_dir"] = str((workdir / "deployments" / deployment_name(named)).resolve())
+        try:
+            args["local_state_dir"] = str((workdir / "deployments" / deployment_name(named)).resolve())
+        except KfpMlopsError as exc:
+            print(f"kfp-mlops run deploy: {exc}", file=sys.stderr)
+            return exc.exit_code
     arguments = {k: v for k, v in args.items() if v is not None}
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():
@@ -150,8 +158,9 @@ def cmd_deployments(argv: Sequence[str]) -> int:
 
     root = args.workdir / "deployments"
     if args.action == "stop":
-        if not args.name or not (root / args.name).is_dir():
-            known = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+        # A name, never a path: `stop ../x` must not signal processes recorded elsewhere.
+        if not DEPLOYMENT_NAME.fullmatch(args.name) or not (root / args.name).is_dir():
+            known = sorted(p.name for p in root.iterdir() if status_local(p) is not None) if root.is_dir() else []
             print(f"no local deployment {args.name!r} under {root}; known: {', '.join(known) or 'none'}", file=sys.stderr)
             return 2
         stop_local(root / args.name)

@@ -53,6 +53,7 @@ ARM_HEADER = "X-Kfp-Mlops-Arm"
 DEFAULT_KEY_HEADER = "X-Kfp-Mlops-Key"
 # One MiB of request plus slack for the JSON framing around it.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class Splitter:
@@ -103,7 +104,7 @@ class Splitter:
 
     def _backend_error(self, route: Route, status: int, message: str) -> tuple[int, bytes, list, bytes]:
         self.errors[route.name] = self.errors.get(route.name, 0) + 1
-        fix = "check the arm's process and log (kfp-mlops deploy status), or shift its weight to 0 with PUT /-/splitter/weights"
+        fix = "check the arm's process and log (kfp-mlops deployments lists them and their logs), or shift its weight to 0 with PUT /-/splitter/weights"
         status_, reason, headers, body = json_answer(status, {"error": message, "arm": route.name, "fix": fix})
         return status_, reason, [*headers, (ARM_HEADER.encode(), route.name.encode("latin-1"))], body
 
@@ -213,15 +214,23 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(400, f"not an HTTP/1.1 request the splitter can forward ({type(error).__name__}: {error})")
 
     def on_message_begin(self) -> None:
-        self.url, self.size = b"", 0
+        self.url, self.size, self.head_size = b"", 0, 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        """The request line and headers are held in memory: capped, as the body is."""
+        self.head_size += size
+        if self.head_size > MAX_HEAD_BYTES:
+            self._refuse(431, f"request line and headers are larger than {MAX_HEAD_BYTES} bytes", "send a shorter URL and fewer, shorter headers")
 
     def on_headers_complete(self) -> None:
         length = next((v for k, v in self.headers if k.lower() == b"content-length"), None)

@@ -34,12 +34,20 @@ def error_response(status: int, message: str, request_id: str = "") -> Response:
 
 
 class PayloadLimit:
-    """ASGI middleware: a body over ``limit`` bytes gets 413, by its Content-Length or as it streams in."""
+    """ASGI middleware: a body over ``limit`` bytes gets 413, by its Content-Length or as it streams in.
+
+    It also closes KServe's model repository extension (``/v2/repository/...``): through it any
+    client on the serving port could unload the model, leaving the arm answering 404 while
+    readiness still says ready.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v2/repository"):
+            await error_response(404, "the model repository extension is not served here: a deployment changes the model")(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kfp_mlops.components.deploy.arms import ArmRequest, DeployInputError, parse_arms
@@ -50,6 +52,8 @@ def test_bad_arms_are_named(text, problem):
         ({"target": "kserve", "canary_percent": 100}, "between 1 and 99"),
         ({"target": "kserve", "canary_percent": 10, "arms": "champion=100"}, "needs two arms"),
         ({"timeout_s": 0}, "not positive"),
+        ({"port": 99999}, "not a TCP port"),
+        ({"port": -5}, "not a TCP port"),
     ],
 )
 def test_bad_settings_are_named_before_the_registry_is_read(changes, problem):
@@ -66,3 +70,18 @@ def test_deployment_names_are_dns_labels():
         deployment_name(DeployRequest(model_name="m", deployment="a" * 41))
     with pytest.raises(DeployInputError, match="DNS label"):
         deployment_name(DeployRequest(model_name="___"))
+    for given in ("../../evil", "Bad Name!", "Fraud"):  # a given name is checked, never rewritten into another
+        with pytest.raises(DeployInputError, match=re.escape(repr(given))):
+            deployment_name(DeployRequest(model_name="m", deployment=given))
+
+
+def test_stopping_takes_a_name_never_a_path(tmp_path, capsys):
+    from kfp_mlops.pipelines.cli import cmd_deployments
+
+    (tmp_path / "wd" / "deployments").mkdir(parents=True)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "deployment.json").write_text("{}")
+    assert cmd_deployments(["stop", "../../evil", "--workdir", str(tmp_path / "wd")]) == 2
+    assert "no local deployment '../../evil'" in capsys.readouterr().err
+    assert (evil / "deployment.json").exists()

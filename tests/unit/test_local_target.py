@@ -259,6 +259,11 @@ def test_a_down_arm_answers_502_naming_it_and_recovers(stand_in, tmp_path):
             urllib.request.urlopen(chunked, timeout=30)
         assert too_large.value.code == 413 and "4096" in json.loads(too_large.value.read())["error"]
         assert call(url + "/v1/x", method="POST", body=b"x" * 4000)[0] == 200
+        huge_header = urllib.request.Request(url + "/v1/x", data=b"{}", method="POST", headers={"X-Padding": "p" * 100_000})
+        with pytest.raises(urllib.error.HTTPError) as head_too_large:
+            urllib.request.urlopen(huge_header, timeout=30)
+        assert head_too_large.value.code == 431, "headers are held in memory: capped like the body"
+        assert call(url + "/v1/x", method="POST", body=b"{}")[0] == 200
     finally:
         for process in [splitter, *backends.values()]:
             process.terminate()

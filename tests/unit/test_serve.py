@@ -118,6 +118,9 @@ def test_health_ready_and_metadata(server):
     assert meta["versions"] == ["1"] and meta["parameters"]["classes"] == ["0", "1"]
     assert {i["name"]: i["datatype"] for i in meta["inputs"]}["age"] == "INT64" and {i["name"]: i["datatype"] for i in meta["inputs"]}["country"] == "BYTES"
     assert c.get("/v2/models/unknown").status_code == 404
+    for action in ("unload", "load"):  # KServe's repository extension: no client may unload the model
+        assert c.post(f"/v2/repository/models/served/{action}").status_code in (404, 405)
+    assert c.get("/v2/models/served/ready").json() == {"name": "served", "ready": True}
 
 
 def test_bad_requests_get_400_naming_the_field_and_the_server_keeps_serving(model, server):
