@@ -152,11 +152,15 @@ class Registry:
                 self.client.create_registered_model(held, tags=tags, description=f"kfp-mlops promotion lock of {name!r}")
                 break
             except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                # RESOURCE_DOES_NOT_EXIST: a tracking server under load can lose the race between our
+                # create and a concurrent release (seen in CI); whether we hold the lock is read below.
+                if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                     raise mlflow_adapter.failure(f"locking {name!r} for promotion", exc) from exc
             except Exception as exc:  # noqa: BLE001
                 raise mlflow_adapter.failure(f"locking {name!r} for promotion", exc) from exc
             holder = self._lock_tags(held)
+            if holder is not None and holder.get(_OWNER_TAG) == owner:
+                break  # our create went through although the server answered otherwise
             if holder is not None and holder.get(_LOCK_TAG) != "1":
                 raise RegistryError(f"a registered model named {held!r} exists and is not a kfp-mlops lock", fix=f"rename that model: kfp-mlops reserves names starting with {LOCK_PREFIX!r} for its promotion locks and never deletes a model it did not create")
             if holder is not None and time.time() - _float(holder.get(_TIME_TAG)) > stale_s:
