@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,6 @@ from kfp_mlops.components._shared.redact import redact_text, redacted_console
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
-DEPLOYMENT_NAME = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 DEMO_ROWS = 100_000
 PARAM_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float}
 
@@ -154,6 +152,7 @@ def cmd_deployments(argv: Sequence[str]) -> int:
     parser.add_argument("name", nargs="?", default="", help="deployment to stop (its name is in the list)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="the workdir given to `kfp-mlops run` (default: %(default)s)")
     args = parser.parse_args(argv)
+    from kfp_mlops.components.deploy.core import DEPLOYMENT_NAME
     from kfp_mlops.components.deploy.local_target import status_local, stop_local
 
     root = args.workdir / "deployments"

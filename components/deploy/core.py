@@ -9,6 +9,7 @@ does not become ready.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from kfp_mlops.components.deploy.arms import (
 )
 
 TARGETS = ("local", "kserve", "seldon", "seldon-v2")
+DEPLOYMENT_NAME = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")  # an RFC 1035 label, short enough for every target
 MODES = ("apply", "dry-run")
 DEPLOYMENT_MODES = ("Serverless", "RawDeployment")
 
@@ -106,13 +108,11 @@ def check_request(request: DeployRequest) -> list:
 
 def deployment_name(request: DeployRequest) -> str:
     """The endpoint's name: as given (checked, never rewritten), or the model name made DNS-safe (RFC 1035 label)."""
-    import re
-
     if request.deployment:
         name = request.deployment
     else:
         name = re.sub(r"^[^a-z]+", "", re.sub(r"[^a-z0-9-]+", "-", request.model_name.lower()).strip("-"))
-    if not re.fullmatch(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?", name):
+    if not DEPLOYMENT_NAME.fullmatch(name):
         raise DeployInputError(f"deployment name {name!r} (from {request.deployment or request.model_name!r}) is not a DNS label of at most 40 characters", fix="pass deployment_name: lower-case letters, digits and '-', starting with a letter")
     return name
 
