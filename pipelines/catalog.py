@@ -13,6 +13,8 @@ COMPONENTS = {
     "train_distributed": "kfp_mlops.components.distributed.component:train_distributed",
     "register": "kfp_mlops.components.register.component:register",
     "deploy": "kfp_mlops.components.deploy.component:deploy",
+    "analyze_experiment": "kfp_mlops.components.abtest.component:analyze_experiment",
+    "simulate_traffic": "kfp_mlops.components.abtest.component:simulate_traffic",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }
@@ -20,6 +22,7 @@ PIPELINES = {
     "training": "kfp_mlops.pipelines.training:training",
     "sweep": "kfp_mlops.pipelines.sweep:sweep",
     "deploy": "kfp_mlops.pipelines.deploy:deploy",
+    "rollout": "kfp_mlops.pipelines.rollout:rollout",
 }
 
 

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from kfp_mlops.components._shared import prediction_log_io as plio
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prediction_log_io import (
+    ERROR_SCHEMA,
     FEEDBACK_SCHEMA,
     PREDICTION_SCHEMA,
 )
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 WARN_EVERY_S = 60.0
 UNMATCHED_KEY = b"kfp_mlops.unmatched_outcomes"
 __all__ = [
-    "FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "Columns", "Outcome", "PredictionLogger", "PredictionRecord",
-    "join_outcomes", "read_feedback", "read_predictions", "unmatched_outcomes", "write_feedback",
+    "ERROR_SCHEMA", "FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "Columns", "ErrorLogger", "ErrorRecord", "Outcome", "PredictionLogger",
+    "PredictionRecord", "join_outcomes", "read_errors", "read_feedback", "read_predictions", "unmatched_outcomes", "write_feedback",
 ]  # fmt: skip
 
 
@@ -63,6 +64,7 @@ class Columns:
     ROUTING_KEY = "routing_key"
     OUTCOME = "outcome"  # feedback tables and join_outcomes
     OUTCOME_TIME = "outcome_time"  # join_outcomes: the time of the outcome that won
+    STATUS = "status"  # error tables: the HTTP status the server answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,24 @@ class Outcome:
     time: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """A request the server failed (HTTP status >= 500): what the error-rate guardrail counts.
+
+    Attributes:
+        request_id, time, arm, model_name, model_version, routing_key: as in ``PredictionRecord``.
+        status: The HTTP status answered.
+    """
+
+    request_id: str
+    time: datetime
+    arm: str
+    model_name: str
+    model_version: str
+    status: int
+    routing_key: str
+
+
 class PredictionLogger:
     """Writes ``PredictionRecord``s to a sink in Parquet batches, off the request path.
 
@@ -137,6 +157,9 @@ class PredictionLogger:
         SourceAccessDeniedError: a local sink folder cannot be created.
     """
 
+    KIND = plio.PREDICTIONS
+    SCHEMA = PREDICTION_SCHEMA
+
     def __init__(
         self,
         sink: str,
@@ -157,10 +180,10 @@ class PredictionLogger:
             )
         self._sink = plio.parse_sink(sink)
         if self._sink.scheme == "":
-            plio.make_local_folder(self._sink.folder(plio.PREDICTIONS))
-            plio.remove_stale_temporaries(self._sink.folder(plio.PREDICTIONS))
+            plio.make_local_folder(self._sink.folder(self.KIND))
+            plio.remove_stale_temporaries(self._sink.folder(self.KIND))
         self.sink = self._sink.shown
-        plio.warm_up(PREDICTION_SCHEMA)
+        plio.warm_up(self.SCHEMA)
         self.batch_rows, self.flush_s = batch_rows, flush_s
         self.write_attempts, self.retry_delay_s = write_attempts, retry_delay_s
         self.dropped = self.written = self.failed_batches = self.failed_rows = self.rejected = 0
@@ -172,7 +195,7 @@ class PredictionLogger:
         self.queue_size = queue_size
         # Queued as plain tuples: the garbage collector stops tracking a tuple of strings, numbers
         # and datetimes, so a full queue does not make every collection walk thousands of records.
-        self._as_row = operator.attrgetter(*PREDICTION_SCHEMA.names)
+        self._as_row = operator.attrgetter(*self.SCHEMA.names)
         self._counter_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -189,7 +212,7 @@ class PredictionLogger:
             try:
                 self._queue.append(self._as_row(record))
                 return True
-            except AttributeError:  # not a PredictionRecord: skipped, as a record with a bad field is
+            except AttributeError:  # not a record of this logger's kind: skipped, as a record with a bad field is
                 with self._counter_lock:
                     self.rejected += 1
                 return False
@@ -271,7 +294,7 @@ class PredictionLogger:
             return
         now = datetime.now(timezone.utc)
         for day, part in parts:
-            uri = plio.part_uri(self._sink, plio.PREDICTIONS, day, now)
+            uri = plio.part_uri(self._sink, self.KIND, day, now)
             if self._write_with_retries(uri, part):
                 with self._counter_lock:
                     self.written += part.num_rows
@@ -281,7 +304,7 @@ class PredictionLogger:
                     self.failed_rows += part.num_rows
 
     def _encode(self, batch: list[tuple[Any, ...]]) -> pa.Table:
-        table, rejected = plio.encode_rows(batch, PREDICTION_SCHEMA)
+        table, rejected = plio.encode_rows(batch, self.SCHEMA)
         if rejected:
             with self._counter_lock:
                 self.rejected += rejected
@@ -319,6 +342,13 @@ class PredictionLogger:
             "prediction log %s: %s%s (totals: %d batches / %d rows given up, %d records dropped, %d rejected)",
             self.sink, redact_text(str(exc)), earlier, self.failed_batches, self.failed_rows, self.dropped, self.rejected,
         )  # fmt: skip
+
+
+class ErrorLogger(PredictionLogger):
+    """A ``PredictionLogger`` for ``ErrorRecord``s (written under ``errors/``), with the same guarantees."""
+
+    KIND = plio.ERRORS
+    SCHEMA = ERROR_SCHEMA
 
 
 # A server that never calls close() still writes its queue at a normal interpreter exit
@@ -383,6 +413,12 @@ def read_predictions(
     if arm is not None:
         table = table.filter(pc.equal(table.column(Columns.ARM), pa.scalar(arm, pa.string())))
     return table
+
+
+def read_errors(sink: str, *, since: datetime | None = None, until: datetime | None = None) -> pa.Table:
+    """Logged server errors with ``since <= time < until``, with ``ERROR_SCHEMA``, sorted by time."""
+    window = plio.require_utc(since, "since"), plio.require_utc(until, "until")
+    return plio.read_kind(plio.parse_sink(sink), plio.ERRORS, ERROR_SCHEMA, since=window[0], until=window[1])
 
 
 def read_feedback(sink: str) -> pa.Table:

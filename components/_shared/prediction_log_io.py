@@ -54,6 +54,19 @@ PREDICTION_SCHEMA = pa.schema(
     ]
 )
 FEEDBACK_SCHEMA = pa.schema([("request_id", pa.string()), ("outcome", pa.string()), ("time", TIME_TYPE)])
+ERRORS = "errors"
+# A request the server failed (status >= 500): the arm's error rate is errors / (predictions + errors).
+ERROR_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("time", TIME_TYPE),
+        ("arm", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("status", pa.int32()),
+        ("routing_key", pa.string()),
+    ]
+)
 PART_NAME = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/part-[^/]+\.parquet$")
 READ_THREADS = 8
 US_PER_DAY = 86_400_000_000
@@ -172,7 +185,7 @@ def read_kind(
         SourceError: the store could not be listed or read.
     """
     client = objects.client_for(sink.root)
-    uris = [u for u in objects.list_objects(sink.folder(kind), client=client) if _in_window(u, since, until)]
+    uris = part_uris(sink, kind, since=since, until=until, client=client)
     if sink.scheme and len(uris) > 1:
         # Object stores answer one small GET at a time slowly; a few in flight hide the latency.
         with ThreadPoolExecutor(READ_THREADS) as pool:
@@ -189,6 +202,12 @@ def read_kind(
     if mask is not None:
         table = table.filter(mask)
     return table.sort_by("time") if table.num_rows > 1 else table
+
+
+def part_uris(sink: Sink, kind: str, *, since: datetime | None = None, until: datetime | None = None, client: Any = None) -> list[str]:
+    """The part files of ``kind`` whose date partition overlaps [since, until] (rows still need filtering by time)."""
+    client = client if client is not None else objects.client_for(sink.root)
+    return [u for u in objects.list_objects(sink.folder(kind), client=client) if _in_window(u, since, until)]
 
 
 def _in_window(uri: str, since: datetime | None, until: datetime | None) -> bool:
@@ -273,7 +292,7 @@ def encode_rows(rows: Sequence[Any], schema: pa.Schema) -> tuple[pa.Table, int]:
 def warm_up(schema: pa.Schema) -> None:
     """Pay pyarrow's one-off costs now: its first ``pa.array`` from a list imports pandas
     (~0.4 s of CPU, holding the GIL), which in the writer thread would stall serving."""
-    row = {f.name: (datetime.now(timezone.utc) if f.name == "time" else 0.0 if pa.types.is_floating(f.type) else "") for f in schema}
+    row = {f.name: (datetime.now(timezone.utc) if f.name == "time" else 0.0 if pa.types.is_floating(f.type) else 0 if pa.types.is_integer(f.type) else "") for f in schema}
     to_parquet_bytes(pa.Table.from_arrays([pa.array([row[f.name]], type=f.type) for f in schema], schema=schema))
 
 

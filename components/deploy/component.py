@@ -11,6 +11,7 @@ def deploy(
     manifests: Output[Artifact],
     summary: Output[Markdown],
     endpoint: OutputPath(str),
+    deployed_at: OutputPath(str),
     arms: str = "champion=100",
     target: str = "local",
     mode: str = "apply",
@@ -41,6 +42,7 @@ def deploy(
         manifests: What was deployed: Kubernetes manifests (manifests.yaml) or the local plan (local.yaml).
         summary: Arms, versions, weights and the endpoint.
         endpoint: The endpoint URL (local splitter or cluster service); empty in dry-run.
+        deployed_at: When the arms started serving at these weights (ISO time, UTC): where an experiment's window starts.
         arms: alias=weight pairs summing to 100, e.g. champion=90,challenger=10; a version number also works (7=50,8=50).
         target: local (server processes behind a local splitter), kserve, seldon (Seldon Core v1) or seldon-v2 (Model + Experiment, MLServer runtime).
         mode: apply, or dry-run (render and check only).
@@ -61,6 +63,7 @@ def deploy(
         timeout_minutes: How long the arms get to become ready.
     """
     import os
+    from datetime import datetime, timezone
     from pathlib import Path
 
     from kfp_mlops.components._shared.entry import exit_on_error
@@ -102,4 +105,5 @@ def deploy(
             kube = api_client()
         result = run_deploy(request, registry=Registry(tracking_uri), kube_api_client=kube)
         write_outputs(result, request, manifests_dir=Path(manifests.path), summary_path=Path(summary.path), endpoint_path=Path(endpoint))
+        Path(deployed_at).write_text(datetime.now(timezone.utc).isoformat() if result.applied else "")
         manifests.metadata.update({"target": target, "mode": mode, "endpoint": result.endpoint, "arms": {a.name: {"version": a.version, "weight": a.weight} for a in result.arms}})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import math
 import threading
 import time
@@ -40,6 +41,8 @@ from kfp_mlops.components.serve.codec import (
     score_output,
 )
 from kfp_mlops.components.serve.model_source import LoadedModel
+
+log = logging.getLogger(__name__)
 
 # Imported after the CLI parsed its own arguments: kserve parses sys.argv at import.
 import kserve  # noqa: E402  isort: skip
@@ -106,15 +109,17 @@ class _Runtime:
 
             self.lookup = FeatureLookup(options.feature_repo, self.prep.feature_names)
         self.extra = (self.lookup.entity,) if self.lookup is not None else ()
-        self.logger = None
+        self.logger = self.error_logger = None
         if options.log_sink:
-            from kfp_mlops.components._shared.prediction_log import PredictionLogger
+            from kfp_mlops.components._shared.prediction_log import ErrorLogger, PredictionLogger
 
             self.logger = PredictionLogger(options.log_sink, batch_rows=options.log_batch_rows, flush_s=options.log_flush_seconds, queue_size=options.log_queue_size)
+            self.error_logger = ErrorLogger(options.log_sink, batch_rows=options.log_batch_rows, flush_s=options.log_flush_seconds, queue_size=options.log_queue_size)
 
     def close(self) -> None:
-        if self.logger is not None:
-            self.logger.close()
+        for logger in (self.logger, self.error_logger):
+            if logger is not None:
+                logger.close()
 
 
 class ServedModel(kserve.Model):
@@ -213,6 +218,15 @@ class ServedModel(kserve.Model):
             prediction = scored.predictions[i]
             logger.log(PredictionRecord(request_id if n == 1 else f"{request_id}/{i}", now, self.options.arm, self.registered_name, self.version, features, prediction if isinstance(prediction, str) else str(prediction), scored.scores[i], latency_ms, routing_key))
 
+    def log_error(self, request_id: str, routing_key: str, status: int) -> None:
+        """Count a failed request against this arm (the A/B error-rate guardrail reads these)."""
+        if self.runtime.error_logger is None:
+            return
+        from kfp_mlops.components._shared.prediction_log import ErrorRecord
+
+        now = datetime.now(timezone.utc)
+        self.runtime.error_logger.log(ErrorRecord(request_id, now, self.options.arm, self.registered_name, self.version, status, routing_key))
+
     # -- KServe's own handler path (kserve_handlers=True) ------------------------------
     def predict(self, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         if not isinstance(payload, dict):
@@ -286,7 +300,12 @@ class Routes:
         except RequestError as exc:
             return error_response(exc.status, str(exc), request_id)
         except FeatureStoreError as exc:
+            model.log_error(request_id, headers.get("x-kfp-mlops-key", ""), 503)
             return error_response(503, str(exc), request_id)
+        except Exception:  # noqa: BLE001 - a scoring failure is the arm's: answered, logged, counted
+            log.exception("scoring request %s failed", request_id)
+            model.log_error(request_id, headers.get("x-kfp-mlops-key", ""), 500)
+            return error_response(500, "the model failed on this request; the server log has the traceback", request_id)
         answer = model.v2_body(scored, request_id) if v2 else model.v1_body(scored, request_id)
         if without >= 0:
             if v2:

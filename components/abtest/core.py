@@ -1,0 +1,133 @@
+"""One gate of an experiment: read the log, analyse, decide, and in apply mode act on it.
+
+A gate may wait: it re-reads the log every ``poll_s`` until the decision is not
+``continue`` or ``wait_s`` has passed. The always-valid statistics make the repeated
+looks safe. A rollout has several gates (one per canary step); each analyses its own
+window at ``alpha / gates``, so the whole rollout keeps its false-claim rate at alpha.
+On ``continue`` in apply mode a gate may move the challenger to the next canary weight
+and hands the next gate its window start and design.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.abtest.analysis import AnalysisResult, Decision, analyze
+from kfp_mlops.components.abtest.apply import Applied, TrafficTarget, apply_decision
+from kfp_mlops.components.abtest.logs import read_experiment
+from kfp_mlops.components.abtest.settings import AnalysisInputError, AnalysisSettings, check_settings
+from kfp_mlops.components.deploy.arms import DeployInputError, parse_arms
+
+MODES = ("report", "apply")
+INCONCLUSIVE = ("hold", "rollback")
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """One gate.
+
+    Attributes:
+        model_name: Registered model name (promotion moves its @champion).
+        log_sink: The deployment's prediction log.
+        arms: The design: the deployed arms and weights, e.g. champion=90,challenger=10.
+        settings: What to test and how strictly (alpha is the whole rollout's).
+        mode: report (decide only) or apply (promote / roll back / move to the next step).
+        traffic: Where the arms run (apply mode).
+        gates: Gates in the rollout; each tests at alpha / gates.
+        next_weight: apply: on continue, give the challenger this percent next (0 = stay).
+        on_inconclusive: hold, or rollback when this gate is the last and nothing was shown.
+        wait_s, poll_s: How long to wait for a decision, and how often to look.
+    """
+
+    model_name: str
+    log_sink: str
+    arms: str
+    settings: AnalysisSettings
+    mode: str = "report"
+    traffic: TrafficTarget = TrafficTarget("local")
+    gates: int = 1
+    next_weight: int = 0
+    on_inconclusive: str = "hold"
+    wait_s: float = 0.0
+    poll_s: float = 60.0
+
+
+@dataclass
+class GateOutcome:
+    result: AnalysisResult
+    applied: Applied | None
+    next_arms: str  # the design of the next gate ("" when the experiment ended)
+    next_since: str  # ISO time the next gate's window starts ("" when it ended)
+    looks: int  # analyses run while waiting
+
+
+def design_of(arms: str) -> dict[str, int]:
+    """``champion=90,challenger=10`` -> {arm name: weight}; a version arm is named v<version>."""
+    try:
+        return {arm.name: arm.weight for arm in parse_arms(arms)}
+    except DeployInputError as exc:
+        raise AnalysisInputError(exc.problem, fix=exc.fix) from None
+
+
+def check_gate(request: GateRequest) -> dict[str, int]:
+    check_settings(request.settings)
+    if request.mode not in MODES:
+        raise AnalysisInputError(f"mode {request.mode!r} is not report or apply", fix="report to decide only; apply to promote or roll back as decided")
+    if request.on_inconclusive not in INCONCLUSIVE:
+        raise AnalysisInputError(f"on_inconclusive {request.on_inconclusive!r} is not hold or rollback", fix="rollback on the last canary step, hold otherwise")
+    if not 1 <= request.gates <= 100 or not 0 <= request.next_weight < 100:
+        raise AnalysisInputError(f"gates {request.gates} / next_weight {request.next_weight} out of range", fix="gates from 1 to 100; next_weight a percent below 100 (0 = stay)")
+    if request.wait_s < 0 or request.poll_s <= 0:
+        raise AnalysisInputError("wait and poll times must be positive", fix="e.g. wait_minutes=60")
+    design = design_of(request.arms)
+    if request.next_weight and len(design) != 2:
+        raise AnalysisInputError(f"next_weight shifts traffic between two arms; the design has {len(design)}", fix="use next_weight with champion and one challenger")
+    if request.mode == "apply" and request.traffic.target == "local" and not request.traffic.state_dir:
+        raise AnalysisInputError("apply mode on the local target needs the deployment's state folder", fix="pass local_state_dir (the deploy step's) ")
+    return design
+
+
+def run_gate(request: GateRequest, *, registry: Any = None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> GateOutcome:
+    """Analyse (waiting up to ``wait_s`` for a decision) and, in apply mode, act on the decision."""
+    design = check_gate(request)
+    settings = dataclasses.replace(request.settings, alpha=request.settings.alpha / request.gates)
+    deadline = clock() + request.wait_s
+    looks = 0
+    while True:
+        looks += 1
+        try:
+            result = analyze(read_experiment(request.log_sink, settings), settings, design)
+        except DataError as exc:
+            if clock() + request.poll_s > deadline or "no predictions" not in exc.problem:
+                raise
+            sleep(request.poll_s)  # no traffic in the window yet
+            continue
+        if result.decision.action != "continue" or clock() + request.poll_s > deadline:
+            break
+        sleep(request.poll_s)
+    if result.decision.action == "continue" and request.on_inconclusive == "rollback" and not request.next_weight:
+        challenger = next((n for n in design if n != settings.control), "")
+        result.decision = Decision("rollback", challenger, [*result.decision.reasons, "this was the last step and no challenger was shown better: the champion keeps all traffic"])
+    if request.mode != "apply":
+        return GateOutcome(result, None, _next_design(request, design, result), "", looks)
+    applied = apply_decision(result, registry=registry, model_name=request.model_name, traffic=request.traffic, design=design)
+    next_arms, next_since = "", ""
+    if result.decision.action == "continue" and request.next_weight:
+        challenger = next(n for n in design if n != settings.control)
+        weights = {settings.control: 100 - request.next_weight, challenger: request.next_weight}
+        request.traffic.shift(weights)
+        next_since = datetime.now(timezone.utc).isoformat()
+        next_arms = ",".join(f"{name}={weight}" for name, weight in weights.items())
+        applied = Applied("next-step", weights, notes=[f"{challenger!r} moves to {request.next_weight}% for the next step"])
+    elif result.decision.action == "continue":
+        next_arms = request.arms
+    return GateOutcome(result, applied, next_arms, next_since, looks)
+
+
+def _next_design(request: GateRequest, design: dict[str, int], result: AnalysisResult) -> str:
+    return request.arms if result.decision.action == "continue" else ""
