@@ -108,6 +108,11 @@ def cmd_run(argv: Sequence[str]) -> int:
         except KfpMlopsError as exc:
             print(f"kfp-mlops run deploy: {exc}", file=sys.stderr)
             return exc.exit_code
+    if "replay_uri" in args and args["replay_uri"] is None and (args.get("target") or "local") == "local":
+        latest = latest_test_split(workdir / "runs")
+        if latest is not None:
+            print(f"no --replay-uri given: replaying the test split of the latest training run as traffic ({latest})")
+            args["replay_uri"] = str(latest)
     arguments = {k: v for k, v in args.items() if v is not None}
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():
@@ -127,6 +132,12 @@ def cmd_run(argv: Sequence[str]) -> int:
         if endpoint.read_text().strip():
             print(f"\nserving at {endpoint.read_text().strip()}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
     return 0
+
+
+def latest_test_split(runs: Path) -> Path | None:
+    """The test split of the newest local run that made one (the rollout replays it as traffic)."""
+    found = [p for p in runs.glob("*/featurize*/test") if p.exists()] if runs.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def cmd_compile(argv: Sequence[str]) -> int:

@@ -3,8 +3,10 @@
 deploy (champion and challenger at the first weight) -> [traffic] -> gate 1 -> on continue:
 next weight -> [traffic] -> gate 2 -> on continue: next weight -> [traffic] -> gate 3 (the
 last: inconclusive means rollback). Any gate promotes (moves @champion, all traffic to the
-winner) or rolls back (all traffic to the champion) as soon as the evidence says so; each
-tests at alpha / 3, so the whole rollout claims a false winner at most alpha of the time.
+winner) or rolls back (all traffic to the champion) as soon as the evidence says so. Each
+gate analyses everything since the rollout began (each step a period at its own weights,
+combined stratified) with always-valid statistics, so looking at every step keeps the
+chance of a false winner at alpha.
 The traffic steps replay a labelled table on this machine and do nothing without one
 (on a cluster, real users are the traffic and the gates wait for it: wait_minutes).
 """
@@ -13,9 +15,6 @@ from kfp import dsl
 
 from kfp_mlops.components.abtest.component import analyze_experiment, simulate_traffic
 from kfp_mlops.components.deploy.component import deploy as deploy_step
-
-GATES = 3
-
 
 @dsl.pipeline(name="rollout", description="Canary rollout of the @challenger: deploy at a first weight, then steps gated by the A/B analysis (SRM, primary metric, guardrails, always-valid statistics), promoting or rolling back automatically.")
 def rollout(
@@ -81,7 +80,7 @@ def rollout(
     endpoint = deployed.outputs["endpoint"]
     common = dict(
         model_name=model_name, log_sink=log_sink, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect, latency_margin=latency_margin,
-        error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units, mode="apply", gates=GATES,
+        error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units, mode="apply",
         wait_minutes=wait_minutes, target=target, deployment_name=deployment_name, namespace=namespace, local_state_dir=local_state_dir,
         mlflow_tracking_uri=mlflow_tracking_uri,
     )
@@ -89,9 +88,9 @@ def rollout(
 
     first_traffic = simulate_traffic(**traffic, seed=seed, step=1).set_caching_options(False)
     first = analyze_experiment(**common, arms=arms, since=deployed.outputs["deployed_at"], next_weight=second_weight).after(first_traffic).set_caching_options(False)
-    with dsl.If(first.outputs["decision"] == "continue", name="second-step"):
+    with dsl.If(first.outputs["Output"] == "continue", name="second-step"):
         second_traffic = simulate_traffic(**traffic, seed=seed, step=2).after(first).set_caching_options(False)
-        second = analyze_experiment(**common, arms=first.outputs["next_arms"], since=first.outputs["next_since"], next_weight=third_weight).after(second_traffic).set_caching_options(False)
-        with dsl.If(second.outputs["decision"] == "continue", name="third-step"):
+        second = analyze_experiment(**common, arms=first.outputs["next_arms"], since=first.outputs["next_since"], history=first.outputs["next_history"], next_weight=third_weight).after(second_traffic).set_caching_options(False)
+        with dsl.If(second.outputs["Output"] == "continue", name="third-step"):
             third_traffic = simulate_traffic(**traffic, seed=seed, step=3).after(second).set_caching_options(False)
-            analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], next_weight=0, on_inconclusive="rollback").after(third_traffic).set_caching_options(False)
+            analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], history=second.outputs["next_history"], next_weight=0, on_inconclusive="rollback").after(third_traffic).set_caching_options(False)

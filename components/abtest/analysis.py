@@ -2,8 +2,11 @@
 
 Every hypothesis of the experiment (per challenger: the primary metric better, the
 primary metric worse, latency harm, error-rate harm) is one member of one family;
-its p-values are adjusted together (Holm or Benjamini-Hochberg) and its intervals are
-drawn at alpha / family size, so the report's intervals agree with its decisions.
+its p-values are adjusted together (Holm or Benjamini-Hochberg). Each p-value is the
+two-sided one of the distance to the hypothesis' threshold (counted only on the side the
+hypothesis names), and each interval is drawn at the level its test used (Holm:
+alpha / (m - rank + 1); BH: alpha * rank / m), with the same mixture, so an interval
+excludes the threshold exactly when its test rejects at that level.
 Sequential (always-valid) p-values and confidence sequences make every look safe: the
 gate may run after every canary step, or every minute, without inflating false claims.
 """
@@ -15,6 +18,7 @@ from datetime import datetime
 
 import numpy as np
 from kfp_mlops.components.abtest.logs import ArmData, ExperimentData
+from kfp_mlops.components.abtest.periods import Period, expected_shares, merged, over_periods
 from kfp_mlops.components.abtest.settings import AnalysisInputError, AnalysisSettings
 from kfp_mlops.components.abtest.stats import estimate as est
 from kfp_mlops.components.abtest.stats import multiple, power, sequential, srm
@@ -38,6 +42,7 @@ class Comparison:
     upper: float
     p_value: float  # of this hypothesis, before adjustment
     adjusted_p: float = float("nan")
+    level: float = float("nan")  # the level its interval is drawn at (its test's critical level)
     significant: bool = False
     estimable: bool = True
     over_time: list[tuple[datetime, float, float, float]] = field(default_factory=list)  # (look, effect, lower, upper)
@@ -50,6 +55,7 @@ class SrmCheck:
     chi_square_p: float
     sequential_p: float
     mismatch: bool
+    periods: int = 1  # each period is tested against its own weights; the smallest p-values are shown
 
 
 @dataclass
@@ -78,42 +84,58 @@ class AnalysisResult:
     decision: Decision
     family_size: int
     warnings: list[str] = field(default_factory=list)
+    periods: int = 1  # canary steps analysed together (stratified)
 
 
 def analyze(data: ExperimentData, settings: AnalysisSettings, weights: dict[str, int]) -> AnalysisResult:
     """Test ``data`` under ``settings``; ``weights`` are the deployment's traffic percents per arm (the SRM design)."""
-    arms = _arms_in_design(data, settings, weights)
+    return analyze_periods([Period(data, weights)], settings)
+
+
+def analyze_periods(periods: list[Period], settings: AnalysisSettings) -> AnalysisResult:
+    """Test an experiment whose weights changed between periods (canary steps): per-period SRM, stratified effects."""
+    weights = _check_design(periods, settings)
     challengers = [name for name in weights if name != settings.control and weights[name] > 0]
-    warnings = _warnings(data, settings)
-    srm_check = _srm(data, weights)
-    control = arms[settings.control]
+    data = merged(periods, _empty_arm)
+    arms = {name: data.arms.get(name) or _empty_arm(len(data.look_times)) for name in weights}
+    srm_check = _srm(periods)
     comparisons: list[Comparison] = []
+    estimates: list[est.Estimate] = []
     for name in challengers:
-        comparisons += _compare(control, arms[name], data.look_times, settings)
+        for comparison, estimate in _compare(periods, arms[settings.control], arms[name], settings):
+            comparisons.append(comparison)
+            estimates.append(estimate)
     family = max(1, len(comparisons))
     raw = np.array([c.p_value for c in comparisons], dtype=float)
     adjusted = raw if settings.correction == "none" else (multiple.holm(raw) if settings.correction == "holm" else multiple.benjamini_hochberg(raw))
-    for comparison, p in zip(comparisons, np.atleast_1d(adjusted)):
+    for comparison, estimate, p, level in zip(comparisons, estimates, np.atleast_1d(adjusted), _levels(raw, settings)):
         comparison.adjusted_p = float(p)
-        comparison.significant = bool(comparison.estimable and np.isfinite(p) and p < settings.alpha)
-    level = settings.alpha / family
-    for comparison in comparisons:
-        _draw_intervals(comparison, control, arms[comparison.challenger], data.look_times, settings, level)
-    power_check = _power(control, arms[challengers[0]], data, settings, weights[challengers[0]] / (weights[challengers[0]] + weights[settings.control])) if challengers else None
+        comparison.significant = bool(comparison.estimable and np.isfinite(p) and p <= settings.alpha)
+        comparison.level = level
+        _draw_intervals(comparison, estimate, data.look_times, settings, level)
+    share = weights[challengers[0]] / (weights[challengers[0]] + weights[settings.control]) if challengers else 0.5
+    power_check = _power(arms[settings.control], arms[challengers[0]], data, settings, share) if challengers else None
     decision = _decide(arms, challengers, comparisons, srm_check, settings)
-    return AnalysisResult(settings, data, srm_check, comparisons, power_check, decision, family, warnings)
+    return AnalysisResult(settings, data, srm_check, comparisons, power_check, decision, family, _warnings(data, settings), len(periods))
 
 
-def _arms_in_design(data: ExperimentData, settings: AnalysisSettings, weights: dict[str, int]) -> dict[str, ArmData]:
-    if settings.control not in weights:
-        raise AnalysisInputError(f"the control arm {settings.control!r} is not among the deployment's arms {sorted(weights)}", fix="pass control= the champion's arm name, as deployed")
-    unknown = sorted(set(data.arms) - set(weights))
-    if unknown:
-        raise AnalysisInputError(f"the log has arms {unknown} that the design {weights} does not", fix="pass the deployment's arms with their weights, e.g. champion=90,challenger=10")
-    if not any(w > 0 for name, w in weights.items() if name != settings.control):
-        raise AnalysisInputError(f"no challenger receives traffic in the design {weights}", fix="give a challenger a weight above 0")
-    empty = _empty_arm(len(data.look_times))
-    return {name: data.arms.get(name, ArmData(name, empty.units, empty.metric, empty.latency, empty.units, empty.units, 0.0, 0)) for name in weights}
+def _check_design(periods: list[Period], settings: AnalysisSettings) -> dict[str, int]:
+    """The current (last) design, after checking every period's against its data."""
+    if not periods:
+        raise AnalysisInputError("no period to analyse", fix="pass the deployment's arms and the window")
+    names = list(periods[-1].weights)
+    for period in periods:
+        weights = period.weights
+        if list(weights) != names:
+            raise AnalysisInputError(f"the arms changed between periods ({list(weights)} then {names})", fix="analyse each set of arms as its own experiment")
+        if settings.control not in weights:
+            raise AnalysisInputError(f"the control arm {settings.control!r} is not among the deployment's arms {sorted(weights)}", fix="pass control= the champion's arm name, as deployed")
+        unknown = sorted(set(period.data.arms) - set(weights))
+        if unknown:
+            raise AnalysisInputError(f"the log has arms {unknown} that the design {weights} does not", fix="pass the deployment's arms with their weights, e.g. champion=90,challenger=10")
+    if not any(w > 0 for name, w in periods[-1].weights.items() if name != settings.control):
+        raise AnalysisInputError(f"no challenger receives traffic in the design {periods[-1].weights}", fix="give a challenger a weight above 0")
+    return dict(periods[-1].weights)
 
 
 def _empty_arm(looks: int) -> ArmData:
@@ -136,77 +158,103 @@ def _warnings(data: ExperimentData, settings: AnalysisSettings) -> list[str]:
     return out
 
 
-def _srm(data: ExperimentData, weights: dict[str, int]) -> SrmCheck:
-    names = [n for n, w in weights.items() if w > 0]
-    shares = np.array([weights[n] for n in names], dtype=float)
-    counts_over_time = np.stack([data.arms[n].units if n in data.arms else np.zeros(len(data.look_times)) for n in names], axis=-1)
-    final = counts_over_time[-1]
-    _, chi_p = srm.srm_chi_square(final, shares)
-    seq_p = srm.srm_sequential(counts_over_time, shares)[-1]
-    stray = {n: int(data.arms[n].units[-1]) for n, w in weights.items() if w == 0 and n in data.arms and data.arms[n].units[-1] > 0}
-    counts = {n: int(c) for n, c in zip(names, final)} | stray
-    return SrmCheck(counts, {n: float(s / shares.sum()) for n, s in zip(names, shares)}, float(chi_p), float(seq_p), False)
+def _srm(periods: list[Period]) -> SrmCheck:
+    """SRM per period (each against its own weights); the smallest p-values are reported."""
+    chi_ps, seq_ps, counts = [], [], {}
+    for period in periods:
+        names = [n for n, w in period.weights.items() if w > 0]
+        shares = np.array([period.weights[n] for n in names], dtype=float)
+        looks = len(period.data.look_times)
+        over_time = np.stack([period.data.arms[n].units if n in period.data.arms else np.zeros(looks) for n in names], axis=-1)
+        if over_time[-1].sum() == 0:
+            continue
+        chi_ps.append(float(srm.srm_chi_square(over_time[-1], shares)[1]))
+        seq_ps.append(float(np.asarray(srm.srm_sequential(over_time, shares))[-1]))
+        for name, arm in period.data.arms.items():
+            counts[name] = counts.get(name, 0) + int(arm.units[-1])
+    return SrmCheck(counts, expected_shares(periods), min(chi_ps, default=1.0), min(seq_ps, default=1.0), False, len(periods))
 
 
-def _estimate(control: Moments, treatment: Moments, settings: AnalysisSettings, *, kind: str | None = None, relative: bool = False) -> est.Estimate:
-    if kind is None:
-        kind = "ratio" if treatment.has_ratio else ("mean" if settings.cuped_days else settings.spec.kind)
-    return est.difference(control, treatment, kind=kind, relative=relative, cuped=bool(settings.cuped_days))
+def _estimate(control: Moments, treatment: Moments, settings: AnalysisSettings) -> est.Estimate:
+    kind = "ratio" if treatment.has_ratio else ("mean" if settings.cuped_days else settings.spec.kind)
+    return est.difference(control, treatment, kind=kind, cuped=bool(settings.cuped_days))
 
 
-def _p_one_sided(estimate: est.Estimate, threshold: float, settings: AnalysisSettings, greater: bool) -> np.ndarray:
-    """p of H0 'effect <= threshold' (greater) or 'effect >= threshold', at every look.
+def _latency(control: ArmData, challenger: ArmData) -> est.Estimate:
+    return est.difference(control.latency, challenger.latency, kind="mean")
 
-    Always-valid: the running minimum over looks (valid at any stopping time); fixed-horizon: as is.
+
+def _errors(control: ArmData, challenger: ArmData) -> est.Estimate:
+    return est.difference(Moments.binary(control.errors, control.requests), Moments.binary(challenger.errors, challenger.requests), kind="proportion")
+
+
+def _levels(raw: np.ndarray, settings: AnalysisSettings) -> list[float]:
+    """Each hypothesis' critical level under the correction (by the rank of its raw p-value)."""
+    m = len(raw)
+    ranks = np.empty(m, dtype=int)
+    ranks[np.argsort(np.where(np.isnan(raw), np.inf, raw), kind="stable")] = np.arange(m)
+    if settings.correction == "holm":
+        return [settings.alpha / (m - r) for r in ranks]
+    if settings.correction == "bh":
+        return [settings.alpha * (r + 1) / m for r in ranks]
+    return [settings.alpha] * m
+
+
+def _p_directed(estimate: est.Estimate, threshold: float, settings: AnalysisSettings, greater: bool) -> float:
+    """p of H0 'effect <= threshold' (greater) or 'effect >= threshold' at the last look.
+
+    The two-sided p-value of effect - threshold when the effect lies on the named side (else 1):
+    the interval at level a excludes the threshold exactly when this is <= a.
     """
     shifted = est.Estimate(np.asarray(estimate.effect) - threshold, estimate.variance, estimate.n_total, estimate.dof)
-    sides = "greater" if greater else "less"
     if settings.method == "fixed-horizon":
-        return est.fixed_interval(shifted, settings.alpha, sides=sides)[2]
-    p = sequential.mixture_p_value(shifted, tuning=settings.tuning, alpha=settings.alpha, sides=sides)
-    return np.fmin.accumulate(np.atleast_1d(p), axis=-1)
-
-
-def _compare(control: ArmData, challenger: ArmData, looks: list[datetime], settings: AnalysisSettings) -> list[Comparison]:
-    sign = 1.0 if settings.spec.higher_is_better else -1.0
-    primary = _estimate(control.metric, challenger.metric, settings)
-    ok = bool(np.asarray(est.estimable(primary))[-1])
-    last = _last(primary)
-    values = (_value(control.metric), _value(challenger.metric))
-    better = _p_one_sided(primary, sign * settings.min_effect, settings, greater=sign > 0)
-    worse = _p_one_sided(primary, 0.0, settings, greater=sign < 0)
-    name = settings.metric
-    out = [
-        Comparison(challenger.name, name, PRIMARY, f"{name} better by more than {settings.min_effect:g}", *values, last, np.nan, np.nan, float(np.asarray(better)[-1]), estimable=ok),
-        Comparison(challenger.name, name, GUARDRAIL, f"{name} worse", *values, last, np.nan, np.nan, float(np.asarray(worse)[-1]), estimable=ok),
-    ]
-    latency = est.difference(control.latency, challenger.latency, kind="mean", relative=True)
-    p_latency = _p_one_sided(latency, settings.latency_margin, settings, greater=True)
-    out.append(Comparison(challenger.name, "latency", GUARDRAIL, f"mean latency more than {settings.latency_margin:.0%} higher", _value(control.latency), _value(challenger.latency), _last(latency), np.nan, np.nan, float(np.asarray(p_latency)[-1]), estimable=bool(np.asarray(est.estimable(latency))[-1])))
-    errors = est.difference(Moments.binary(control.errors, control.requests), Moments.binary(challenger.errors, challenger.requests), kind="proportion")
-    rates = (_rate(control.errors, control.requests), _rate(challenger.errors, challenger.requests))
-    if rates[0] == 0 and rates[1] == 0:
-        p_errors, ok_errors = 1.0, True  # no error anywhere: nothing to test, and no harm
+        p = float(np.atleast_1d(est.fixed_interval(shifted, settings.alpha)[2])[-1])
     else:
-        p_errors, ok_errors = float(np.asarray(_p_one_sided(errors, settings.error_margin, settings, greater=True))[-1]), bool(np.asarray(est.estimable(errors))[-1]) or rates[0] == 0
-    out.append(Comparison(challenger.name, "error_rate", GUARDRAIL, f"5xx rate more than {settings.error_margin:g} higher", *rates, rates[1] - rates[0], np.nan, np.nan, p_errors, estimable=ok_errors))
-    return out
+        p = float(np.atleast_1d(sequential.mixture_p_value(shifted, tuning=settings.tuning, alpha=settings.alpha))[-1])
+    side = float(np.atleast_1d(shifted.effect)[-1])
+    return p if (side > 0 if greater else side < 0) else 1.0
 
 
-def _draw_intervals(comparison: Comparison, control: ArmData, challenger: ArmData, looks: list[datetime], settings: AnalysisSettings, level: float) -> None:
-    """The comparison's interval at the last look and over time, at the family-adjusted level."""
-    if comparison.metric == "latency":
-        estimate = est.difference(control.latency, challenger.latency, kind="mean", relative=True)
-    elif comparison.metric == "error_rate":
-        estimate = est.difference(Moments.binary(control.errors, control.requests), Moments.binary(challenger.errors, challenger.requests), kind="proportion")
-    else:
-        estimate = _estimate(control.metric, challenger.metric, settings)
+def _interval(estimate: est.Estimate, settings: AnalysisSettings, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two-sided interval at ``level``; always-valid: the mixture tuned for ``settings.alpha``, as the p-values are."""
     if settings.method == "fixed-horizon":
         lower, upper, _ = est.fixed_interval(estimate, level)
-    else:
-        lower, upper = sequential.mixture_interval(estimate, level, tuning=settings.tuning)
-    effect = np.asarray(estimate.effect, dtype=float)
-    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        return lower, upper
+    r = np.asarray(estimate.n_total, dtype=float) * sequential.rho_squared(settings.alpha, settings.tuning)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = np.sqrt((r + 1.0) / r * (np.log1p(r) - 2.0 * np.log(level)) * np.asarray(estimate.variance, dtype=float))
+    half = np.where(r > 0, half, np.nan)
+    return np.asarray(estimate.effect) - half, np.asarray(estimate.effect) + half
+
+
+def _compare(periods: list[Period], control: ArmData, challenger: ArmData, settings: AnalysisSettings) -> list[tuple[Comparison, est.Estimate]]:
+    """The four hypotheses of one challenger, each with its estimate over the timeline."""
+    name, other = settings.metric, challenger.name
+    sign = 1.0 if settings.spec.higher_is_better else -1.0
+    primary = over_periods(periods, settings.control, other, lambda c, t: _estimate(c.metric, t.metric, settings), _empty_arm)
+    latency = over_periods(periods, settings.control, other, _latency, _empty_arm)
+    errors = over_periods(periods, settings.control, other, _errors, _empty_arm)
+    ok = bool(np.atleast_1d(est.estimable(primary))[-1])
+    # Harm is slower by the margin AND by the floor: sub-millisecond noise is never worth a rollback.
+    slower = max(settings.latency_margin * _value(control.latency), settings.latency_floor_ms) if control.latency.n[-1] else settings.latency_floor_ms
+    values = (_value(control.metric), _value(challenger.metric))
+    rates = (_rate(control.errors, control.requests), _rate(challenger.errors, challenger.requests))
+    no_errors = rates[0] == 0 and rates[1] == 0  # nothing to test, and no harm
+    return [
+        (Comparison(other, name, PRIMARY, f"{name} better by more than {settings.min_effect:g}", *values, _last(primary), np.nan, np.nan, _p_directed(primary, sign * settings.min_effect, settings, greater=sign > 0), estimable=ok), primary),
+        (Comparison(other, name, GUARDRAIL, f"{name} worse", *values, _last(primary), np.nan, np.nan, _p_directed(primary, 0.0, settings, greater=sign < 0), estimable=ok), primary),
+        (Comparison(other, "latency", GUARDRAIL, f"mean latency more than {slower:.3g} ms higher ({settings.latency_margin:.0%}, at least {settings.latency_floor_ms:g} ms)", _value(control.latency), _value(challenger.latency), _last(latency), np.nan, np.nan,
+                    _p_directed(latency, slower, settings, greater=True), estimable=bool(np.atleast_1d(est.estimable(latency))[-1])), latency),
+        (Comparison(other, "error_rate", GUARDRAIL, f"5xx rate more than {settings.error_margin:g} higher", *rates, rates[1] - rates[0], np.nan, np.nan,
+                    1.0 if no_errors else _p_directed(errors, settings.error_margin, settings, greater=True), estimable=no_errors or bool(np.atleast_1d(est.estimable(errors))[-1])), errors),
+    ]  # fmt: skip
+
+
+def _draw_intervals(comparison: Comparison, estimate: est.Estimate, looks: list[datetime], settings: AnalysisSettings, level: float) -> None:
+    """The comparison's interval at the last look and over time, at its test's level."""
+    lower, upper = _interval(estimate, settings, level)
+    effect = np.atleast_1d(np.asarray(estimate.effect, dtype=float))
+    lower, upper = np.atleast_1d(np.asarray(lower, dtype=float)), np.atleast_1d(np.asarray(upper, dtype=float))
     comparison.lower, comparison.upper = float(lower[-1]), float(upper[-1])
     comparison.over_time = [(t, float(e), float(lo), float(hi)) for t, e, lo, hi in zip(looks, effect, lower, upper) if np.isfinite(e) and np.isfinite(lo)]
 
@@ -243,8 +291,9 @@ def _per_unit_mean_sd(m: Moments) -> tuple[float, float]:
 
 
 def _decide(arms: dict[str, ArmData], challengers: list[str], comparisons: list[Comparison], srm_check: SrmCheck, settings: AnalysisSettings) -> Decision:
-    min_units = max(int(settings.min_units), sequential.MIN_UNITS_PER_ARM)
-    srm_check.mismatch = srm_check.chi_square_p < settings.srm_alpha or srm_check.sequential_p < settings.srm_alpha
+    min_units = int(settings.min_units)
+    threshold = settings.srm_alpha / srm_check.periods  # one test per period
+    srm_check.mismatch = srm_check.chi_square_p < threshold or srm_check.sequential_p < threshold
     if srm_check.mismatch:
         shown = ", ".join(f"{n} {c} (expected {srm_check.expected_shares.get(n, 0):.0%})" for n, c in srm_check.counts.items())
         return Decision("blocked", "", [f"sample-ratio mismatch: {shown}; chi-square p={srm_check.chi_square_p:.2g}, sequential p={srm_check.sequential_p:.2g}. The split is broken (an arm failing, a routing bug), so no comparison can be trusted: fix the deployment, then restart the experiment"])

@@ -26,13 +26,14 @@ def analyze_experiment(
     missing_outcome: str = "exclude",
     cuped_days: float = 0.0,
     latency_margin: float = 0.2,
+    latency_floor_ms: float = 5.0,
     error_margin: float = 0.005,
     max_p95_latency_ms: float = 0.0,
     min_units: int = 200,
     since: str = "",
     until: str = "",
     mode: str = "report",
-    gates: int = 1,
+    history: str = "",
     next_weight: int = 0,
     on_inconclusive: str = "hold",
     wait_minutes: float = 0.0,
@@ -42,11 +43,12 @@ def analyze_experiment(
     namespace: str = "",
     local_state_dir: str = "",
     mlflow_tracking_uri: str = "",
-) -> NamedTuple("ExperimentOutputs", [("decision", str), ("next_arms", str), ("next_since", str)]):
+) -> NamedTuple("ExperimentOutputs", [("Output", str), ("next_arms", str), ("next_since", str), ("next_history", str)]):
     """Analyses an A/B experiment from the deployment's prediction log (SRM, primary metric, guardrails, always-valid intervals) and decides: promote, rollback, continue or blocked.
 
     In apply mode a promotion moves @champion to the winner under the registry lock and sends it all traffic;
-    a rollback (or a sample-ratio mismatch) sends all traffic back to the control. Branch on ``decision`` with dsl.If.
+    a rollback (or a sample-ratio mismatch) sends all traffic back to the control. Branch on the decision with
+    dsl.If(task.outputs["Output"] == "promote").
 
     Args:
         model_name: Registered model name (promotion moves its @champion).
@@ -58,7 +60,7 @@ def analyze_experiment(
         control: The arm the challengers are compared with.
         metric: accuracy, conversion, mean_outcome, absolute_error or squared_error.
         unit: request (random per request) or user (sticky X-Kfp-Mlops-Key: delta method per user).
-        alpha: False-claim rate of the whole experiment (all gates, challengers and metrics).
+        alpha: False-claim rate of the whole experiment (all looks, challengers and metrics).
         method: always-valid (confidence sequences: look any time) or fixed-horizon (one planned look).
         tuning: The confidence sequence's N*: the total sample where it is narrowest.
         min_effect: Smallest improvement worth promoting (metric units).
@@ -66,13 +68,14 @@ def analyze_experiment(
         missing_outcome: exclude requests without an outcome, or zero (no outcome means 0).
         cuped_days: user units: days before `since` whose outcomes are the CUPED covariate (0 = off).
         latency_margin: Guardrail: relative mean-latency increase tolerated (0.2 = 20%).
+        latency_floor_ms: Guardrail: absolute mean-latency increase tolerated in any case (ms).
         error_margin: Guardrail: absolute 5xx-rate increase tolerated.
         max_p95_latency_ms: Guardrail: ceiling on the challenger's p95 latency (0 = none).
         min_units: Fewest units per arm before any decision.
         since: Window start, ISO time with zone (e.g. the deploy step's deployed_at); empty = the log's start.
         until: Window end; empty = now.
         mode: report (decide only) or apply (act on the decision).
-        gates: Gates in the rollout: each tests at alpha / gates.
+        history: Earlier periods of this experiment at other weights (the previous gate's next_history); empty for the first.
         next_weight: apply: on continue, move the challenger to this percent (0 = stay).
         on_inconclusive: hold, or rollback (the last gate of a rollout).
         wait_minutes: Re-analyse until a decision or this long has passed.
@@ -84,9 +87,10 @@ def analyze_experiment(
         mlflow_tracking_uri: MLflow tracking URI; empty for this step's MLFLOW_TRACKING_URI.
 
     Returns:
-        decision: promote, rollback, continue or blocked.
+        Output: The decision: promote, rollback, continue or blocked (named Output: kfp.local evaluates dsl.If only on an output of that name).
         next_arms: The next gate's design (empty when the experiment ended).
         next_since: The next gate's window start (empty when it ended).
+        next_history: The next gate's history (this gate's periods included).
     """
     import os
     from collections import namedtuple
@@ -102,8 +106,8 @@ def analyze_experiment(
         request = build_request(dict(
             model_name=model_name, log_sink=log_sink, arms=arms, control=control, metric=metric, unit=unit, alpha=alpha, method=method,
             tuning=tuning, min_effect=min_effect, correction=correction, missing_outcome=missing_outcome, cuped_days=cuped_days,
-            latency_margin=latency_margin, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units,
-            since=since, until=until, mode=mode, gates=gates, next_weight=next_weight, on_inconclusive=on_inconclusive,
+            latency_margin=latency_margin, latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units,
+            since=since, until=until, mode=mode, history=history, next_weight=next_weight, on_inconclusive=on_inconclusive,
             wait_minutes=wait_minutes, poll_seconds=poll_seconds, target=target, deployment_name=deployment_name, namespace=namespace,
             local_state_dir=local_state_dir,
         ), environ=os.environ)
@@ -119,8 +123,8 @@ def analyze_experiment(
         if outcome.applied is not None:
             for note in outcome.applied.notes:
                 print(f"  applied: {note}")
-    outputs = namedtuple("ExperimentOutputs", ["decision", "next_arms", "next_since"])
-    return outputs(decision.action, outcome.next_arms, outcome.next_since)
+    outputs = namedtuple("ExperimentOutputs", ["Output", "next_arms", "next_since", "next_history"])
+    return outputs(decision.action, outcome.next_arms, outcome.next_since, outcome.next_history)
 
 
 @dsl.component(base_image=image("serve"), install_kfp_package=False)

@@ -13,7 +13,7 @@ from kfp_mlops.components.abtest.settings import AnalysisInputError, AnalysisSet
 
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SETTINGS = ("control", "metric", "unit", "alpha", "method", "tuning", "min_effect", "correction", "missing_outcome", "cuped_days",
-            "latency_margin", "error_margin", "max_p95_latency_ms", "min_units")  # fmt: skip
+            "latency_margin", "latency_floor_ms", "error_margin", "max_p95_latency_ms", "min_units")  # fmt: skip
 
 
 def parse_time(text: str, name: str) -> datetime | None:
@@ -60,7 +60,7 @@ def build_request(params: dict[str, Any], environ: Mapping[str, str]) -> GateReq
         settings=settings,
         mode=params["mode"],
         traffic=traffic,
-        gates=params["gates"],
+        history=params["history"],
         next_weight=params["next_weight"],
         on_inconclusive=params["on_inconclusive"],
         wait_s=float(params["wait_minutes"]) * 60.0,

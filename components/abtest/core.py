@@ -1,25 +1,29 @@
 """One gate of an experiment: read the log, analyse, decide, and in apply mode act on it.
 
 A gate may wait: it re-reads the log every ``poll_s`` until the decision is not
-``continue`` or ``wait_s`` has passed. The always-valid statistics make the repeated
-looks safe. A rollout has several gates (one per canary step); each analyses its own
-window at ``alpha / gates``, so the whole rollout keeps its false-claim rate at alpha.
-On ``continue`` in apply mode a gate may move the challenger to the next canary weight
-and hands the next gate its window start and design.
+``continue`` or ``wait_s`` has passed. A rollout has several gates (one per canary
+step). Each gate analyses everything since the rollout began: the earlier steps are
+periods of the ``history`` (each at its own weights, combined stratified), the current
+step the last period. The always-valid statistics make these repeated looks at a
+growing sample safe, so the whole rollout keeps its false-claim rate at alpha. On
+``continue`` in apply mode a gate may move the challenger to the next canary weight and
+hands the next gate the history, its window start and its design.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components.abtest.analysis import AnalysisResult, Decision, analyze
+from kfp_mlops.components.abtest.analysis import AnalysisResult, Decision, analyze_periods
 from kfp_mlops.components.abtest.apply import Applied, TrafficTarget, apply_decision
 from kfp_mlops.components.abtest.logs import read_experiment
+from kfp_mlops.components.abtest.periods import Period
 from kfp_mlops.components.abtest.settings import AnalysisInputError, AnalysisSettings, check_settings
 from kfp_mlops.components.deploy.arms import DeployInputError, parse_arms
 
@@ -38,7 +42,7 @@ class GateRequest:
         settings: What to test and how strictly (alpha is the whole rollout's).
         mode: report (decide only) or apply (promote / roll back / move to the next step).
         traffic: Where the arms run (apply mode).
-        gates: Gates in the rollout; each tests at alpha / gates.
+        history: JSON list of the earlier periods of this experiment: [{"since": ISO, "until": ISO, "arms": "champion=90,challenger=10"}].
         next_weight: apply: on continue, give the challenger this percent next (0 = stay).
         on_inconclusive: hold, or rollback when this gate is the last and nothing was shown.
         wait_s, poll_s: How long to wait for a decision, and how often to look.
@@ -50,7 +54,7 @@ class GateRequest:
     settings: AnalysisSettings
     mode: str = "report"
     traffic: TrafficTarget = TrafficTarget("local")
-    gates: int = 1
+    history: str = ""
     next_weight: int = 0
     on_inconclusive: str = "hold"
     wait_s: float = 0.0
@@ -63,6 +67,7 @@ class GateOutcome:
     applied: Applied | None
     next_arms: str  # the design of the next gate ("" when the experiment ended)
     next_since: str  # ISO time the next gate's window starts ("" when it ended)
+    next_history: str  # the history the next gate gets ("" when it ended)
     looks: int  # analyses run while waiting
 
 
@@ -80,8 +85,8 @@ def check_gate(request: GateRequest) -> dict[str, int]:
         raise AnalysisInputError(f"mode {request.mode!r} is not report or apply", fix="report to decide only; apply to promote or roll back as decided")
     if request.on_inconclusive not in INCONCLUSIVE:
         raise AnalysisInputError(f"on_inconclusive {request.on_inconclusive!r} is not hold or rollback", fix="rollback on the last canary step, hold otherwise")
-    if not 1 <= request.gates <= 100 or not 0 <= request.next_weight < 100:
-        raise AnalysisInputError(f"gates {request.gates} / next_weight {request.next_weight} out of range", fix="gates from 1 to 100; next_weight a percent below 100 (0 = stay)")
+    if not 0 <= request.next_weight < 100:
+        raise AnalysisInputError(f"next_weight {request.next_weight} is not a percent below 100", fix="the challenger's percent in the next step; 0 = stay")
     if request.wait_s < 0 or request.poll_s <= 0:
         raise AnalysisInputError("wait and poll times must be positive", fix="e.g. wait_minutes=60")
     design = design_of(request.arms)
@@ -92,16 +97,33 @@ def check_gate(request: GateRequest) -> dict[str, int]:
     return design
 
 
+def parse_history(text: str) -> list[tuple[datetime, datetime, str]]:
+    """The earlier periods: (since, until, arms) each, checked."""
+    if not text.strip():
+        return []
+    try:
+        items = json.loads(text)
+        periods = [(_utc(item["since"]), _utc(item["until"]), str(item["arms"])) for item in items]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnalysisInputError(f"history is not a list of {{since, until, arms}} periods ({exc})", fix="pass the previous gate's next_history output unchanged") from None
+    for since, until, arms in periods:
+        design_of(arms)
+        if until <= since:
+            raise AnalysisInputError(f"a history period ends ({until.isoformat()}) before it starts", fix="pass the previous gate's next_history output unchanged")
+    return periods
+
+
 def run_gate(request: GateRequest, *, registry: Any = None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> GateOutcome:
     """Analyse (waiting up to ``wait_s`` for a decision) and, in apply mode, act on the decision."""
     design = check_gate(request)
-    settings = dataclasses.replace(request.settings, alpha=request.settings.alpha / request.gates)
+    history = parse_history(request.history)
+    settings = request.settings
     deadline = clock() + request.wait_s
     looks = 0
     while True:
         looks += 1
         try:
-            result = analyze(read_experiment(request.log_sink, settings), settings, design)
+            result = analyze_periods(_read_periods(request, history, design), settings)
         except DataError as exc:
             if clock() + request.poll_s > deadline or "no predictions" not in exc.problem:
                 raise
@@ -114,20 +136,33 @@ def run_gate(request: GateRequest, *, registry: Any = None, clock: Callable[[], 
         challenger = next((n for n in design if n != settings.control), "")
         result.decision = Decision("rollback", challenger, [*result.decision.reasons, "this was the last step and no challenger was shown better: the champion keeps all traffic"])
     if request.mode != "apply":
-        return GateOutcome(result, None, _next_design(request, design, result), "", looks)
+        return GateOutcome(result, None, request.arms if result.decision.action == "continue" else "", "", "", looks)
     applied = apply_decision(result, registry=registry, model_name=request.model_name, traffic=request.traffic, design=design)
-    next_arms, next_since = "", ""
-    if result.decision.action == "continue" and request.next_weight:
-        challenger = next(n for n in design if n != settings.control)
-        weights = {settings.control: 100 - request.next_weight, challenger: request.next_weight}
-        request.traffic.shift(weights)
-        next_since = datetime.now(timezone.utc).isoformat()
-        next_arms = ",".join(f"{name}={weight}" for name, weight in weights.items())
-        applied = Applied("next-step", weights, notes=[f"{challenger!r} moves to {request.next_weight}% for the next step"])
-    elif result.decision.action == "continue":
-        next_arms = request.arms
-    return GateOutcome(result, applied, next_arms, next_since, looks)
+    if result.decision.action != "continue":
+        return GateOutcome(result, applied, "", "", "", looks)
+    if not request.next_weight:
+        return GateOutcome(result, applied, request.arms, "", request.history, looks)
+    challenger = next(n for n in design if n != settings.control)
+    weights = {settings.control: 100 - request.next_weight, challenger: request.next_weight}
+    request.traffic.shift(weights)
+    now = datetime.now(timezone.utc)
+    since = settings.since or (result.data.first_time or now)
+    past = [{"since": s.isoformat(), "until": u.isoformat(), "arms": a} for s, u, a in history] + [{"since": since.isoformat(), "until": now.isoformat(), "arms": request.arms}]
+    applied = Applied("next-step", weights, notes=[f"{challenger!r} moves to {request.next_weight}% for the next step"])
+    return GateOutcome(result, applied, ",".join(f"{n}={w}" for n, w in weights.items()), now.isoformat(), json.dumps(past), looks)
 
 
-def _next_design(request: GateRequest, design: dict[str, int], result: AnalysisResult) -> str:
-    return request.arms if result.decision.action == "continue" else ""
+def _read_periods(request: GateRequest, history: list[tuple[datetime, datetime, str]], design: dict[str, int]) -> list[Period]:
+    periods = []
+    for since, until, arms in history:
+        window = dataclasses.replace(request.settings, since=since, until=until)
+        periods.append(Period(read_experiment(request.log_sink, window), design_of(arms)))
+    periods.append(Period(read_experiment(request.log_sink, request.settings), design))
+    return periods
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text} has no timezone")
+    return value.astimezone(timezone.utc)

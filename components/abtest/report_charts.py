@@ -1,6 +1,6 @@
-"""The A/B report's chart: a challenger's primary-metric interval over time, as inline SVG.
+"""How the A/B report looks: its chart, the way its numbers read, its tables and style sheet.
 
-No JavaScript and no external resources: the page must render inside the Kubeflow UI's
+The chart is a challenger's primary-metric interval over time, as inline SVG. No JavaScript and no external resources: the page must render inside the Kubeflow UI's
 sandboxed iframe and on a cluster without internet. Early looks of a confidence sequence
 are much wider than late ones; the vertical range is therefore taken from what decides
 the experiment (the effects, zero, the minimum effect and the last interval) and wider
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 WIDTH, HEIGHT = 760, 330
@@ -19,9 +21,10 @@ LEFT, RIGHT, TOP, BOTTOM = 78, 24, 16, 92  # room for y tick labels, x ticks, th
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 BAND, LINE, ZERO, THRESHOLD, AXIS, MUTED = "#c7d2fe", "#4338ca", "#6b7280", "#059669", "#9ca3af", "#4b5563"
 # How far beyond the deciding range (in multiples of its span) wide early intervals are still drawn.
-OVERSHOOT = 1.0
+OVERSHOOT = 1.5
 _TIME_STEPS_S = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
 _DAY = timedelta(days=1)
+DASH = "\u2014"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def interval_chart(
         return ChartResult("", "No look has an estimable interval yet (too few units or no variation), so there is nothing to chart.")
     if len(usable) == 1:
         time, effect, lower, upper = usable[0]
-        return ChartResult("", f"Only one look so far ({format_time(time, 0.0)}): effect {effect:+.4g}, interval [{_bound(lower)}, {_bound(upper)}]. The chart needs two looks.")
+        return ChartResult("", f"Only one look so far ({fmt_when(time)}): effect {effect:+.4g}, interval [{_bound(lower)}, {_bound(upper)}]. The chart needs two looks.")
     times = [p[0] for p in usable]
     effects = [p[1] for p in usable]
     lows = [p[2] if math.isfinite(p[2]) else -math.inf for p in usable]
@@ -116,6 +119,10 @@ def _visible_range(effects: list[float], lows: list[float], highs: list[float], 
     finite_highs = [v for v in highs if math.isfinite(v)]
     low = max(core_low - OVERSHOOT * span, min([core_low, *finite_lows]))
     high = min(core_high + OVERSHOOT * span, max([core_high, *finite_highs]))
+    if not high - low > 1e-12 * max(abs(low), abs(high), 1.0):
+        # Every value equal (no spread yet): show a unit-sized window around it.
+        half = 0.5 * max(abs(low), 1.0)
+        return low - half, high + half
     pad = 0.04 * (high - low)
     return low - pad, high + pad
 
@@ -129,12 +136,12 @@ def nice_ticks(low: float, high: float, target: int = 6) -> list[float]:
     magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1.0, 2.0, 5.0, 10.0) if m * magnitude >= raw)
     first = math.floor(low / step) * step
-    count = int(math.ceil((high - first) / step - 1e-9))
+    count = math.ceil((high - first) / step - 1e-9)
     return [first + k * step for k in range(count + 1)]
 
 
 def _decimals(step: float) -> int:
-    return max(0, -int(math.floor(math.log10(abs(step))))) if step else 0
+    return max(0, -math.floor(math.log10(abs(step)))) if step else 0
 
 
 def _tick_label(value: float, decimals: int) -> str:
@@ -154,31 +161,32 @@ def _x_positions(times: list[datetime]) -> list[float]:
     return [LEFT + PLOT_W * (t - start).total_seconds() / span for t in times]
 
 
-def format_time(value: datetime, span_s: float) -> str:
-    """A look time as its axis shows it: HH:MM within a day, the date (and time) beyond."""
-    if span_s <= _DAY.total_seconds():
-        return value.strftime("%H:%M")
-    return value.strftime("%b %d %H:%M")
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _time_label(moment: datetime, span_s: float, step_s: float) -> str:
+    """HH:MM within a day; beyond, the date at midnight (or for day-sized steps) and HH:MM between."""
+    if span_s > _DAY.total_seconds() and (step_s >= _DAY.total_seconds() or (moment.hour, moment.minute) == (0, 0)):
+        return moment.strftime("%b %d")
+    return moment.strftime("%H:%M")
 
 
 def _x_axis(times: list[datetime], xs: list[float]) -> list[str]:
-    start, end = times[0], times[-1]
+    start, end = _utc(times[0]), _utc(times[-1])
     span = (end - start).total_seconds()
-    parts = []
     ticks: list[tuple[float, str]] = []
     if span >= 120:
         step = next((s for s in _TIME_STEPS_S if s >= span / 6), _TIME_STEPS_S[-1])
-        fmt = "%H:%M" if span <= _DAY.total_seconds() else ("%b %d %H:%M" if step < 86400 else "%b %d")
-        epoch = datetime(1970, 1, 1, tzinfo=start.tzinfo or timezone.utc)
-        first = math.ceil((start - epoch).total_seconds() / step) * step
-        moment = epoch + timedelta(seconds=first)
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        moment = epoch + timedelta(seconds=math.ceil((start - epoch).total_seconds() / step) * step)
         while moment <= end:
-            ticks.append((LEFT + PLOT_W * (moment - start).total_seconds() / span, moment.strftime(fmt)))
+            ticks.append((LEFT + PLOT_W * (moment - start).total_seconds() / span, _time_label(moment, span, step)))
             moment += timedelta(seconds=step)
     if len(ticks) < 2:
         # A window of seconds, or looks at one instant: label the first and last look.
-        fmt = "%H:%M:%S"
-        ticks = [(xs[0], start.strftime(fmt)), (xs[-1], end.strftime(fmt))]
+        ticks = [(xs[0], start.strftime("%H:%M:%S")), (xs[-1], end.strftime("%H:%M:%S"))]
+    parts = []
     for x, label in ticks:
         parts.append(f'<line x1="{x:.1f}" y1="{TOP + PLOT_H}" x2="{x:.1f}" y2="{TOP + PLOT_H + 5}" stroke="{AXIS}"/>')
         parts.append(f'<text x="{x:.1f}" y="{TOP + PLOT_H + 18}" text-anchor="middle" font-size="11" fill="{MUTED}">{html.escape(label)}</text>')
@@ -207,3 +215,133 @@ def _legend(band_label: str, threshold: float, *, shown: bool) -> list[str]:
         parts.append(f'<text x="{x + 24:.1f}" y="{y}" font-size="11" fill="#1f2937">{html.escape(label)}</text>')
         x += 24 + 6.2 * len(label) + 18  # ~6.2 px per character at 11 px
     return parts
+
+
+# ----- how the report's numbers read (tables and chart alike) --------------------------
+
+
+def fmt_number(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits; a dash when not finite."""
+    return f"{value:.{digits}g}" if math.isfinite(value) else DASH
+
+
+def fmt_signed(value: float) -> str:
+    """An effect with its sign, to 4 significant digits; a dash when not finite."""
+    return f"{value:+.4g}" if math.isfinite(value) else DASH
+
+
+def fmt_count(value: float) -> str:
+    """A count with thousands separators; a dash when not finite."""
+    return f"{value:,.0f}" if math.isfinite(value) else DASH
+
+
+def fmt_percent(value: float, digits: int = 2) -> str:
+    """A share (0.0123) as a percent (1.23%); a dash when not finite."""
+    return f"{100 * value:.{digits}f}%" if math.isfinite(value) else DASH
+
+
+def fmt_ms(value: float) -> str:
+    """Milliseconds to one decimal; a dash when not finite."""
+    return f"{value:.1f} ms" if math.isfinite(value) else DASH
+
+
+def formatter(template: str, scale: float = 1.0) -> Callable[[float], str]:
+    """A formatter filling ``template`` with ``scale * value``; a dash when not finite."""
+    return lambda value: template.format(scale * value) if math.isfinite(value) else DASH
+
+
+def fmt_p(value: float) -> str:
+    """A p-value to 3 significant digits, tiny ones as < 0.0001; a dash when not finite."""
+    if not math.isfinite(value):
+        return DASH
+    return "< 0.0001" if value < 1e-4 else f"{value:.3g}"
+
+
+def fmt_p_is(value: float) -> str:
+    """"p = 0.23" or "p < 0.0001"."""
+    shown = fmt_p(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+def fmt_duration(seconds: float) -> str:
+    """Seconds in the unit a person plans with; inf means no traffic to extrapolate from."""
+    if math.isnan(seconds):
+        return "unknown"
+    if math.isinf(seconds):
+        return "no traffic"
+    if seconds <= 0:
+        return "none: enough units already"
+    for limit, size, unit in ((90, 1, "seconds"), (90 * 60, 60, "minutes"), (48 * 3600, 3600, "hours")):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}" if size == 1 else f"{seconds / size:.1f} {unit}"
+    return f"{seconds / 86400:.1f} days"
+
+
+def fmt_when(value: datetime | None) -> str:
+    """A timestamp to the second, in UTC; a dash when unknown."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else DASH
+
+
+# ----- the page's tables and style ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell; ``tone`` (good, bad, muted) only colours it in HTML."""
+
+    text: str
+    tone: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled block of the report: header, rows, and sentences shown below it."""
+
+    header: list[str]
+    rows: list[list[Cell]]
+    notes: list[str] = field(default_factory=list)
+
+
+PAGE_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;padding:0 16px;color:#1f2937;line-height:1.45}"
+    "h1{font-size:20px;margin:0 0 12px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}h3{font-size:14px;margin:16px 0 4px;overflow-wrap:anywhere}"
+    ".decision{border-radius:10px;padding:18px 22px;border:2px solid}.decision .action{font-size:34px;font-weight:800;letter-spacing:.04em;text-transform:uppercase}"
+    ".decision .headline{font-size:20px;font-weight:600;overflow-wrap:anywhere}.decision ul{margin:8px 0 0}"
+    ".promote{background:#ecfdf5;border-color:#059669;color:#064e3b}.rollback{background:#fef2f2;border-color:#dc2626;color:#7f1d1d}"
+    ".continue{background:#eff6ff;border-color:#2563eb;color:#1e3a8a}.blocked{background:#fff7ed;border-color:#ea580c;color:#7c2d12}"
+    ".applied{margin-top:12px;padding:10px 14px;background:rgba(255,255,255,.7);border-radius:6px;color:#1f2937}"
+    ".banner{background:#dc2626;color:#fff;font-weight:700;padding:12px 16px;border-radius:8px;margin:8px 0}"
+    ".warnings{background:#fffbeb;border:1px solid #f59e0b;border-radius:8px;padding:10px 16px}.warnings li{overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;margin:6px 0;font-size:13px}td,th{padding:5px 10px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}td{overflow-wrap:anywhere}"
+    "th{background:#f9fafb;font-weight:600}th.n{text-align:right}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".good{color:#047857;font-weight:700}.bad{color:#b91c1c;font-weight:700}.muted{color:#6b7280}.note{color:#4b5563;font-size:13px;margin:8px 0}"
+    ".chart{max-width:100%;height:auto}"
+)
+
+_NUMBER = r"[<+\-\u2212]?\s?\d[\d.,]*(?:e[+-]?\d+)?(?:%| ms| pp)?"
+_NUMERIC_CELL = re.compile(rf"^(?:{_NUMBER}|\[{_NUMBER}, {_NUMBER}\]|{DASH})$")
+
+
+def _numeric_columns(table: Table) -> set[int]:
+    """Columns whose every cell is a number (or a dash): right-aligned so digits line up."""
+    columns = range(1, len(table.header))
+    return {i for i in columns if table.rows and all(_NUMERIC_CELL.match(row[i].text) for row in table.rows) and any(row[i].text != DASH for row in table.rows)}
+
+
+def _tag(name: str, classes: str, text: str) -> str:
+    attribute = f' class="{classes}"' if classes else ""
+    return f"<{name}{attribute}>{html.escape(text)}</{name}>"
+
+
+def html_table(table: Table) -> str:
+    """``table`` as an HTML table, every cell escaped, number columns right-aligned, notes below."""
+    numeric = _numeric_columns(table)
+    head = "".join(_tag("th", "n" if i in numeric else "", h) for i, h in enumerate(table.header))
+    body = []
+    for row in table.rows:
+        cells = []
+        for index, cell in enumerate(row):
+            cells.append(_tag("td", " ".join(c for c in (cell.tone, "n" if index in numeric else "") if c), cell.text))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"

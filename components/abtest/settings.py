@@ -61,6 +61,7 @@ class AnalysisSettings:
         missing_outcome: exclude requests without an outcome, or count them as 0 (conversion, mean_outcome).
         cuped_days: user units: days before ``since`` whose outcomes are each user's covariate (0 = off).
         latency_margin: Guardrail: relative increase of mean latency tolerated before it is harm (0.2 = 20%).
+        latency_floor_ms: Guardrail: and the absolute increase (ms) tolerated in any case.
         error_margin: Guardrail: absolute increase of the 5xx rate tolerated before it is harm (0.005 = 0.5 points).
         max_p95_latency_ms: Guardrail: a hard ceiling on the challenger's p95 latency (0 = none).
         min_units: Fewest units per arm before any decision (the normal approximation needs them).
@@ -80,6 +81,7 @@ class AnalysisSettings:
     missing_outcome: str = "exclude"
     cuped_days: float = 0.0
     latency_margin: float = 0.2
+    latency_floor_ms: float = 5.0
     error_margin: float = 0.005
     max_p95_latency_ms: float = 0.0
     min_units: int = 200
@@ -115,7 +117,7 @@ def check_settings(settings: AnalysisSettings) -> AnalysisSettings:
     for name, value in (("tuning", s.tuning), ("looks", s.looks), ("min_units", s.min_units)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
             raise AnalysisInputError(f"{name} {value!r} must be a number >= 1", fix=f"leave {name} at its default")
-    for name, value in (("min_effect", s.min_effect), ("cuped_days", s.cuped_days), ("latency_margin", s.latency_margin), ("error_margin", s.error_margin), ("max_p95_latency_ms", s.max_p95_latency_ms)):
+    for name, value in (("min_effect", s.min_effect), ("cuped_days", s.cuped_days), ("latency_margin", s.latency_margin), ("latency_floor_ms", s.latency_floor_ms), ("error_margin", s.error_margin), ("max_p95_latency_ms", s.max_p95_latency_ms)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise AnalysisInputError(f"{name} {value!r} must be a finite number >= 0", fix=f"pass {name}=0 to turn it off")
     if s.cuped_days and (s.unit != "user" or s.metric not in ("conversion", "mean_outcome")):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from kfp_mlops.components._shared.errors import DataError, DeployError
 
 FEEDBACK_BATCH = 500
 TIMEOUT_S = 30.0
+# The servers write their prediction logs in batches, at least every 5 s by default
+# (--log-flush-seconds): wait that long before the analysis reads them.
+SETTLE_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def check_plan(plan: TrafficPlan) -> None:
         raise DataError(f"outcome_share {plan.outcome_share!r} is not a share", fix="pass a number from 0 to 1")
 
 
-def replay(plan: TrafficPlan, table: pa.Table, *, session: Any = None) -> TrafficResult:
+def replay(plan: TrafficPlan, table: pa.Table, *, session: Any = None, settle_s: float = SETTLE_S) -> TrafficResult:
     """Send ``plan.requests`` rows of ``table`` and report their labels as outcomes.
 
     Raises:
@@ -127,6 +131,7 @@ def replay(plan: TrafficPlan, table: pa.Table, *, session: Any = None) -> Traffi
         if answer.status_code != 200:
             raise DeployError(f"the endpoint refused outcomes: {answer.status_code} {answer.text[:300]}", fix="deploy with a prediction log (log_sink): outcomes are written beside it")
         result.outcomes += int(answer.json().get("written", 0))
+    time.sleep(settle_s)
     return result
 
 

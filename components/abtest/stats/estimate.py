@@ -24,6 +24,7 @@ Callers say "not enough data" there instead of reporting a number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,6 +34,8 @@ from kfp_mlops.components.abtest.stats.moments import (
     COVARIATE_FIELDS,
     RATIO_FIELDS,
     Moments,
+    Values,
+    as_result,
     safe_divide,
     sample_covariance,
     sample_variance,
@@ -60,18 +63,18 @@ class Estimate:
         dof: Degrees of freedom of the reference distribution; inf means normal.
     """
 
-    effect: np.ndarray
-    variance: np.ndarray
-    n_total: np.ndarray
-    dof: np.ndarray
+    effect: Values
+    variance: Values
+    n_total: Values
+    dof: Values
 
     @property
-    def standard_error(self) -> np.ndarray:
+    def standard_error(self) -> Values:
         """The square root of ``variance``."""
-        return np.sqrt(self.variance)
+        return as_result(np.sqrt(self.variance))
 
 
-def estimable(est: Estimate) -> np.ndarray:
+def estimable(est: Estimate) -> Union[np.ndarray, np.bool_]:
     """Where ``est`` carries a usable effect: finite effect and a finite, positive variance.
 
     False marks too few units, no variation in either arm, or a zero baseline for a lift:
@@ -80,21 +83,21 @@ def estimable(est: Estimate) -> np.ndarray:
     effect = np.asarray(est.effect, dtype=float)
     variance = np.asarray(est.variance, dtype=float)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(effect) & np.isfinite(variance) & (variance > 0)
+        return (np.isfinite(effect) & np.isfinite(variance) & (variance > 0))[()]
 
 
 @dataclass(frozen=True)
 class _ArmMoments:
     """One arm's point estimate, the variance of that estimate, and its unit count."""
 
-    mean: np.ndarray
-    variance: np.ndarray
-    n: np.ndarray
+    mean: Values
+    variance: Values
+    n: Values
 
 
 def _require(arm: Moments, names: tuple[str, ...], label: str, why: str) -> None:
     if getattr(arm, names[0]) is None:
-        raise ValueError(f"{why} needs the {label} arm's {', '.join(names)}; they are missing. " "Aggregate them with the metric.")
+        raise ValueError(f"{why} needs the {label} arm's {', '.join(names)}; they are missing. Aggregate them with the metric.")
 
 
 def _unit_variance(arm: Moments, kind: str) -> np.ndarray:
@@ -141,6 +144,7 @@ def _cuped_arms(control: Moments, treatment: Moments, kind: str) -> tuple[_ArmMo
     """
     arms = (control, treatment)
     n = [np.asarray(a.n, dtype=float) for a in arms]
+    n_total = n[0] + n[1]
     var_y = [_unit_variance(a, kind) for a in arms]
     var_x = [sample_variance(a.n, a.x_sum, a.x_sum_sq) for a in arms]
     cov_xy = [sample_covariance(a.n, a.x_sum, a.sum, a.xy_sum) for a in arms]
@@ -148,23 +152,20 @@ def _cuped_arms(control: Moments, treatment: Moments, kind: str) -> tuple[_ArmMo
     pooled_sxy = (n[0] - 1.0) * cov_xy[0] + (n[1] - 1.0) * cov_xy[1]
     # A constant covariate explains nothing: no adjustment rather than NaN.
     theta = np.where(pooled_sxx > 0, safe_divide(pooled_sxy, pooled_sxx), 0.0)
-    n_total = n[0] + n[1]
     x_pooled = safe_divide(np.add(control.x_sum, treatment.x_sum), n_total)
+    # With D = mean(y) - theta mean_arm(x), each adjusted mean is D + theta x_pooled, so:
+    #   Var = Var(D) + theta^2 Var(x_pooled) + 2 theta Cov(D, x_pooled), and the two arms share
+    #   theta^2 Var(x_pooled) + theta (Cov(D_c, x_pooled) + Cov(D_t, x_pooled)) as covariance.
     var_x_pooled = safe_divide(n[0] * var_x[0] + n[1] * var_x[1], n_total**2)
-    adjusted, residual_cov = [], []
-    for arm, n_arm, vy, vx, cxy in zip(arms, n, var_y, var_x, cov_xy):
-        x_mean = safe_divide(arm.x_sum, n_arm)
-        residual_var = safe_divide(vy - 2.0 * theta * cxy + theta**2 * vx, n_arm)
-        # Cov(mean(y) - theta mean(x), mean(x)) of this arm; ~0 when the arms share a slope.
-        residual_cov.append(safe_divide(cxy - theta * vx, n_arm) * safe_divide(n_arm, n_total))
-        mean = arm.mean - theta * (x_mean - x_pooled)
-        adjusted.append((mean, residual_var, n_arm))
     shared = theta**2 * var_x_pooled
-    out = []
-    for (mean, residual_var, n_arm), own in zip(adjusted, residual_cov):
-        out.append(_ArmMoments(mean, np.maximum(residual_var + shared + 2.0 * theta * own, 0.0), n_arm))
-    covariance = shared + theta * (residual_cov[0] + residual_cov[1])
-    return out[0], out[1], covariance
+    cov_with_pooled = [safe_divide(cxy - theta * vx, n_total) for cxy, vx in zip(cov_xy, var_x)]  # ~0: shared slope
+    adjusted = []
+    for arm, n_arm, vy, vx, cxy, own in zip(arms, n, var_y, var_x, cov_xy, cov_with_pooled):
+        mean = arm.mean - theta * (safe_divide(arm.x_sum, n_arm) - x_pooled)
+        residual_var = safe_divide(vy - 2.0 * theta * cxy + theta**2 * vx, n_arm)
+        adjusted.append(_ArmMoments(mean, np.maximum(residual_var + shared + 2.0 * theta * own, 0.0), n_arm))
+    covariance = shared + theta * (cov_with_pooled[0] + cov_with_pooled[1])
+    return adjusted[0], adjusted[1], covariance
 
 
 def _welch_dof(control: _ArmMoments, treatment: _ArmMoments) -> np.ndarray:
@@ -212,14 +213,14 @@ def difference(control: Moments, treatment: Moments, *, kind: str, relative: boo
             usable &= np.abs(arm_c.mean) > 0
     n_total = np.broadcast_to(arm_c.n + arm_t.n, np.shape(effect)).astype(float)
     return Estimate(
-        effect=np.where(usable, effect, np.nan),
-        variance=np.where(usable, variance, np.nan),
-        n_total=n_total,
-        dof=np.broadcast_to(dof, np.shape(effect)).astype(float),
+        effect=as_result(np.where(usable, effect, np.nan)),
+        variance=as_result(np.where(usable, variance, np.nan)),
+        n_total=as_result(n_total),
+        dof=as_result(np.broadcast_to(dof, np.shape(effect))),
     )
 
 
-def fixed_interval(est: Estimate, alpha: float, sides: str = "two") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fixed_interval(est: Estimate, alpha: float, sides: str = "two") -> tuple[Values, Values, Values]:
     """The fixed-horizon confidence interval and p-value (valid at one pre-planned look only).
 
     Student t with ``est.dof`` degrees of freedom (Welch), the normal where dof is inf
@@ -241,9 +242,9 @@ def fixed_interval(est: Estimate, alpha: float, sides: str = "two") -> tuple[np.
         z = est.effect / se
     if sides == "two":
         q = dist.ppf(1.0 - alpha / 2.0)
-        return est.effect - q * se, est.effect + q * se, np.minimum(2.0 * dist.sf(np.abs(z)), 1.0)
+        return as_result(est.effect - q * se), as_result(est.effect + q * se), as_result(np.minimum(2.0 * dist.sf(np.abs(z)), 1.0))
     q = dist.ppf(1.0 - alpha)
     nan_or = np.where(np.isnan(est.effect), np.nan, 1.0)  # keep NaN where the estimate is NaN
     if sides == "greater":
-        return est.effect - q * se, np.inf * nan_or, dist.sf(z)
-    return -np.inf * nan_or, est.effect + q * se, dist.cdf(z)
+        return as_result(est.effect - q * se), as_result(np.inf * nan_or), as_result(dist.sf(z))
+    return as_result(-np.inf * nan_or), as_result(est.effect + q * se), as_result(dist.cdf(z))

@@ -14,13 +14,21 @@ than there are (a variance of fewer than two units) come out NaN, never a warnin
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+# What the statistics return: an array for array input, a numpy float (a float) for scalars.
+Values = Union[np.ndarray, float]
+
 RATIO_FIELDS = ("den_sum", "den_sum_sq", "num_den_sum")
 COVARIATE_FIELDS = ("x_sum", "x_sum_sq", "xy_sum")
+
+
+def as_result(value: ArrayLike) -> Values:
+    """A float array, or a numpy float (a ``float`` subclass) when the value is a scalar."""
+    return np.asarray(value, dtype=float)[()]
 
 
 def safe_divide(numerator: ArrayLike, denominator: ArrayLike) -> np.ndarray:
@@ -137,14 +145,14 @@ class Moments:
         return self.x_sum is not None
 
     @property
-    def mean(self) -> np.ndarray:
+    def mean(self) -> Values:
         """Mean of the metric per unit (NaN without units)."""
-        return safe_divide(self.sum, self.n)
+        return as_result(safe_divide(self.sum, self.n))
 
     @property
-    def variance(self) -> np.ndarray:
+    def variance(self) -> Values:
         """Sample variance (n - 1) of the metric per unit (NaN below two units)."""
-        return sample_variance(self.n, self.sum, self.sum_sq)
+        return as_result(sample_variance(self.n, self.sum, self.sum_sq))
 
     def merged(self, other: "Moments") -> "Moments":
         """The Moments of both sets of units together (partial aggregates add up).

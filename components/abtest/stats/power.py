@@ -14,15 +14,16 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from kfp_mlops.components.abtest.stats.estimate import check_sides
+from kfp_mlops.components.abtest.stats.moments import Values, as_result
 from kfp_mlops.components.abtest.stats.sequential import DEFAULT_TUNING, mixture_half_width
 
 BISECTION_STEPS = 80  # halves a factor-of-2^40 bracket in log N down to ~1e-12 relative
 
 
-def proportion_sd(p: ArrayLike) -> np.ndarray:
+def proportion_sd(p: ArrayLike) -> Values:
     """Per-unit standard deviation of a 0/1 metric with rate p."""
     p = np.asarray(p, dtype=float)
-    return np.sqrt(p * (1.0 - p))
+    return as_result(np.sqrt(p * (1.0 - p)))
 
 
 def _variance_factor(sd_control: ArrayLike, sd_treatment: Optional[ArrayLike], share_treatment: ArrayLike) -> np.ndarray:
@@ -49,7 +50,7 @@ def fixed_sample_size(
     power: float = 0.8,
     share_treatment: ArrayLike = 0.5,
     sides: str = "two",
-) -> np.ndarray:
+) -> Values:
     """Total units for a single fixed-horizon z test to reach ``power`` at ``effect``.
 
     N = (z_{1-alpha/2} + z_power)^2 (sd_c^2 / (1 - s) + sd_t^2 / s) / effect^2 (alpha for one side).
@@ -72,7 +73,7 @@ def fixed_sample_size(
     size = _directed(effect, sides)
     with np.errstate(divide="ignore"):
         n = np.where(size > 0, z**2 * _variance_factor(sd_control, sd_treatment, share_treatment) / size**2, np.inf)
-    return np.ceil(n)
+    return as_result(np.ceil(n))
 
 
 def sequential_power(
@@ -84,7 +85,7 @@ def sequential_power(
     share_treatment: ArrayLike = 0.5,
     sides: str = "two",
     tuning: float = DEFAULT_TUNING,
-) -> np.ndarray:
+) -> Values:
     """Probability that one look at ``n_total`` units finds the mixture sequence excluding 0.
 
     Normal approximation: effect_hat ~ N(effect, factor / N); the sequence excludes 0 when
@@ -99,7 +100,7 @@ def sequential_power(
     power = special.ndtr((size - half) / se)
     if sides == "two":
         power = power + special.ndtr((-size - half) / se)
-    return power
+    return as_result(power)
 
 
 def sequential_sample_size(
@@ -111,7 +112,7 @@ def sequential_sample_size(
     share_treatment: ArrayLike = 0.5,
     sides: str = "two",
     tuning: float = DEFAULT_TUNING,
-) -> np.ndarray:
+) -> Values:
     """Smallest total N at which a single look of the mixture sequence has ``power`` at ``effect``.
 
     Found by bisection in log N (the power rises with N over the relevant range). Arguments as
@@ -141,10 +142,10 @@ def sequential_sample_size(
         middle = np.sqrt(low * high)
         ok = enough(middle)
         high, low = np.where(ok, middle, high), np.where(ok, low, middle)
-    return np.where(finite, np.ceil(high), np.inf)
+    return as_result(np.where(finite, np.ceil(high), np.inf))
 
 
-def expected_duration_s(units_needed: ArrayLike, units_so_far: ArrayLike, elapsed_s: ArrayLike) -> np.ndarray:
+def expected_duration_s(units_needed: ArrayLike, units_so_far: ArrayLike, elapsed_s: ArrayLike) -> Values:
     """Seconds still needed to reach ``units_needed`` at the traffic seen so far.
 
     Args:
@@ -162,4 +163,4 @@ def expected_duration_s(units_needed: ArrayLike, units_so_far: ArrayLike, elapse
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(elapsed > 0, seen / elapsed, 0.0)
         seconds = np.where(rate > 0, remaining / rate, np.inf)
-    return np.where(remaining == 0, 0.0, np.where(np.isnan(needed), np.nan, seconds))
+    return as_result(np.where(remaining == 0, 0.0, np.where(np.isnan(needed), np.nan, seconds)))

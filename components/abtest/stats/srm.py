@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
+from kfp_mlops.components.abtest.stats.moments import Values, as_result
+
 # Dirichlet prior alpha = concentration * shares: centred on the configured split, with a
 # prior sd of each share of sqrt(p (1 - p) / (concentration + 1)), 0.05 at 50/50. The Bayes
 # factor is most powerful against deviations of about the prior's width. SRM bugs range from
@@ -45,7 +47,7 @@ def _check_counts(counts: np.ndarray, k: int) -> None:
         raise ValueError("counts must not be negative")
 
 
-def srm_chi_square(counts: ArrayLike, shares: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def srm_chi_square(counts: ArrayLike, shares: ArrayLike) -> tuple[Values, Values]:
     """Pearson's chi-square test of the observed counts against the configured shares.
 
     Args:
@@ -62,10 +64,10 @@ def srm_chi_square(counts: ArrayLike, shares: ArrayLike) -> tuple[np.ndarray, np
     expected = n.sum(-1, keepdims=True) * p
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = np.where(expected > 0, (n - expected) ** 2 / expected, 0.0).sum(-1)
-    return statistic, stats.chi2.sf(statistic, p.size - 1)
+    return as_result(statistic), as_result(stats.chi2.sf(statistic, p.size - 1))
 
 
-def srm_log_bayes_factor(counts: ArrayLike, shares: ArrayLike, concentration: float = DEFAULT_CONCENTRATION) -> np.ndarray:
+def srm_log_bayes_factor(counts: ArrayLike, shares: ArrayLike, concentration: float = DEFAULT_CONCENTRATION) -> Values:
     """log of the Dirichlet-multinomial mixture Bayes factor of ``counts`` against ``shares``.
 
     BF = [Gamma(A) / Gamma(A + n) * prod Gamma(a_i + n_i) / Gamma(a_i)] / prod p_i^n_i with
@@ -88,7 +90,7 @@ def srm_log_bayes_factor(counts: ArrayLike, shares: ArrayLike, concentration: fl
     total = n.sum(-1)
     mixture = special.gammaln(concentration) - special.gammaln(concentration + total)
     mixture = mixture + (special.gammaln(a + n) - special.gammaln(a)).sum(-1)
-    return mixture - (n * np.log(p)).sum(-1)
+    return as_result(mixture - (n * np.log(p)).sum(-1))
 
 
 def srm_sequential(counts_over_looks: ArrayLike, shares: ArrayLike, concentration: float = DEFAULT_CONCENTRATION) -> np.ndarray:
