@@ -31,7 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from kfp_mlops.components.abtest.stats import simulation as sim  # noqa: E402
 from kfp_mlops.components.abtest.stats.estimate import difference  # noqa: E402
-from kfp_mlops.components.abtest.stats.sequential import MIN_UNITS_PER_ARM, mixture_interval  # noqa: E402
+from kfp_mlops.components.abtest.stats.sequential import (  # noqa: E402
+    MIN_UNITS_PER_ARM,
+    mixture_interval,
+)
 from kfp_mlops.components.abtest.stats.srm import srm_chi_square, srm_sequential  # noqa: E402
 
 SCHEDULES = {10: 1000, 100: 200}
@@ -52,7 +55,7 @@ def arms(rng: np.random.Generator, sims: int, outcome: str, units: np.ndarray, l
 
 
 def row(label: str, cells: list[str]) -> str:
-    return f"{label:<36}" + "".join(f"{cell:>16}" for cell in cells)
+    return f"{label:<40}" + "".join(f"{cell:>16}" for cell in cells)
 
 
 def type_one_table(sims: int, alpha: float) -> None:

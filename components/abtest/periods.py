@@ -3,8 +3,9 @@
 Pooling requests across periods with different weights biases the comparison whenever
 the metric drifts over time (the challenger's share grows late, when the base rate may
 differ: Simpson's paradox). So each period is compared on its own and the per-period
-effects are combined with weights proportional to their units (a stratified estimator);
-its variance is the weighted sum of the periods' variances. The timeline runs through the
+effects are combined by inverse-variance weights (a stratified, fixed-effect combination:
+a 10% canary step, whose estimate is noisy, counts for less than a 50% one); its variance
+is 1 / the sum of the precisions. The timeline runs through the
 periods in order: at a look inside period k, periods before k contribute their final
 estimate and period k its estimate so far.
 """
@@ -35,14 +36,14 @@ def stratified(parts: list[Estimate]) -> Estimate:
     for part in parts:
         e, v, n = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (part.effect, part.variance, part.n_total))
         ok = np.atleast_1d(estimable(part))
-        weight = np.where(ok, n, 0.0)
-        sum_w = weight + sum(d[2] for d in done)
         with np.errstate(invalid="ignore", divide="ignore"):
-            effect = (np.where(ok, e, 0.0) * weight + sum(d[0] * d[2] for d in done)) / sum_w
-            variance = (np.where(ok, v, 0.0) * weight**2 + sum(d[1] * d[2] ** 2 for d in done)) / sum_w**2
-        effects.append(np.where(sum_w > 0, effect, np.nan))
-        variances.append(np.where(sum_w > 0, variance, np.nan))
-        totals.append(sum_w)
+            precision = np.where(ok, 1.0 / v, 0.0)
+            total_precision = precision + sum(1.0 / d[1] for d in done)
+            effect = (np.where(ok, e, 0.0) * precision + sum(d[0] / d[1] for d in done)) / total_precision
+            variance = 1.0 / total_precision
+        effects.append(np.where(total_precision > 0, effect, np.nan))
+        variances.append(np.where(total_precision > 0, variance, np.nan))
+        totals.append(np.where(ok, n, 0.0) + sum(d[2] for d in done))
         if ok[-1]:
             done.append((float(e[-1]), float(v[-1]), float(n[-1])))
     return Estimate(np.concatenate(effects), np.concatenate(variances), np.concatenate(totals), np.full(sum(len(x) for x in effects), np.inf))

@@ -11,9 +11,19 @@ import pytest
 
 from kfp_mlops.components.abtest.stats import simulation as sim
 from kfp_mlops.components.abtest.stats.estimate import difference
-from kfp_mlops.components.abtest.stats.group_sequential import obrien_fleming_bounds, obrien_fleming_spending
-from kfp_mlops.components.abtest.stats.power import fixed_sample_size, proportion_sd, sequential_sample_size
-from kfp_mlops.components.abtest.stats.sequential import MIN_UNITS_PER_ARM, mixture_interval
+from kfp_mlops.components.abtest.stats.group_sequential import (
+    obrien_fleming_bounds,
+    obrien_fleming_spending,
+)
+from kfp_mlops.components.abtest.stats.power import (
+    fixed_sample_size,
+    proportion_sd,
+    sequential_sample_size,
+)
+from kfp_mlops.components.abtest.stats.sequential import (
+    MIN_UNITS_PER_ARM,
+    mixture_interval,
+)
 from kfp_mlops.components.abtest.stats.srm import srm_chi_square, srm_sequential
 
 ALPHA = 0.05

@@ -9,8 +9,16 @@ import pytest
 from scipy import stats
 
 from kfp_mlops.components.abtest.stats import group_sequential
-from kfp_mlops.components.abtest.stats.estimate import Estimate, difference, estimable, fixed_interval
-from kfp_mlops.components.abtest.stats.group_sequential import obrien_fleming_bounds, obrien_fleming_spending
+from kfp_mlops.components.abtest.stats.estimate import (
+    Estimate,
+    difference,
+    estimable,
+    fixed_interval,
+)
+from kfp_mlops.components.abtest.stats.group_sequential import (
+    obrien_fleming_bounds,
+    obrien_fleming_spending,
+)
 from kfp_mlops.components.abtest.stats.moments import Moments
 from kfp_mlops.components.abtest.stats.multiple import benjamini_hochberg, holm
 from kfp_mlops.components.abtest.stats.power import (
@@ -20,8 +28,16 @@ from kfp_mlops.components.abtest.stats.power import (
     sequential_power,
     sequential_sample_size,
 )
-from kfp_mlops.components.abtest.stats.sequential import mixture_half_width, mixture_interval, mixture_p_value
-from kfp_mlops.components.abtest.stats.srm import srm_chi_square, srm_log_bayes_factor, srm_sequential
+from kfp_mlops.components.abtest.stats.sequential import (
+    mixture_half_width,
+    mixture_interval,
+    mixture_p_value,
+)
+from kfp_mlops.components.abtest.stats.srm import (
+    srm_chi_square,
+    srm_log_bayes_factor,
+    srm_sequential,
+)
 
 
 def _arms(seed: int = 0, n_c: int = 40, n_t: int = 55):

@@ -8,4 +8,6 @@
 - ``srm``: sample-ratio mismatch, fixed (chi-square) and sequential (Dirichlet-multinomial).
 - ``multiple``: Holm and Benjamini-Hochberg adjusted p-values.
 - ``power``: sample sizes for the fixed and the sequential analysis, and time still needed.
+- ``simulation``: simulated experiments from per-look sufficient statistics, to measure the
+  procedures' error rates (tests and benchmarks/bench_ab_simulation.py).
 """

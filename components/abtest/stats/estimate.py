@@ -24,7 +24,6 @@ Callers say "not enough data" there instead of reporting a number.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -74,7 +73,7 @@ class Estimate:
         return as_result(np.sqrt(self.variance))
 
 
-def estimable(est: Estimate) -> Union[np.ndarray, np.bool_]:
+def estimable(est: Estimate) -> np.ndarray | np.bool_:
     """Where ``est`` carries a usable effect: finite effect and a finite, positive variance.
 
     False marks too few units, no variation in either arm, or a zero baseline for a lift:

@@ -14,13 +14,12 @@ than there are (a variance of fewer than two units) come out NaN, never a warnin
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 # What the statistics return: an array for array input, a numpy float (a float) for scalars.
-Values = Union[np.ndarray, float]
+Values = np.ndarray | float
 
 RATIO_FIELDS = ("den_sum", "den_sum_sq", "num_den_sum")
 COVARIATE_FIELDS = ("x_sum", "x_sum_sq", "xy_sum")
@@ -83,12 +82,12 @@ class Moments:
     n: ArrayLike
     sum: ArrayLike
     sum_sq: ArrayLike
-    den_sum: Optional[ArrayLike] = None
-    den_sum_sq: Optional[ArrayLike] = None
-    num_den_sum: Optional[ArrayLike] = None
-    x_sum: Optional[ArrayLike] = None
-    x_sum_sq: Optional[ArrayLike] = None
-    xy_sum: Optional[ArrayLike] = None
+    den_sum: ArrayLike | None = None
+    den_sum_sq: ArrayLike | None = None
+    num_den_sum: ArrayLike | None = None
+    x_sum: ArrayLike | None = None
+    x_sum_sq: ArrayLike | None = None
+    xy_sum: ArrayLike | None = None
 
     def __post_init__(self) -> None:
         for group, label in ((RATIO_FIELDS, "ratio"), (COVARIATE_FIELDS, "covariate")):
@@ -104,9 +103,9 @@ class Moments:
     def of(
         cls,
         values: ArrayLike,
-        denominators: Optional[ArrayLike] = None,
-        covariate: Optional[ArrayLike] = None,
-    ) -> "Moments":
+        denominators: ArrayLike | None = None,
+        covariate: ArrayLike | None = None,
+    ) -> Moments:
         """Moments of raw per-unit arrays; units run along the last axis.
 
         Args:
@@ -129,7 +128,7 @@ class Moments:
         return cls(n=n, sum=y.sum(-1), sum_sq=(y * y).sum(-1), **extra)
 
     @classmethod
-    def binary(cls, successes: ArrayLike, n: ArrayLike) -> "Moments":
+    def binary(cls, successes: ArrayLike, n: ArrayLike) -> Moments:
         """Moments of a 0/1 metric from its counts (a 0/1 value is its own square)."""
         successes = np.asarray(successes, dtype=float)
         return cls(n=np.asarray(n, dtype=float), sum=successes, sum_sq=successes)
@@ -154,14 +153,14 @@ class Moments:
         """Sample variance (n - 1) of the metric per unit (NaN below two units)."""
         return as_result(sample_variance(self.n, self.sum, self.sum_sq))
 
-    def merged(self, other: "Moments") -> "Moments":
+    def merged(self, other: Moments) -> Moments:
         """The Moments of both sets of units together (partial aggregates add up).
 
         Raises:
             ValueError: when one side carries a ratio or covariate group the other lacks,
                 since their sum would silently describe different units.
         """
-        combined: dict[str, Optional[np.ndarray]] = {}
+        combined: dict[str, np.ndarray | None] = {}
         for field in fields(self):
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if (mine is None) != (theirs is None):
@@ -172,5 +171,5 @@ class Moments:
             combined[field.name] = None if mine is None else np.add(mine, theirs)
         return Moments(**combined)
 
-    def __add__(self, other: "Moments") -> "Moments":
+    def __add__(self, other: Moments) -> Moments:
         return self.merged(other)

@@ -7,15 +7,16 @@ Sizes are total units over both arms, rounded up.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
 from kfp_mlops.components.abtest.stats.estimate import check_sides
 from kfp_mlops.components.abtest.stats.moments import Values, as_result
-from kfp_mlops.components.abtest.stats.sequential import DEFAULT_TUNING, mixture_half_width
+from kfp_mlops.components.abtest.stats.sequential import (
+    DEFAULT_TUNING,
+    mixture_half_width,
+)
 
 BISECTION_STEPS = 80  # halves a factor-of-2^40 bracket in log N down to ~1e-12 relative
 
@@ -26,7 +27,7 @@ def proportion_sd(p: ArrayLike) -> Values:
     return as_result(np.sqrt(p * (1.0 - p)))
 
 
-def _variance_factor(sd_control: ArrayLike, sd_treatment: Optional[ArrayLike], share_treatment: ArrayLike) -> np.ndarray:
+def _variance_factor(sd_control: ArrayLike, sd_treatment: ArrayLike | None, share_treatment: ArrayLike) -> np.ndarray:
     """N * Var(difference of arm means) for a total of N units split by share_treatment."""
     sd_c = np.asarray(sd_control, dtype=float)
     sd_t = sd_c if sd_treatment is None else np.asarray(sd_treatment, dtype=float)
@@ -45,7 +46,7 @@ def _directed(effect: ArrayLike, sides: str) -> np.ndarray:
 def fixed_sample_size(
     effect: ArrayLike,
     sd_control: ArrayLike,
-    sd_treatment: Optional[ArrayLike] = None,
+    sd_treatment: ArrayLike | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
     share_treatment: ArrayLike = 0.5,
@@ -80,7 +81,7 @@ def sequential_power(
     n_total: ArrayLike,
     effect: ArrayLike,
     sd_control: ArrayLike,
-    sd_treatment: Optional[ArrayLike] = None,
+    sd_treatment: ArrayLike | None = None,
     alpha: float = 0.05,
     share_treatment: ArrayLike = 0.5,
     sides: str = "two",
@@ -106,7 +107,7 @@ def sequential_power(
 def sequential_sample_size(
     effect: ArrayLike,
     sd_control: ArrayLike,
-    sd_treatment: Optional[ArrayLike] = None,
+    sd_treatment: ArrayLike | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
     share_treatment: ArrayLike = 0.5,

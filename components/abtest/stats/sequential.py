@@ -2,8 +2,8 @@
 
 Howard, Ramdas, McAuliffe & Sekhon (2021), "Time-uniform, nonparametric, nonasymptotic
 confidence sequences", eq. 14, in the asymptotic form of Waudby-Smith et al. that GrowthBook's
-gbstats and Eppo use. With N = n_total units, sigma^2 = variance_of_effect * N and
-r = N rho^2, the half-width is
+gbstats and Eppo use. With N = n_total units, s2 = variance_of_effect * N and r = N rho^2,
+the half-width is
 
     sqrt( 2 (r + 1) / r * ln( sqrt(r + 1) / alpha ) * variance_of_effect )
 
@@ -11,8 +11,8 @@ which is the textbook sqrt( 2 (N s2 rho'^2 + 1) / (N^2 rho'^2) ln( sqrt(N s2 rho
 with the mixture's rho'^2 = rho^2 / s2 set on the standardized scale. That is what makes the
 tuning N* a number of units, independent of the metric's scale, and it is the form whose
 numbers match gbstats' published tests (the unstandardized form with the same rho does not).
-rho is chosen so the sequence is tightest at N = N* (Howard et al., eq. 161 of the
-Waudby-Smith et al. preprint): rho^2 = (-2 ln alpha + ln(-2 ln alpha + 1)) / N*.
+rho is chosen so the sequence is (approximately) tightest at N = N*, as Howard et al.
+derive: rho^2 = (-2 ln alpha + ln(-2 ln alpha + 1)) / N*.
 
 A one-sided sequence at level alpha is the two-sided one at 2 alpha (one side of it).
 """
@@ -30,19 +30,19 @@ DEFAULT_TUNING = 5000.0
 # Smallest number of units in EACH arm before a sequential decision is taken (earlier looks
 # are shown as "not enough data"). Measured for the case that needs it most, a 0/1 outcome at a
 # 5% rate with the relative lift (A/A, 40,000 runs, alpha 0.05, 100 looks of 100 units per arm
-# from the first units on; benchmarks/bench_ab_simulation.py reproduces it):
+# from the first units on; table 3 of benchmarks/bench_ab_simulation.py):
 #
 #   decide from (units per arm)      0      500    1000   1500   2000   3000
-#   two-sided mixture              0.060  0.043  0.033  0.027  0.022  0.017
-#   one-sided mixture (guardrail)  0.084  0.065  0.052  0.043  0.037  0.028
+#   two-sided mixture              0.063  0.044  0.034  0.028  0.024  0.018
+#   one-sided mixture (guardrail)  0.086  0.066  0.052  0.043  0.037  0.029
 #
 # The cause is the lift's delta-method variance, v_t / c^2 + t^2 v_c / c^4: when the
 # treatment's count is low by chance its variance estimate p(1 - p) / n shrinks with it, so
 # "treatment worse" is flagged too easily (the other side is correspondingly conservative)
 # until each arm has ~100 events. On the absolute difference every mode is nominal from the
-# first look (the sequence is so wide at small N that it protects itself), and at a 20% rate
-# no gate is needed. 2000 units = 100 expected events at 5%; rarer outcomes need about
-# 100 / rate units per arm.
+# first look (at most 0.024 here: the sequence is so wide at small N that it protects itself),
+# and at a 20% rate the lift needs no gate either (40 events per arm sufficed). 2000 units are
+# 100 expected events at 5%; for rarer outcomes 100 / rate units per arm is the safe side.
 MIN_UNITS_PER_ARM = 2000
 
 

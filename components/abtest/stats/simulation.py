@@ -15,10 +15,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from kfp_mlops.components.abtest.stats.estimate import difference, estimable, fixed_interval
+from kfp_mlops.components.abtest.stats.estimate import (
+    difference,
+    estimable,
+    fixed_interval,
+)
 from kfp_mlops.components.abtest.stats.group_sequential import obrien_fleming_bounds
 from kfp_mlops.components.abtest.stats.moments import Moments
-from kfp_mlops.components.abtest.stats.sequential import DEFAULT_TUNING, mixture_interval
+from kfp_mlops.components.abtest.stats.sequential import (
+    DEFAULT_TUNING,
+    mixture_interval,
+)
 
 MODES = ("mixture", "mixture_less", "mixture_greater", "group_sequential", "naive")
 

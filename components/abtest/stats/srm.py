@@ -28,8 +28,8 @@ from kfp_mlops.components.abtest.stats.moments import Values, as_result
 #   52/48, 10,000   0.042    0.0037   0.0023   0.026
 #   51/49, 40,000   0.084    0.0069   0.0033   0.0037
 #   70/30,    100   0.0034   0.025    0.29     0.93
-# The "uninformative" 1 needs about twice the traffic for a 2-point skew; 500 and up are slow
-# to see a broken arm early in a canary.
+# The "uninformative" 1 needs ~1.4x the traffic for a 2-point skew (52/48 reaches p < 0.01 at
+# 12,000 users against 8,700 with 100); 500 and up are slow to see a broken arm early on.
 DEFAULT_CONCENTRATION = 100.0
 
 
