@@ -39,7 +39,7 @@ class ArmData:
     """One arm's cumulative statistics at each look (arrays of length ``looks``)."""
 
     name: str
-    units: np.ndarray  # assigned units (requests or users): the SRM counts
+    units: np.ndarray  # assigned units (requests, failed ones included, or users): the SRM counts
     metric: Moments  # the primary metric over units with an outcome
     latency: Moments  # per request, milliseconds
     requests: np.ndarray  # predictions + server errors
@@ -183,6 +183,8 @@ def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings
             if arm in index:
                 errors[index[arm], b] = count
         errors = np.cumsum(errors, axis=1)
+    if settings.unit == "request":
+        units = units + errors  # a failed request was assigned too: the SRM counts it
     p95 = dict(con.execute("SELECT arm, approx_quantile(latency_ms, 0.95) FROM p GROUP BY arm").fetchall())
     versions: dict[str, list[str]] = {}
     for arm, version in con.execute("SELECT arm, model_version FROM p GROUP BY ALL ORDER BY ALL").fetchall():

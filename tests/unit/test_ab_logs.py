@@ -123,7 +123,8 @@ def test_errors_count_only_server_failures_in_the_window(tmp_path):
     data = read_experiment(str(tmp_path), AnalysisSettings(since=T0))
     assert data.arms["challenger"].errors[-1] == 2, "a 4xx is the client's, and errors before the window do not count"
     assert data.arms["champion"].errors[-1] == 0
-    assert data.arms["challenger"].requests[-1] == data.arms["challenger"].units[-1] + 2
+    assert data.arms["challenger"].requests[-1] == data.arms["challenger"].latency.n[-1] + 2
+    assert data.arms["challenger"].units[-1] == data.arms["challenger"].requests[-1], "a failed request was assigned too (SRM)"
 
 
 def test_outcomes_that_are_not_metric_values_are_counted_not_used(tmp_path):
