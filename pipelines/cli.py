@@ -131,7 +131,19 @@ def cmd_run(argv: Sequence[str]) -> int:
     for endpoint in sorted(run_dir.glob("*/endpoint")):
         if endpoint.read_text().strip():
             print(f"\nserving at {endpoint.read_text().strip()}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
+    print_gates(run_dir)
     return 0
+
+
+def print_gates(run_dir: Path) -> None:
+    """One line per A/B gate of the run: its decision and its report."""
+    import json
+
+    gates = sorted(run_dir.glob("analyze-experiment*/executor_output.json"), key=lambda p: (len(p.parent.name), p.parent.name))
+    for number, path in enumerate(gates, 1):
+        decision = json.loads(path.read_text()).get("parameterValues", {}).get("Output", "?")
+        report = path.parent / "report.html"
+        print(f"gate {number}: {decision}" + (f"  (report: {report})" if report.exists() else ""))
 
 
 def latest_test_split(runs: Path) -> Path | None:

@@ -148,34 +148,40 @@ def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings
     else:
         con.execute("CREATE VIEW f AS SELECT NULL::VARCHAR AS request_id, NULL::VARCHAR AS outcome WHERE false")
     value, bad = _metric_sql(settings)
+    # Per-request units read the join once (a view streams it); per-user units read it twice, so it is kept.
+    kind = "VIEW" if settings.unit == "request" else "TEMP TABLE"
     con.execute(
-        f"CREATE TEMP TABLE j AS SELECT p.arm, p.routing_key AS u, {bucket} AS b, p.latency_ms, {value} AS m, f.outcome IS NOT NULL AS has, {bad} AS bad "
+        f"CREATE {kind} j AS SELECT p.arm, p.routing_key AS u, {bucket} AS b, p.latency_ms, {value} AS m, f.outcome IS NOT NULL AS has, {bad} AS bad "
         "FROM p LEFT JOIN f USING (request_id)"
     )
-    outcomes, bad_outcomes = con.execute("SELECT count(*) FILTER (WHERE has), count(*) FILTER (WHERE bad) FROM j").fetchone()
-    names = [r[0] for r in con.execute("SELECT arm FROM j GROUP BY arm ORDER BY arm").fetchall()]
+    # One pass over the joined requests for everything counted per request.
+    per_request = con.execute(
+        "SELECT arm, b, count(*), count(latency_ms), sum(latency_ms), sum(latency_ms * latency_ms), count(*) FILTER (WHERE NOT has), "
+        "count(m), sum(m), sum(m * m), count(*) FILTER (WHERE coalesce(u, '') = ''), count(*) FILTER (WHERE has), count(*) FILTER (WHERE bad) "
+        "FROM j GROUP BY ALL"
+    ).fetchall()
+    names = sorted({row[0] for row in per_request})
     index = {name: i for i, name in enumerate(names)}
     shape = (len(names), looks)
 
-    def grid(query: str, columns: int) -> np.ndarray:
+    def grid(rows_: list[tuple], columns: int) -> np.ndarray:
         out = np.zeros((columns, *shape))
-        for row in con.execute(query).fetchall():
-            out[:, index[row[0]], row[1]] = [0.0 if v is None else float(v) for v in row[2:]]
+        for row in rows_:
+            out[:, index[row[0]], row[1]] = [0.0 if v is None else float(v) for v in row[2 : 2 + columns]]
         return np.cumsum(out, axis=2)
 
-    requests = grid("SELECT arm, b, count(*), count(latency_ms), sum(latency_ms), sum(latency_ms * latency_ms), count(*) FILTER (WHERE NOT has) FROM j GROUP BY ALL", 5)
-    several = without_key = 0
+    counted = grid(per_request, 11)
+    requests, m = counted[:5], counted[5:8]
+    without_key, outcomes, bad_outcomes = (int(counted[k][:, -1].sum()) for k in (8, 9, 10))
+    several = 0
     if settings.unit == "request":
         units = requests[0]
-        m = grid("SELECT arm, b, count(m), sum(m), sum(m * m) FROM j GROUP BY ALL", 3)
         metric_parts = {"n": m[0], "sum": m[1], "sum_sq": m[2]}
     else:
-        without_key = con.execute("SELECT count(*) FROM j WHERE coalesce(u, '') = ''").fetchone()[0]
         if without_key == rows:
             raise DataError("unit=user needs the splitter's routing key, and no request in the window carries one", fix="send each user's id in the X-Kfp-Mlops-Key header, or analyse with unit=request")
-        several = con.execute("SELECT count(*) FROM (SELECT u FROM j WHERE coalesce(u, '') <> '' GROUP BY u HAVING count(DISTINCT arm) > 1)").fetchone()[0]
-        units_grid, metric_parts = _per_user(con, grid, settings)
-        units = units_grid
+        units, metric_parts = _per_user(con, lambda query, columns: grid(con.execute(query).fetchall(), columns), settings)
+        several = con.execute("SELECT count(*) FROM (SELECT u FROM w GROUP BY u HAVING count(DISTINCT arm) > 1)").fetchone()[0]
     errors = np.zeros(shape)
     if files[plio.ERRORS]:
         con.execute(f"CREATE VIEW e_all AS SELECT epoch_us(time) AS t, arm, status FROM read_parquet({_list(files[plio.ERRORS])})")
@@ -203,7 +209,7 @@ def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings
             versions=versions.get(name, []),
         )
     look_times = [_time(min(start + width * (k + 1), end)) for k in range(looks)]
-    return ExperimentData(arms, look_times, _time(low), _time(high), int(rows), int(outcomes), int(bad_outcomes), int(several), int(without_key))
+    return ExperimentData(arms, look_times, _time(low), _time(high), int(rows), outcomes, bad_outcomes, int(several), without_key)
 
 
 def _per_user(con: Any, grid: Any, settings: AnalysisSettings) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -1,7 +1,9 @@
-"""A/B on one machine, as a new user runs it: train twice, deploy champion and challenger 50/50, send traffic, give feedback."""
+"""A/B on one machine, as a new user runs it: train twice, deploy champion and challenger 50/50, send traffic, give feedback;
+then canary rollouts with the simulator replaying the test split, the gates promoting a better challenger and rolling back a worse one."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -120,3 +122,48 @@ def test_deploy_refuses_a_missing_alias_and_bad_weights_before_starting_anything
     weights = _cli("run", "deploy", "--workdir", str(wd), "--deployment-name", "bad", "--arms", "champion=60,challenger=60", cwd=tmp)
     assert weights.returncode != 0 and "sum to 120, not 100" in weights.stdout + weights.stderr
     assert status_local(state_dir) is None, "nothing was started"
+
+
+def _gates(out: str) -> list[str]:
+    return [line.split("decision: ", 1)[1].split()[0] for line in out.splitlines() if line.strip().startswith("decision: ")]
+
+
+def _reports(wd) -> list:
+    run = max(wd.glob("runs/rollout-*"), key=lambda p: p.stat().st_mtime)
+    return sorted(run.glob("analyze-experiment*/report.html"))
+
+
+def test_a_worse_challenger_is_rolled_back_and_a_better_one_promoted(two_versions):  # noqa: F811
+    tmp, wd = two_versions
+    state_dir = wd / "deployments" / MODEL
+    registry = Registry(f"sqlite:///{wd / 'mlflow' / 'mlflow.db'}")
+    worse = _cli("run", "training", "--workdir", str(wd), "--demo-rows", "4000", "--max-epochs", "1", "--hidden-layers", "2", "--promote", "false", cwd=tmp)
+    assert worse.returncode == 0, worse.stdout[-3000:] + worse.stderr[-3000:]
+    weak = registry.alias(MODEL, "challenger").version
+    champion = registry.alias(MODEL, "champion").version
+    try:
+        rolled = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", cwd=tmp)
+        out = rolled.stdout + rolled.stderr
+        assert rolled.returncode == 0, out[-4000:]
+        assert "replaying the test split of the latest training run" in out
+        assert _gates(out)[-1] == "rollback" and set(_gates(out)[:-1]) <= {"continue"}, _gates(out)
+        assert registry.alias(MODEL, "champion").version == champion, "a rollback leaves the registry"
+        weights = {name: arm.weight for name, arm in status_local(state_dir).arms.items()}
+        assert weights == {"champion": 100, "challenger": 0}
+        page = _reports(wd)[-1].read_text()
+        assert "ROLLBACK" in page.upper() and "<svg" in page
+
+        # The other way round: the weak model as champion, the trained one as challenger.
+        registry.set_alias(MODEL, "champion", weak)
+        registry.set_alias(MODEL, "challenger", champion)
+        promoted = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", cwd=tmp)
+        out = promoted.stdout + promoted.stderr
+        assert promoted.returncode == 0, out[-4000:]
+        assert _gates(out)[-1] == "promote", _gates(out)
+        assert registry.alias(MODEL, "champion").version == champion and registry.alias(MODEL, "previous").version == weak
+        weights = {name: arm.weight for name, arm in status_local(state_dir).arms.items()}
+        assert weights == {"champion": 0, "challenger": 100}
+        metrics = json.loads((_reports(wd)[-1].parent / "executor_output.json").read_text())
+        assert metrics["parameterValues"]["Output"] == "promote"
+    finally:
+        stop_local(state_dir)

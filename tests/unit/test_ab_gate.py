@@ -85,7 +85,7 @@ def test_a_stale_champion_or_a_failed_shift_changes_nothing(registered, tmp_path
     with pytest.raises(DeployError, match="did not answer"):
         run_gate(gate(fresh, RecordingTraffic("recording", fail=True)), registry=registry)
     assert _aliases(registry) == before, "the aliases are put back when traffic could not follow"
-    assert registry.client.search_registered_models(f"name LIKE 'kfp-mlops-lock.%'") == [], "the lock is released"
+    assert registry.client.search_registered_models("name LIKE 'kfp-mlops-lock.%'") == [], "the lock is released"
 
 
 def test_rollback_sends_all_traffic_to_the_champion_and_leaves_the_registry(registered, tmp_path):  # noqa: F811

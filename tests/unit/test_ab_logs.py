@@ -18,15 +18,15 @@ T0 = datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
 
 def write_log(sink: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None = None, errors: pd.DataFrame | None = None) -> None:
     """Write predictions, outcomes and errors the way the model server and /v1/feedback do."""
-    with PredictionLogger(sink, batch_rows=4000) as logger:
+    with PredictionLogger(sink, batch_rows=4000, queue_size=len(rows) + 1) as logger:
         for r in rows.itertuples(index=False):
-            logger.log(PredictionRecord(r.request_id, r.time.to_pydatetime(), r.arm, "m", r.version, "{}", r.prediction, 0.5, float(r.latency_ms), r.user))
+            assert logger.log(PredictionRecord(r.request_id, r.time.to_pydatetime(), r.arm, "m", r.version, "{}", r.prediction, 0.5, float(r.latency_ms), r.user))
     if outcomes is not None and len(outcomes):
         write_feedback(sink, [Outcome(o.request_id, o.outcome, o.time.to_pydatetime()) for o in outcomes.itertuples(index=False)])
     if errors is not None and len(errors):
         with ErrorLogger(sink) as logger:
             for e in errors.itertuples(index=False):
-                logger.log(ErrorRecord(e.request_id, e.time.to_pydatetime(), e.arm, "m", "1", int(e.status), ""))
+                assert logger.log(ErrorRecord(e.request_id, e.time.to_pydatetime(), e.arm, "m", "1", int(e.status), ""))
 
 
 def synthetic(n: int = 3000, seed: int = 0, rates: tuple[float, float] = (0.7, 0.75), users: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -162,3 +162,35 @@ def test_a_log_in_s3_is_read_the_same(tmp_path, s3_env):
     for name in local.arms:
         assert remote.arms[name].metric.sum[-1] == local.arms[name].metric.sum[-1]
         assert remote.arms[name].units[-1] == local.arms[name].units[-1]
+
+
+def test_cuped_from_the_log_narrows_the_interval_without_moving_the_estimate(tmp_path):
+    """Users keep their habits: a user's conversions before the experiment predict those during it."""
+    from kfp_mlops.components.abtest.analysis import analyze
+    from kfp_mlops.components.abtest.stats.estimate import difference
+
+    rng = np.random.default_rng(8)
+    users = 1500
+    propensity = rng.beta(1.0, 3.0, users)
+    frames = []
+    for start, lift in ((T0 - timedelta(days=1), 0.0), (T0, 0.03)):
+        n = 12 * users
+        user = rng.integers(0, users, n)
+        challenger = user % 2 == 1
+        value = rng.random(n) < np.clip(propensity[user] + np.where(challenger, lift, 0.0), 0, 1)
+        frames.append(pd.DataFrame({"request_id": [f"{start.date()}-{i}" for i in range(n)], "time": [start + timedelta(seconds=int(s)) for s in rng.integers(0, 80_000, n)],
+                                    "arm": np.where(challenger, "challenger", "champion"), "version": "1", "prediction": "0", "latency_ms": 5.0,
+                                    "user": [f"u{u}" for u in user], "outcome": value.astype(int).astype(str)}))  # fmt: skip
+    rows = pd.concat(frames, ignore_index=True)
+    write_log(str(tmp_path), rows, rows[["request_id", "outcome", "time"]])
+    settings = AnalysisSettings(unit="user", metric="conversion", since=T0, until=T0 + timedelta(days=1), cuped_days=1)
+    data = read_experiment(str(tmp_path), settings)
+    control, treatment = data.arms["champion"].metric, data.arms["challenger"].metric
+    plain = difference(control, treatment, kind="mean")
+    adjusted = difference(control, treatment, kind="mean", cuped=True)
+    assert adjusted.variance[-1] < 0.8 * plain.variance[-1], "the pre-period explains part of each user's total"
+    true_lift = 0.03 * 12  # conversions per user: 12 requests each, 3 points more likely
+    assert abs(adjusted.effect[-1] - true_lift) < 3 * np.sqrt(adjusted.variance[-1])
+    result = analyze(data, settings, {"champion": 50, "challenger": 50})
+    primary = next(c for c in result.comparisons if c.role == "primary")
+    assert primary.effect == pytest.approx(adjusted.effect[-1]), "the analysis uses the adjusted estimate"
