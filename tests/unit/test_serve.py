@@ -225,7 +225,7 @@ def featurized(tmp_path_factory):
     paths = {name: tmp / "out" / f"{name}.parquet" for name in SPLITS}
     featurize(dataset, SPEC, repo_dir=tmp / "out" / "repo", split_paths=paths)
     train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), FAST, model_dir=tmp / "model")
-    server = Server(["--model-uri", str(tmp / "model"), "--model-name", "m", "--feature-repo", str(tmp / "out" / "repo")], tmp / "server.log")
+    server = Server(["--model-uri", str(tmp / "model"), "--model-name", "m", "--feature-repo", str(tmp / "out" / "repo"), "--log-sink", str(tmp / "logs"), "--log-flush-seconds", "0.2"], tmp / "server.log")
     yield tmp, paths, server
     server.stop()
 
@@ -267,6 +267,14 @@ def test_a_feature_store_outage_is_503_and_the_server_recovers(featurized):
     recovered = server.client.post("/v1/models/m:predict", json=request)
     assert recovered.status_code == 200, recovered.text
     assert os.path.getsize(online_db) == len(original)
+    # The failure counts against the arm: the A/B error-rate guardrail reads it from the log.
+    from kfp_mlops.components._shared.prediction_log import read_errors
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and read_errors(str(tmp / "logs")).num_rows == 0:
+        time.sleep(0.2)
+    errors = read_errors(str(tmp / "logs")).to_pylist()
+    assert [(e["status"], e["request_id"]) for e in errors] == [(503, broken.headers["x-request-id"])]
 
 
 def test_two_workers_each_load_the_model_from_its_files(model, tmp_path):
