@@ -49,7 +49,8 @@ EXTRAS = {
     "features": ["feast>=0.67,<0.68", "pandas<3", "duckdb>=1.1,<3", "redis>=5,<9", "psycopg[binary]>=3.1,<4"],
     "monitor": ["evidently>=0.7.23,<0.8", "pandas<3"],
     # The model server is built on KServe's Python model server; kserve holds psutil below 6.
-    "serve": ["kserve>=0.21,<0.22", "pandas<3", "httptools>=0.6,<1", "uvloop>=0.19,<1; sys_platform != 'win32'"],
+    # The A/B gate runs in the same image: scipy for its statistics, DuckDB (features) for the log.
+    "serve": ["kserve>=0.21,<0.22", "pandas<3", "httptools>=0.6,<1", "uvloop>=0.19,<1; sys_platform != 'win32'", "scipy>=1.11,<2"],
     "test": [
         "pytest>=8",
         "gcp-storage-emulator>=2024.8",

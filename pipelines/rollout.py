@@ -27,6 +27,7 @@ def rollout(
     alpha: float = 0.05,
     min_effect: float = 0.0,
     latency_margin: float = 0.2,
+    latency_floor_ms: float = 5.0,
     error_margin: float = 0.005,
     max_p95_latency_ms: float = 0.0,
     min_units: int = 200,
@@ -56,6 +57,7 @@ def rollout(
         alpha: False-claim rate of the whole rollout.
         min_effect: Smallest improvement worth promoting (metric units).
         latency_margin: Guardrail: relative mean-latency increase tolerated.
+        latency_floor_ms: Guardrail: absolute mean-latency increase tolerated in any case (ms).
         error_margin: Guardrail: absolute 5xx-rate increase tolerated.
         max_p95_latency_ms: Guardrail: p95 latency ceiling for the challenger (0 = none).
         min_units: Fewest units per arm before a gate decides.
@@ -80,7 +82,7 @@ def rollout(
     endpoint = deployed.outputs["endpoint"]
     common = dict(
         model_name=model_name, log_sink=log_sink, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect, latency_margin=latency_margin,
-        error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units, mode="apply",
+        latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units, mode="apply",
         wait_minutes=wait_minutes, target=target, deployment_name=deployment_name, namespace=namespace, local_state_dir=local_state_dir,
         mlflow_tracking_uri=mlflow_tracking_uri,
     )

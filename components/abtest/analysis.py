@@ -108,7 +108,7 @@ def analyze_periods(periods: list[Period], settings: AnalysisSettings) -> Analys
     family = max(1, len(comparisons))
     raw = np.array([c.p_value for c in comparisons], dtype=float)
     adjusted = raw if settings.correction == "none" else (multiple.holm(raw) if settings.correction == "holm" else multiple.benjamini_hochberg(raw))
-    for comparison, estimate, p, level in zip(comparisons, estimates, np.atleast_1d(adjusted), _levels(raw, settings)):
+    for comparison, estimate, p, level in zip(comparisons, estimates, np.atleast_1d(adjusted), multiple.critical_levels(raw, settings.alpha, settings.correction) if len(raw) else []):
         comparison.adjusted_p = float(p)
         comparison.significant = bool(comparison.estimable and np.isfinite(p) and p <= settings.alpha)
         comparison.level = level
@@ -186,18 +186,6 @@ def _latency(control: ArmData, challenger: ArmData) -> est.Estimate:
 
 def _errors(control: ArmData, challenger: ArmData) -> est.Estimate:
     return est.difference(Moments.binary(control.errors, control.requests), Moments.binary(challenger.errors, challenger.requests), kind="proportion")
-
-
-def _levels(raw: np.ndarray, settings: AnalysisSettings) -> list[float]:
-    """Each hypothesis' critical level under the correction (by the rank of its raw p-value)."""
-    m = len(raw)
-    ranks = np.empty(m, dtype=int)
-    ranks[np.argsort(np.where(np.isnan(raw), np.inf, raw), kind="stable")] = np.arange(m)
-    if settings.correction == "holm":
-        return [settings.alpha / (m - r) for r in ranks]
-    if settings.correction == "bh":
-        return [settings.alpha * (r + 1) / m for r in ranks]
-    return [settings.alpha] * m
 
 
 def _p_directed(estimate: est.Estimate, threshold: float, settings: AnalysisSettings, greater: bool) -> float:

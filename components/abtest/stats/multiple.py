@@ -68,3 +68,20 @@ def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
     scaled = np.where(np.isnan(ordered), np.inf, np.minimum(tests * ordered / ranks, 1.0))
     adjusted = np.minimum.accumulate(scaled[..., ::-1], axis=-1)[..., ::-1]
     return _unsort(adjusted, order, p)
+
+
+def critical_levels(p_values: ArrayLike, alpha: float, correction: str) -> np.ndarray:
+    """The level each test is compared with at its rank: Holm alpha / (m - rank + 1), BH alpha rank / m, none alpha.
+
+    An interval drawn at a test's critical level excludes the null exactly when the test rejects
+    at that step (NaN p-values rank last).
+    """
+    p = np.atleast_1d(np.asarray(p_values, dtype=float))
+    m = p.shape[-1]
+    ranks = np.empty(m, dtype=float)
+    ranks[np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")] = np.arange(1, m + 1)
+    if correction == "holm":
+        return alpha / (m - ranks + 1)
+    if correction == "bh":
+        return alpha * ranks / m
+    return np.full(m, float(alpha))
