@@ -15,6 +15,7 @@ COMPONENTS = {
     "deploy": "kfp_mlops.components.deploy.component:deploy",
     "analyze_experiment": "kfp_mlops.components.abtest.component:analyze_experiment",
     "simulate_traffic": "kfp_mlops.components.abtest.component:simulate_traffic",
+    "check_rollout": "kfp_mlops.components.abtest.component:check_rollout",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }

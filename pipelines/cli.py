@@ -3,6 +3,7 @@
     kfp-mlops run training [--source-uri URI] [--label-column label] ...
     kfp-mlops run training --help        lists the pipeline's parameters from its spec
     kfp-mlops run deploy --arms champion=50,challenger=50   serve two versions locally
+    kfp-mlops run rollout                canary steps of the @challenger, each gated by the A/B analysis
     kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
     kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
     kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
@@ -49,8 +50,11 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
         prog=f"kfp-mlops run {name}",
         description=(pipeline.description or "") + " Runs locally with kfp.local (SubprocessRunner, no containers).",
     )
-    for pname, ptype, default, optional, description in pipeline_parameters(pipeline):
+    params = sorted(pipeline_parameters(pipeline), key=lambda p: p[0])
+    for pname, ptype, default, optional, description in params:
         flag = "--" + pname.replace("_", "-")
+        if ptype == "NUMBER_INTEGER" and isinstance(default, float) and default.is_integer():
+            default = int(default)  # the spec stores every number as a float
         description = description.replace("%", "%%")  # argparse formats help with %
         kind = _bool if ptype == "BOOLEAN" else PARAM_TYPES.get(ptype, str)
         if pname == "source_uri":
@@ -59,7 +63,8 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
             # Unset flags are left out, so the pipeline applies its own (typed) defaults.
             parser.add_argument(flag, dest=pname, type=kind, default=None, required=not optional, help=f"{description} (default: {repr(default).replace('%', '%%')})")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
-    parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
+    if any(p[0] == "source_uri" for p in params):
+        parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
     return parser
 
 
@@ -77,7 +82,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     pipeline = catalog.pipeline(name)
     args = vars(_run_parser(name, pipeline).parse_args(rest))
     workdir: Path = args.pop("workdir")
-    demo_rows = args.pop("demo_rows")
+    demo_rows = args.pop("demo_rows", DEMO_ROWS)
     if "source_uri" in args and args["source_uri"] is None:
         from kfp_mlops.demo import DemoSpec, write_demo_dataset
 

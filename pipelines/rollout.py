@@ -1,6 +1,6 @@
 """The rollout pipeline: a challenger goes to traffic in canary steps, each gated by the A/B analysis.
 
-deploy (champion and challenger at the first weight) -> [traffic] -> gate 1 -> on continue:
+check (every setting, before any traffic moves) -> deploy (champion and challenger at the first weight) -> [traffic] -> gate 1 -> on continue:
 next weight -> [traffic] -> gate 2 -> on continue: next weight -> [traffic] -> gate 3 (the
 last: inconclusive means rollback). Any gate promotes (moves @champion, all traffic to the
 winner) or rolls back (all traffic to the champion) as soon as the evidence says so. Each
@@ -13,7 +13,7 @@ The traffic steps replay a labelled table on this machine and do nothing without
 
 from kfp import dsl
 
-from kfp_mlops.components.abtest.component import analyze_experiment, simulate_traffic
+from kfp_mlops.components.abtest.component import analyze_experiment, check_rollout, simulate_traffic
 from kfp_mlops.components.deploy.component import deploy as deploy_step
 
 @dsl.pipeline(name="rollout", description="Canary rollout of the @challenger: deploy at a first weight, then steps gated by the A/B analysis (SRM, primary metric, guardrails, always-valid statistics), promoting or rolling back automatically.")
@@ -41,7 +41,7 @@ def rollout(
     local_port: int = 0,
     replay_uri: str = "",
     label_column: str = "label",
-    requests_per_step: int = 1500,
+    requests_per_step: int = 4000,
     users: int = 0,
     seed: int = 0,
 ):
@@ -60,7 +60,7 @@ def rollout(
         latency_floor_ms: Guardrail: absolute mean-latency increase tolerated in any case (ms).
         error_margin: Guardrail: absolute 5xx-rate increase tolerated.
         max_p95_latency_ms: Guardrail: p95 latency ceiling for the challenger (0 = none).
-        min_units: Fewest units per arm before a gate decides.
+        min_units: Fewest units per arm before a promotion (a proven harm rolls back at any time).
         wait_minutes: How long each gate waits for a decision (real traffic); 0 = decide on what is there.
         target: local, kserve, seldon or seldon-v2.
         namespace: Kubernetes namespace; empty for the step's.
@@ -69,16 +69,21 @@ def rollout(
         mlflow_tracking_uri: MLflow tracking URI; empty for the steps' MLFLOW_TRACKING_URI.
         local_state_dir: local: the deployment's state folder.
         local_port: local: the splitter's port; 0 picks a free one.
-        replay_uri: A labelled table (e.g. a training run's test split) replayed as traffic at each step; empty = real traffic only.
+        replay_uri: A labelled table (e.g. a training run's test split) replayed as traffic at each step; empty = real traffic only (the local CLI fills in the latest training run's test split when the flag is left out).
         label_column: The replay table's label (reported as outcomes).
         requests_per_step: Requests replayed per step.
         users: Distinct simulated users (0 = per-request assignment).
         seed: Seeds the replay.
     """
+    checked = check_rollout(
+        arms=arms, second_weight=second_weight, third_weight=third_weight, target=target, replay_uri=replay_uri, label_column=label_column,
+        requests_per_step=requests_per_step, users=users, wait_minutes=wait_minutes, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect,
+        latency_margin=latency_margin, latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units,
+    ).set_caching_options(False)
     deployed = deploy_step(
         model_name=model_name, arms=arms, target=target, mlflow_tracking_uri=mlflow_tracking_uri, deployment_name=deployment_name,
         namespace=namespace, log_sink=log_sink, local_state_dir=local_state_dir, local_port=local_port,
-    ).set_caching_options(False)
+    ).after(checked).set_caching_options(False)
     endpoint = deployed.outputs["endpoint"]
     common = dict(
         model_name=model_name, log_sink=log_sink, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect, latency_margin=latency_margin,

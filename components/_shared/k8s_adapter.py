@@ -124,7 +124,13 @@ def api_client(host: str = "") -> Any:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, OSError) as exc:
+            raise DeployError(
+                f"no Kubernetes cluster is reachable from here: not in a pod, and no usable kubeconfig ({exc})",
+                fix="run the step on the cluster (its service account), set KUBECONFIG, or use target=local / mode=dry-run",
+            ) from None
     return client.ApiClient()
 
 

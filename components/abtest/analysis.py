@@ -61,6 +61,7 @@ class SrmCheck:
 @dataclass
 class PowerCheck:
     mde: float  # the effect the calculation is for, in the metric's units
+    level: float  # the two-sided level it is computed at (the strictest the primary test may face)
     units_needed: float  # both arms together, fixed horizon
     units_needed_sequential: float
     units_so_far: float
@@ -114,7 +115,7 @@ def analyze_periods(periods: list[Period], settings: AnalysisSettings) -> Analys
         comparison.level = level
         _draw_intervals(comparison, estimate, data.look_times, settings, level)
     share = weights[challengers[0]] / (weights[challengers[0]] + weights[settings.control]) if challengers else 0.5
-    power_check = _power(arms[settings.control], arms[challengers[0]], data, settings, share) if challengers else None
+    power_check = _power(arms[settings.control], arms[challengers[0]], data, settings, share, settings.alpha / family) if challengers else None
     decision = _decide(arms, challengers, comparisons, srm_check, settings)
     return AnalysisResult(settings, data, srm_check, comparisons, power_check, decision, family, _warnings(data, settings), len(periods))
 
@@ -152,6 +153,9 @@ def _warnings(data: ExperimentData, settings: AnalysisSettings) -> list[str]:
         out.append(f"{data.users_in_several_arms} user(s) were served by more than one arm (weights changed or keys collide): their outcomes mix arms")
     if data.requests_without_key and settings.unit == "user":
         out.append(f"{data.requests_without_key} request(s) carry no routing key and are left out of the per-user analysis")
+    served = {tuple(arm.versions) for arm in data.arms.values() if arm.versions}
+    if len(data.arms) > 1 and len(served) == 1:
+        out.append(f"every arm served the same model version ({', '.join(next(iter(served)))}): this is an A/A test, nothing can be promoted")
     for arm in data.arms.values():
         if len(arm.versions) > 1:
             out.append(f"arm {arm.name!r} served several model versions in the window ({', '.join(arm.versions)}): the window spans a redeploy")
@@ -247,17 +251,17 @@ def _draw_intervals(comparison: Comparison, estimate: est.Estimate, looks: list[
     comparison.over_time = [(t, float(e), float(lo), float(hi)) for t, e, lo, hi in zip(looks, effect, lower, upper) if np.isfinite(e) and np.isfinite(lo)]
 
 
-def _power(control: ArmData, challenger: ArmData, data: ExperimentData, settings: AnalysisSettings, share: float) -> PowerCheck | None:
+def _power(control: ArmData, challenger: ArmData, data: ExperimentData, settings: AnalysisSettings, share: float, level: float) -> PowerCheck | None:
     mean, sd = _per_unit_mean_sd(control.metric)
     if not (np.isfinite(mean) and np.isfinite(sd) and sd > 0):
         return None
     mde = settings.min_effect or max(abs(mean) * 0.1, sd * 0.05)
-    needed = float(power.fixed_sample_size(mde, sd, alpha=settings.alpha, power=settings.power, share_treatment=share))
-    needed_seq = float(power.sequential_sample_size(mde, sd, alpha=settings.alpha, power=settings.power, share_treatment=share, tuning=settings.tuning))
+    needed = float(power.fixed_sample_size(mde, sd, alpha=level, power=settings.power, share_treatment=share))
+    needed_seq = float(power.sequential_sample_size(mde, sd, alpha=level, power=settings.power, share_treatment=share, tuning=settings.tuning))
     so_far = float(control.metric.n[-1] + challenger.metric.n[-1])
     elapsed = (data.last_time - data.first_time).total_seconds() if data.first_time and data.last_time else 0.0
     remaining = float(power.expected_duration_s(needed_seq if settings.method == "always-valid" else needed, so_far, elapsed))
-    return PowerCheck(mde, needed, needed_seq, so_far, remaining)
+    return PowerCheck(mde, level, needed, needed_seq, so_far, remaining)
 
 
 def _per_unit_mean_sd(m: Moments) -> tuple[float, float]:

@@ -52,7 +52,7 @@ def apply_decision(result: AnalysisResult, *, registry: Any, model_name: str, tr
     """Promote or roll back as ``result.decision`` says; ``design`` are the weights deployed.
 
     Raises:
-        AnalysisInputError: the winner served several versions, or the champion moved during the experiment.
+        AnalysisInputError: the winner served several versions, failed register's gate, or the champion moved during the experiment.
         DeployError / RegistryError: the traffic shift or the registry failed (aliases restored first).
     """
     decision = result.decision
@@ -68,6 +68,11 @@ def apply_decision(result: AnalysisResult, *, registry: Any, model_name: str, tr
     version = _served_version(result, winner)
     control_version = _served_version(result, control)
     weights = everything_to(winner)
+    if registry.version_tags(model_name, version).get("blessed") == "false":
+        raise AnalysisInputError(
+            f"{model_name} version {version} won the experiment but failed register's evaluation gate (tag blessed=false): an unblessed model is never promoted automatically",
+            fix="look at both verdicts; to promote it anyway, move @champion in the MLflow UI",
+        )
     with registry.lock(model_name):
         champion = registry.alias(model_name, CHAMPION)
         if champion is not None and champion.version != control_version:

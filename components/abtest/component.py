@@ -71,7 +71,7 @@ def analyze_experiment(
         latency_floor_ms: Guardrail: absolute mean-latency increase tolerated in any case (ms).
         error_margin: Guardrail: absolute 5xx-rate increase tolerated.
         max_p95_latency_ms: Guardrail: ceiling on the challenger's p95 latency (0 = none).
-        min_units: Fewest units per arm before any decision.
+        min_units: Fewest units per arm before a promotion (a proven harm rolls back at any time).
         since: Window start, ISO time with zone (e.g. the deploy step's deployed_at); empty = the log's start.
         until: Window end; empty = now.
         mode: report (decide only) or apply (act on the decision).
@@ -176,3 +176,57 @@ def simulate_traffic(
         result = replay(plan, read_table(replay_uri))
         print(f"sent {result.sent}, answered {result.answered}, failed {result.failed}, outcomes {result.outcomes}; per arm {result.per_arm}")
     return outputs(result.answered, result.outcomes)
+
+
+@dsl.component(base_image=image("serve"), install_kfp_package=False)
+def check_rollout(
+    arms: str,
+    second_weight: int,
+    third_weight: int,
+    target: str,
+    replay_uri: str,
+    label_column: str,
+    requests_per_step: int,
+    users: int,
+    wait_minutes: float,
+    control: str = "champion",
+    metric: str = "accuracy",
+    unit: str = "request",
+    alpha: float = 0.05,
+    min_effect: float = 0.0,
+    latency_margin: float = 0.2,
+    latency_floor_ms: float = 5.0,
+    error_margin: float = 0.005,
+    max_p95_latency_ms: float = 0.0,
+    min_units: int = 200,
+):
+    """Checks every rollout setting before the deploy step changes any traffic: the analysis settings, growing canary weights, the target, the replay table and its label.
+
+    Args:
+        arms: The first step: champion and challenger weights.
+        second_weight: The challenger's percent in the second step.
+        third_weight: The challenger's percent in the third step.
+        target: local, kserve, seldon or seldon-v2.
+        replay_uri: The labelled table replayed as traffic (empty: real traffic).
+        label_column: The replay table's label.
+        requests_per_step: Requests replayed per step.
+        users: Distinct simulated users.
+        wait_minutes: How long each gate waits for real traffic.
+        control: The control arm.
+        metric: The primary metric.
+        unit: request or user.
+        alpha: False-claim rate of the rollout.
+        min_effect: Smallest improvement worth promoting.
+        latency_margin: Guardrail: relative mean-latency increase tolerated.
+        latency_floor_ms: Guardrail: absolute mean-latency increase tolerated (ms).
+        error_margin: Guardrail: absolute 5xx-rate increase tolerated.
+        max_p95_latency_ms: Guardrail: p95 ceiling (0 = none).
+        min_units: Fewest units per arm before a promotion (a proven harm rolls back at any time).
+    """
+    from kfp_mlops.components._shared.entry import exit_on_error
+
+    with exit_on_error("check_rollout"):
+        from kfp_mlops.components.abtest.component_support import check_rollout as check
+
+        check(dict(locals()))
+        print("rollout settings checked: nothing is wrong before deploying")

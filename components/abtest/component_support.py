@@ -92,3 +92,33 @@ def read_table(uri: str) -> Any:
         return ds.dataset([str(f) for f in files], format=fmt).to_table()
     except Exception as exc:  # noqa: BLE001 - any unreadable file, named for the user
         raise DataError(f"{uri} is not readable as {fmt} ({exc})", fix="pass a Parquet or CSV file or folder") from exc
+
+
+def check_rollout(params: dict[str, Any]) -> None:
+    """Every rollout setting, checked before the deploy step changes any traffic."""
+    from kfp_mlops.components.abtest.core import design_of
+    from kfp_mlops.components.abtest.settings import check_settings
+    from kfp_mlops.components.deploy.core import TARGETS
+
+    check_settings(AnalysisSettings(**{k: params[k] for k in SETTINGS if k in params}))
+    if params["target"] not in TARGETS:
+        raise AnalysisInputError(f"target {params['target']!r} is not one of {', '.join(TARGETS)}", fix="local to try it on this machine, kserve or seldon on a cluster")
+    design = design_of(params["arms"])
+    control = params["control"]
+    challengers = [n for n in design if n != control]
+    if control not in design or len(challengers) != 1 or design[challengers[0]] <= 0:
+        raise AnalysisInputError(f"a canary needs the control {control!r} and one challenger with a weight above 0, got {design}", fix="e.g. --arms champion=90,challenger=10")
+    steps = [design[challengers[0]], params["second_weight"], params["third_weight"]]
+    if not all(0 < w < 100 for w in steps[1:]) or steps != sorted(set(steps)):
+        raise AnalysisInputError(f"the challenger's weights per step {steps} must grow and stay between 1 and 99", fix="e.g. --arms champion=90,challenger=10 --second-weight 25 --third-weight 50")
+    if not 1 <= params["requests_per_step"] <= 10_000_000 or params["users"] < 0:
+        raise AnalysisInputError(f"requests_per_step {params['requests_per_step']} / users {params['users']} out of range", fix="requests_per_step from 1 to 10,000,000; users 0 (per-request assignment) or more")
+    replay = params["replay_uri"].strip()
+    if replay:
+        if params["unit"] == "user" and params["users"] < 2:
+            raise AnalysisInputError("unit=user needs simulated users, and users is below 2", fix="pass --users 1000 (or more) with --unit user")
+        table = read_table(replay)
+        if params["label_column"] not in table.column_names:
+            raise AnalysisInputError(f"the replay table has no label column {params['label_column']!r} (it has {table.column_names[:12]})", fix="pass --label-column with the table's label")
+    elif params["target"] == "local" and params["wait_minutes"] <= 0:
+        raise AnalysisInputError("no traffic will reach the gates: no replay table and no time to wait for real requests", fix="pass --replay-uri (a labelled table, e.g. a test split) or --wait-minutes")

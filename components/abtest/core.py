@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.errors import DataError, KfpMlopsError
 from kfp_mlops.components.abtest.analysis import AnalysisResult, Decision, analyze_periods
 from kfp_mlops.components.abtest.apply import Applied, TrafficTarget, apply_decision
 from kfp_mlops.components.abtest.logs import read_experiment
@@ -97,8 +97,11 @@ def check_gate(request: GateRequest) -> dict[str, int]:
     return design
 
 
-def parse_history(text: str) -> list[tuple[datetime, datetime, str]]:
-    """The earlier periods: (since, until, arms) each, checked."""
+MAX_PERIODS = 50
+
+
+def parse_history(text: str, *, before: datetime | None = None) -> list[tuple[datetime, datetime, str]]:
+    """The earlier periods: (since, until, arms) each, checked: in order, not overlapping, all before ``before``."""
     if not text.strip():
         return []
     try:
@@ -106,17 +109,44 @@ def parse_history(text: str) -> list[tuple[datetime, datetime, str]]:
         periods = [(_utc(item["since"]), _utc(item["until"]), str(item["arms"])) for item in items]
     except (ValueError, TypeError, KeyError) as exc:
         raise AnalysisInputError(f"history is not a list of {{since, until, arms}} periods ({exc})", fix="pass the previous gate's next_history output unchanged") from None
-    for since, until, arms in periods:
+    fix = "pass the previous gate's next_history output unchanged"
+    if len(periods) > MAX_PERIODS:
+        raise AnalysisInputError(f"history has {len(periods)} periods, more than {MAX_PERIODS}", fix=fix)
+    for number, (since, until, arms) in enumerate(periods):
         design_of(arms)
         if until <= since:
-            raise AnalysisInputError(f"a history period ends ({until.isoformat()}) before it starts", fix="pass the previous gate's next_history output unchanged")
+            raise AnalysisInputError(f"history period {number + 1} ends ({until.isoformat()}) before it starts", fix=fix)
+        if number and since < periods[number - 1][1]:
+            raise AnalysisInputError(f"history period {number + 1} starts before period {number} ends: periods may not overlap (each request counts once)", fix=fix)
+    if periods and before is not None and periods[-1][1] > before:
+        raise AnalysisInputError(f"the history's last period ends ({periods[-1][1].isoformat()}) after this window starts ({before.isoformat()})", fix=fix)
+    if periods and before is None:
+        raise AnalysisInputError("a history is given but not where this window starts (since)", fix="pass since: the previous gate's next_since")
     return periods
 
 
 def run_gate(request: GateRequest, *, registry: Any = None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> GateOutcome:
-    """Analyse (waiting up to ``wait_s`` for a decision) and, in apply mode, act on the decision."""
+    """Analyse (waiting up to ``wait_s`` for a decision) and, in apply mode, act on the decision.
+
+    In apply mode a gate that fails (bad input, an unreadable log, a refused promotion) first sends
+    all traffic back to the control: a challenger is never left on traffic without a gate watching it.
+    """
     design = check_gate(request)
-    history = parse_history(request.history)
+    try:
+        return _run_gate(request, design, registry, clock, sleep)
+    except KfpMlopsError as exc:
+        if request.mode != "apply":
+            raise
+        back = {name: (100 if name == request.settings.control else 0) for name in design}
+        try:
+            request.traffic.shift(back)
+        except KfpMlopsError as shift_error:
+            raise type(exc)(exc.problem, where=exc.where, fix=f"{exc.fix}; AND all traffic could not be sent back to {request.settings.control!r} ({shift_error.problem}): do it by hand") from exc
+        raise type(exc)(exc.problem + f" (all traffic was sent back to {request.settings.control!r})", where=exc.where, fix=exc.fix) from exc
+
+
+def _run_gate(request: GateRequest, design: dict[str, int], registry: Any, clock: Callable[[], float], sleep: Callable[[float], None]) -> GateOutcome:
+    history = parse_history(request.history, before=request.settings.since)
     settings = request.settings
     deadline = clock() + request.wait_s
     looks = 0
@@ -134,14 +164,15 @@ def run_gate(request: GateRequest, *, registry: Any = None, clock: Callable[[], 
         sleep(request.poll_s)
     if result.decision.action == "continue" and request.on_inconclusive == "rollback" and not request.next_weight:
         challenger = next((n for n in design if n != settings.control), "")
-        result.decision = Decision("rollback", challenger, [*result.decision.reasons, "this was the last step and no challenger was shown better: the champion keeps all traffic"])
+        result.decision = Decision("rollback", challenger, ["this was the last step and no challenger was shown better (nor harmful): the champion keeps all traffic"])
     if request.mode != "apply":
         return GateOutcome(result, None, request.arms if result.decision.action == "continue" else "", "", "", looks)
     applied = apply_decision(result, registry=registry, model_name=request.model_name, traffic=request.traffic, design=design)
     if result.decision.action != "continue":
         return GateOutcome(result, applied, "", "", "", looks)
-    if not request.next_weight:
-        return GateOutcome(result, applied, request.arms, "", request.history, looks)
+    if not request.next_weight:  # the same step goes on: the next gate continues this period
+        since = settings.since.isoformat() if settings.since else ""
+        return GateOutcome(result, applied, request.arms, since, request.history, looks)
     challenger = next(n for n in design if n != settings.control)
     weights = {settings.control: 100 - request.next_weight, challenger: request.next_weight}
     request.traffic.shift(weights)

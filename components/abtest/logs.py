@@ -31,6 +31,7 @@ from kfp_mlops.components.abtest.stats.moments import Moments
 
 MEMORY_LIMIT = os.environ.get("KFP_MLOPS_ANALYSIS_MEMORY", "1GB")
 ERROR_STATUS = 500  # 4xx are the client's mistakes, not the arm's
+MAX_OUTCOME_CHARS = 256
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -116,7 +117,7 @@ def _metric_sql(settings: AnalysisSettings) -> tuple[str, str]:
     if metric == "accuracy":
         # Labels compare as numbers when both read as numbers ("1" == "1.0"), else as text.
         value = f"CASE WHEN {pred} IS NOT NULL AND {out} IS NOT NULL THEN ({pred} = {out})::DOUBLE ELSE (p.prediction = f.outcome)::DOUBLE END"
-        bad = "false"
+        bad = f"coalesce(NOT isfinite({out}), false)"  # "NaN" or "inf" is no label
     elif metric == "conversion":
         value, bad = f"CASE WHEN {out} IN (0, 1) THEN {out} END", f"NOT coalesce({out} IN (0, 1), false)"
     elif metric == "mean_outcome":
@@ -126,7 +127,8 @@ def _metric_sql(settings: AnalysisSettings) -> tuple[str, str]:
         value = f"abs({diff})" if metric == "absolute_error" else f"{diff} * {diff}"
         value, bad = f"CASE WHEN isfinite({value}) THEN {value} END", f"NOT coalesce(isfinite({value}), false)"
     missing = "0.0" if settings.missing_outcome == "zero" else "NULL"
-    return f"CASE WHEN f.outcome IS NULL THEN {missing} ELSE {value} END", f"(f.outcome IS NOT NULL AND {bad})"
+    bad = f"(length(f.outcome) > {MAX_OUTCOME_CHARS} OR {bad})"  # the feedback endpoint refuses longer ones; a table may not
+    return f"CASE WHEN f.outcome IS NULL THEN {missing} WHEN {bad} THEN NULL ELSE {value} END", f"(f.outcome IS NOT NULL AND {bad})"
 
 
 def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings) -> ExperimentData:

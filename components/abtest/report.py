@@ -116,7 +116,7 @@ def _design(result: AnalysisResult) -> Table:
         ("minimum effect", f"{s.min_effect:g}" + (" (any proven improvement)" if not s.min_effect else f" in {s.metric} units")),
         ("guardrails", f"mean latency +{s.latency_margin:.0%} and +{s.latency_floor_ms:g} ms, 5xx rate +{s.error_margin:g}, p95 latency ceiling {ceiling}"),
         ("fewest units per arm", f"{int(s.min_units):,}"),
-        ("SRM threshold", f"p < {s.srm_alpha:g}"),
+        ("SRM threshold", f"p < {s.srm_alpha:g}" + (f" / {result.srm.periods} steps = {s.srm_alpha / result.srm.periods:.2g} per step" if result.srm.periods > 1 else "")),
     ]
     if s.cuped_days:
         rows.insert(5, ("CUPED", f"each user's outcomes in the {s.cuped_days:g} days before the window as covariate"))
@@ -148,7 +148,9 @@ def _srm(result: AnalysisResult) -> Table:
         share = srm.expected_shares.get(name, 0.0)
         count = srm.counts.get(name, 0)
         rows.append(_cells(name, fmt_percent(share, 1), fmt_count(share * total), fmt_count(count), fmt_percent(count / total if total else float("nan"), 1)))
-    notes = [f"chi-square {fmt_p_is(srm.chi_square_p)}, sequential {fmt_p_is(srm.sequential_p)}; a mismatch is flagged below p = {result.settings.srm_alpha:g}"]
+    threshold = result.settings.srm_alpha / max(srm.periods, 1)
+    scope = f" (the smallest of {srm.periods} steps, each tested against its own weights)" if srm.periods > 1 else ""
+    notes = [f"chi-square {fmt_p_is(srm.chi_square_p)}, sequential {fmt_p_is(srm.sequential_p)}{scope}; a mismatch is flagged below p = {threshold:.2g}"]
     return Table(["arm", "expected share", "expected units", "observed units", "observed share"], rows, notes)
 
 
@@ -186,11 +188,12 @@ def _power(result: AnalysisResult) -> Table | None:
         return None
     method = "always-valid" if result.settings.method == "always-valid" else "fixed horizon"
     rows = [
-        ("minimum detectable effect", f"{fmt_number(check.mde)} ({result.settings.metric} units, power {result.settings.power:.0%})"),
+        ("minimum detectable effect", f"{fmt_number(check.mde)} ({result.settings.metric} units, power {result.settings.power:.0%}, at the primary test's level {check.level:.3g})"
+         + ("" if result.settings.min_effect else "; min_effect is 0, so 10% of the control's value is assumed")),
         ("units needed, fixed horizon", fmt_count(check.units_needed)),
         ("units needed, always-valid", fmt_count(check.units_needed_sequential)),
         ("units so far", fmt_count(check.units_so_far)),
-        (f"time still needed ({method})", fmt_duration(check.remaining_s)),
+        (f"time still needed ({method})", "none: decided" if result.decision.action != "continue" else fmt_duration(check.remaining_s)),
     ]
     return Table(["quantity", "value"], [_cells(k, v) for k, v in rows])
 

@@ -64,7 +64,7 @@ class AnalysisSettings:
         latency_floor_ms: Guardrail: and the absolute increase (ms) tolerated in any case.
         error_margin: Guardrail: absolute increase of the 5xx rate tolerated before it is harm (0.005 = 0.5 points).
         max_p95_latency_ms: Guardrail: a hard ceiling on the challenger's p95 latency (0 = none).
-        min_units: Fewest units per arm before any decision (the normal approximation needs them).
+        min_units: Fewest units per arm before a promotion (the normal approximation needs them; a proven harm rolls back at any time).
         power: Target power of the sample-size calculation.
         looks: Time buckets of the over-time view (and of the sequential SRM test).
         since, until: The window (timezone-aware UTC); None = from the first / to the last log row.

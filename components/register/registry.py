@@ -86,10 +86,15 @@ class Registry:
             raise mlflow_adapter.failure(what, exc) from exc
         return Version(mv.name, str(mv.version), mv.run_id or "", mv.source)
 
+    def version_tags(self, name: str, version: str) -> dict[str, str]:
+        """The tags of a registered version (register records the hashes, ``blessed`` and the test metrics)."""
+        mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)
+        return dict(mv.tags or {})
+
     def recorded_hashes(self, name: str, version: str) -> dict[str, str]:
         """The model file hashes recorded as tags when the version was registered."""
-        mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)
-        return {k[len(HASH_TAG) :]: v for k, v in (mv.tags or {}).items() if k.startswith(HASH_TAG) and k[len(HASH_TAG) :] in MODEL_FILES}
+        tags = self.version_tags(name, version)
+        return {k[len(HASH_TAG) :]: v for k, v in tags.items() if k.startswith(HASH_TAG) and k[len(HASH_TAG) :] in MODEL_FILES}
 
     def download(self, name: str, version: str, destination: Path) -> Path:
         return mlflow_adapter.download_model_version(self.client, self.tracking_uri, name, version, destination)

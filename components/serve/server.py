@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 import threading
 import time
 import uuid
@@ -325,28 +324,18 @@ class Routes:
         return Response(orjson.dumps(model.metadata()), media_type=JSON)
 
     async def feedback(self, request: Request) -> Response:
-        from kfp_mlops.components._shared.prediction_log import Outcome, write_feedback
+        from kfp_mlops.components._shared.prediction_log import write_feedback
+        from kfp_mlops.components.serve.feedback import FeedbackRefused, check_caller, parse_outcomes
 
         models = [m for m in self.rest.dataplane.model_registry.get_models().values() if isinstance(m, ServedModel)]
         sink = models[0].options.log_sink if models else ""
-        if not sink:
-            return error_response(409, "no prediction log is configured, so outcomes cannot be recorded: start the server with --log-sink")
         try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            return error_response(400, f"the body is not valid JSON ({exc})")
-        items = body.get("outcomes") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            return error_response(400, 'the body needs "outcomes": a non-empty list of {"request_id": ..., "outcome": ...}')
-        now = datetime.now(timezone.utc)
-        outcomes = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or not item["request_id"] or "outcome" not in item:
-                return error_response(400, f"outcomes[{i}]: needs a non-empty text request_id and an outcome")
-            outcome = item["outcome"]
-            if isinstance(outcome, (dict, list)) or outcome is None or (isinstance(outcome, float) and not math.isfinite(outcome)):
-                return error_response(400, f"outcomes[{i}]: outcome must be a label or a number, not {type(outcome).__name__}")
-            outcomes.append(Outcome(item["request_id"], outcome if isinstance(outcome, str) else orjson.dumps(outcome).decode(), now))
+            check_caller(request.headers)
+            if not sink:
+                raise FeedbackRefused(409, "no prediction log is configured, so outcomes cannot be recorded: start the server with --log-sink")
+            outcomes = parse_outcomes(await request.body(), datetime.now(timezone.utc))
+        except FeedbackRefused as refused:
+            return error_response(refused.status, str(refused))
         try:
             written = await asyncio.to_thread(lambda: write_feedback(sink, outcomes, client=self.store_client(sink)))
         except KfpMlopsError as exc:

@@ -135,3 +135,15 @@ def test_train_register_and_deploy_without_network_on_a_volume(train_image, serv
     assert [m["kind"] for m in rendered] == ["InferenceService"]
     assert "models:/kfp-mlops-model/1" in rendered[0]["spec"]["predictor"]["containers"][0]["args"]
     assert deploy.parameters["endpoint"] == "http://kfp-mlops-model-champion.ml.svc.cluster.local"
+
+    # The A/B gate in the serve image, air-gapped: it sees only its parameters and the log on the volume.
+    from tests.unit.test_ab_gate import experiment
+
+    experiment(volume / "logs")
+    for path in (volume / "logs").rglob("*"):
+        path.chmod(0o777)
+    params = {"model_name": "kfp-mlops-model", "log_sink": "/mnt/mlflow/logs", "arms": "champion=50,challenger=50", "target": "kserve", "mode": "report"}
+    gate = launcher.run(component("analyze_experiment"), parameters=params, inputs={}, volumes={volume: "/mnt/mlflow"})
+    assert gate.returncode == 0, gate.log
+    assert gate.parameters["Output"] == "promote" and gate.parameters["next_arms"] == ""
+    assert "<svg" in gate.artifacts["report"].path.read_text() and gate.artifacts["metrics"].metadata["srm_mismatch"] == 0.0

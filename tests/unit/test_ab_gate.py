@@ -49,6 +49,18 @@ def experiment(sink, *, n: int = 4000, rates=(0.70, 0.78), weights=(50, 50), sta
     write_log(str(sink), rows, pd.DataFrame({"request_id": rows.request_id, "outcome": label.astype(str), "time": rows.time}))
 
 
+@pytest.fixture(autouse=True)
+def blessed(request):
+    """Version 2 passed register's gate (its tag), unless a test says otherwise."""
+    if "registered" not in request.fixturenames:
+        yield
+        return
+    registry = request.getfixturevalue("registered")[2]
+    registry.client.set_model_version_tag("fraud", "2", "blessed", "true")
+    yield
+    registry.client.set_model_version_tag("fraud", "2", "blessed", "true")
+
+
 def gate(sink, traffic, **changes) -> GateRequest:
     base = dict(model_name="fraud", log_sink=str(sink), arms="champion=50,challenger=50", settings=AnalysisSettings(), mode="apply", traffic=traffic)
     return GateRequest(**{**base, **changes})
@@ -76,16 +88,29 @@ def test_promotion_moves_champion_under_the_lock_and_sends_all_traffic(registere
 def test_a_stale_champion_or_a_failed_shift_changes_nothing(registered, tmp_path):  # noqa: F811
     _, _, registry = registered
     experiment(tmp_path, versions=("3", "2"))  # the control served a version that is not the champion
+    traffic = RecordingTraffic("recording")
     with pytest.raises(AnalysisInputError, match="stale champion"):
-        run_gate(gate(tmp_path, RecordingTraffic("recording")), registry=registry)
-    assert _aliases(registry)[0] == "1"
+        run_gate(gate(tmp_path, traffic), registry=registry)
+    assert _aliases(registry)[0] == "1" and traffic.shifts == [{"champion": 100, "challenger": 0}], "a gate that fails sends all traffic back"
     fresh = tmp_path / "fresh"
     experiment(fresh)
     before = _aliases(registry)
-    with pytest.raises(DeployError, match="did not answer"):
+    with pytest.raises(DeployError, match="did not answer") as caught:
         run_gate(gate(fresh, RecordingTraffic("recording", fail=True)), registry=registry)
+    assert "could not be sent back" in str(caught.value), "the user learns traffic is not where it should be"
     assert _aliases(registry) == before, "the aliases are put back when traffic could not follow"
     assert registry.client.search_registered_models("name LIKE 'kfp-mlops-lock.%'") == [], "the lock is released"
+
+
+def test_an_unblessed_winner_is_not_promoted_and_the_champion_gets_all_traffic_back(registered, tmp_path):  # noqa: F811
+    _, _, registry = registered
+    registry.client.set_model_version_tag("fraud", "2", "blessed", "false")
+    experiment(tmp_path)
+    traffic = RecordingTraffic("recording")
+    with pytest.raises(AnalysisInputError, match="failed register's evaluation gate") as caught:
+        run_gate(gate(tmp_path, traffic), registry=registry)
+    assert "all traffic was sent back to 'champion'" in str(caught.value)
+    assert traffic.shifts == [{"champion": 100, "challenger": 0}] and _aliases(registry)[0] == "1"
 
 
 def test_rollback_sends_all_traffic_to_the_champion_and_leaves_the_registry(registered, tmp_path):  # noqa: F811
@@ -138,10 +163,12 @@ def test_a_gate_waits_for_traffic_then_gives_up_naming_the_problem(tmp_path):
 
 
 @pytest.mark.parametrize(("history", "message"), [("{", "history is not"), ('[{"since": "2026-11-28T10:00:00Z", "until": "2026-11-28T09:00:00Z", "arms": "champion=50,challenger=50"}]', "ends"),
-                                                  ('[{"since": "2026-11-28T10:00:00", "until": "2026-11-28T11:00:00Z", "arms": "champion=50,challenger=50"}]', "history is not")])  # fmt: skip
+                                                  ('[{"since": "2026-11-28T10:00:00", "until": "2026-11-28T11:00:00Z", "arms": "champion=50,challenger=50"}]', "history is not"),
+                                                  (json.dumps([{"since": "2026-11-28T08:00:00Z", "until": "2026-11-28T09:00:00Z", "arms": "champion=90,challenger=10"}] * 2), "may not overlap"),
+                                                  ('[{"since": "2026-11-28T08:00:00Z", "until": "2026-11-28T11:00:00Z", "arms": "champion=90,challenger=10"}]', "after this window starts")])  # fmt: skip
 def test_a_damaged_history_is_refused(tmp_path, history, message):
     with pytest.raises(AnalysisInputError, match=message):
-        run_gate(gate(tmp_path, RecordingTraffic("recording"), history=history))
+        run_gate(gate(tmp_path, RecordingTraffic("recording"), mode="report", history=history, settings=AnalysisSettings(since=T0)))
 
 
 @pytest.mark.parametrize("target", ["kserve", "seldon", "seldon-v2"])
@@ -162,3 +189,38 @@ def test_weights_shift_on_the_cluster_entry_resource(registered, cluster, target
         shift_cluster(kube, target, NS, "fraud", {"champion": 50, "canary": 50})
     with pytest.raises(DeployInputError, match="does not exist"):
         shift_cluster(kube, target, NS, "nothing-here", {"champion": 100})
+
+
+ROLLOUT = dict(arms="champion=90,challenger=10", second_weight=25, third_weight=50, target="local", replay_uri="", label_column="label",
+               requests_per_step=4000, users=0, wait_minutes=5.0, control="champion", metric="accuracy", unit="request", alpha=0.05, min_effect=0.0,
+               latency_margin=0.2, latency_floor_ms=5.0, error_margin=0.005, max_p95_latency_ms=0.0, min_units=200)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"alpha": 2.0}, "alpha 2.0"),
+        ({"metric": "revenue"}, "metric 'revenue'"),
+        ({"target": "bogus"}, "target 'bogus'"),
+        ({"arms": "champion=100,challenger=0"}, "one challenger with a weight above 0"),
+        ({"arms": "champion=60,challenger=60"}, "sum to 120"),
+        ({"second_weight": 0}, "must grow"),
+        ({"second_weight": 100}, "must grow"),
+        ({"third_weight": 20}, "must grow"),
+        ({"requests_per_step": -5}, "requests_per_step -5"),
+        ({"wait_minutes": 0.0}, "no traffic will reach the gates"),
+        ({"replay_uri": "/nonexistent/test.parquet"}, "does not exist"),
+        ({"replay_uri": "TABLE", "label_column": "churned"}, "no label column 'churned'"),
+        ({"replay_uri": "TABLE", "unit": "user", "users": 0}, "--users"),
+    ],
+)
+def test_a_rollout_is_refused_before_any_traffic_moves(tmp_path, changes, message):
+    from kfp_mlops.components.abtest.component_support import check_rollout
+
+    table = tmp_path / "test.parquet"
+    pd.DataFrame({"label": [0, 1], "x": [1.0, 2.0]}).to_parquet(table)
+    params = {**ROLLOUT, **{k: (str(table) if v == "TABLE" else v) for k, v in changes.items()}}
+    with pytest.raises(Exception, match=message) as caught:
+        check_rollout(params)
+    assert "What to do" in str(caught.value)
+    check_rollout({**ROLLOUT, "replay_uri": str(table)})  # the same with good settings passes

@@ -194,3 +194,11 @@ def test_cuped_from_the_log_narrows_the_interval_without_moving_the_estimate(tmp
     result = analyze(data, settings, {"champion": 50, "challenger": 50})
     primary = next(c for c in result.comparisons if c.role == "primary")
     assert primary.effect == pytest.approx(adjusted.effect[-1]), "the analysis uses the adjusted estimate"
+
+
+def test_outcomes_that_are_no_label_do_not_count_as_misses(tmp_path):
+    rows, _ = synthetic(n=300)
+    odd = np.where(np.arange(300) % 3 == 0, "NaN", np.where(np.arange(300) % 3 == 1, "x" * 5000, rows.label))
+    write_log(str(tmp_path), rows, pd.DataFrame({"request_id": rows.request_id, "outcome": odd, "time": rows.time}))
+    data = read_experiment(str(tmp_path), AnalysisSettings())
+    assert data.bad_outcomes == 200 and sum(a.metric.n[-1] for a in data.arms.values()) == 100

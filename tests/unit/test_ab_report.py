@@ -19,7 +19,7 @@ from kfp_mlops.components.abtest import analysis
 from kfp_mlops.components.abtest.apply import Applied
 from kfp_mlops.components.abtest.logs import ArmData, ExperimentData
 from kfp_mlops.components.abtest.report import metrics, render_html, render_markdown, write_report
-from kfp_mlops.components.abtest.report_charts import interval_chart
+from kfp_mlops.components.abtest.report_charts import fmt_duration, interval_chart
 from kfp_mlops.components.abtest.settings import AnalysisSettings
 from kfp_mlops.components.abtest.stats.moments import Moments
 from kfp_mlops.components.abtest.stats.sequential import MIN_UNITS_PER_ARM
@@ -135,7 +135,7 @@ def test_too_little_data_says_how_long_is_left(results):
     result = results["continue"]
     page = render_html(result, None)
     assert result.power is not None and 0 < result.power.remaining_s < math.inf
-    assert f"{result.power.remaining_s / 3600:.1f} hours" in page
+    assert fmt_duration(result.power.remaining_s) in page and ("hours" in page or "days" in page)
     assert "collecting data" in page
 
 
