@@ -17,6 +17,7 @@ from typing import Any
 
 from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components._shared.k8s_adapter import MANAGED_BY, OURS
+from kfp_mlops.components.serve.feedback import FEEDBACK_TOKEN_ENV
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -26,7 +27,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 DEPLOYMENT_MODES = ("Serverless", "RawDeployment")
 # Keys the model server may need from the Secret: MLflow credentials, and object-store keys for the
 # artifact store behind it. Optional, so a Secret holding only some of them works.
-SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
+# From the deployment's Secret when present there (each key optional); the feedback token restricts who reports outcomes.
+SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL", FEEDBACK_TOKEN_ENV)
 ARM_LABEL = "kfp-mlops/arm"
 VERSION_LABEL = "kfp-mlops/model-version"
 PART_OF = "app.kubernetes.io/part-of"
