@@ -273,7 +273,9 @@ def fmt_duration(seconds: float) -> str:
         return "none: enough units already"
     for limit, size, unit in ((90, 1, "seconds"), (90 * 60, 60, "minutes"), (48 * 3600, 3600, "hours")):
         if seconds < limit:
-            return f"{seconds / size:.0f} {unit}" if size == 1 else f"{seconds / size:.1f} {unit}"
+            if size == 1:
+                return f"{seconds:.0f} {unit if round(seconds) != 1 else 'second'}"
+            return f"{seconds / size:.1f} {unit}"
     return f"{seconds / 86400:.1f} days"
 
 
