@@ -99,7 +99,7 @@ def analyze_periods(periods: list[Period], settings: AnalysisSettings) -> Analys
     challengers = [name for name in weights if name != settings.control and weights[name] > 0]
     data = merged(periods, _empty_arm)
     arms = {name: data.arms.get(name) or _empty_arm(len(data.look_times)) for name in weights}
-    srm_check = _srm(periods)
+    srm_check = _srm(periods, settings.srm_alpha)
     comparisons: list[Comparison] = []
     estimates: list[est.Estimate] = []
     for name in challengers:
@@ -162,8 +162,8 @@ def _warnings(data: ExperimentData, settings: AnalysisSettings) -> list[str]:
     return out
 
 
-def _srm(periods: list[Period]) -> SrmCheck:
-    """SRM per period (each against its own weights); the smallest p-values are reported."""
+def _srm(periods: list[Period], srm_alpha: float) -> SrmCheck:
+    """SRM per period (each against its own weights, at srm_alpha / periods); the smallest p-values are reported."""
     chi_ps, seq_ps, counts = [], [], {}
     for period in periods:
         names = [n for n, w in period.weights.items() if w > 0]
@@ -176,12 +176,18 @@ def _srm(periods: list[Period]) -> SrmCheck:
         seq_ps.append(float(np.asarray(srm.srm_sequential(over_time, shares))[-1]))
         for name, arm in period.data.arms.items():
             counts[name] = counts.get(name, 0) + int(arm.units[-1])
-    return SrmCheck(counts, expected_shares(periods), min(chi_ps, default=1.0), min(seq_ps, default=1.0), False, len(periods))
+    chi_p, seq_p = min(chi_ps, default=1.0), min(seq_ps, default=1.0)
+    threshold = srm_alpha / len(periods)
+    return SrmCheck(counts, expected_shares(periods), chi_p, seq_p, chi_p < threshold or seq_p < threshold, len(periods))
+
+
+def _kind(moments: Moments, settings: AnalysisSettings) -> str:
+    """Per-user sums are a ratio (delta method); CUPED's per-user totals a mean; else the metric's own test."""
+    return "ratio" if moments.has_ratio else ("mean" if settings.cuped_days else settings.spec.kind)
 
 
 def _estimate(control: Moments, treatment: Moments, settings: AnalysisSettings) -> est.Estimate:
-    kind = "ratio" if treatment.has_ratio else ("mean" if settings.cuped_days else settings.spec.kind)
-    return est.difference(control, treatment, kind=kind, cuped=bool(settings.cuped_days))
+    return est.difference(control, treatment, kind=_kind(treatment, settings), cuped=bool(settings.cuped_days))
 
 
 def _latency(control: ArmData, challenger: ArmData) -> est.Estimate:
@@ -229,7 +235,8 @@ def _compare(periods: list[Period], control: ArmData, challenger: ArmData, setti
     ok = bool(np.atleast_1d(est.estimable(primary))[-1])
     # Harm is slower by the margin AND by the floor: sub-millisecond noise is never worth a rollback.
     slower = max(settings.latency_margin * _value(control.latency), settings.latency_floor_ms) if control.latency.n[-1] else settings.latency_floor_ms
-    values = (_value(control.metric), _value(challenger.metric))
+    kind = _kind(control.metric, settings)
+    values = (_value(control.metric, kind), _value(challenger.metric, kind))
     rates = (_rate(control.errors, control.requests), _rate(challenger.errors, challenger.requests))
     no_errors = rates[0] == 0 and rates[1] == 0  # nothing to test, and no harm
     return [
@@ -252,7 +259,8 @@ def _draw_intervals(comparison: Comparison, estimate: est.Estimate, looks: list[
 
 
 def _power(control: ArmData, challenger: ArmData, data: ExperimentData, settings: AnalysisSettings, share: float, level: float) -> PowerCheck | None:
-    mean, sd = _per_unit_mean_sd(control.metric)
+    value, unit_variance = est.per_unit(control.metric, _kind(control.metric, settings))
+    mean, sd = float(value[-1]), float(np.sqrt(unit_variance[-1]))
     if not (np.isfinite(mean) and np.isfinite(sd) and sd > 0):
         return None
     mde = settings.min_effect or max(abs(mean) * 0.1, sd * 0.05)
@@ -264,28 +272,8 @@ def _power(control: ArmData, challenger: ArmData, data: ExperimentData, settings
     return PowerCheck(mde, level, needed, needed_seq, so_far, remaining)
 
 
-def _per_unit_mean_sd(m: Moments) -> tuple[float, float]:
-    """The metric's value and per-unit sd at the last look; for a ratio, of its linearization (delta method)."""
-    n = float(np.asarray(m.n)[-1])
-    if n < 2:
-        return float("nan"), float("nan")
-    if not m.has_ratio:
-        return float(np.asarray(m.mean)[-1]), float(np.sqrt(np.asarray(m.variance)[-1]))
-    total, den = float(np.asarray(m.sum)[-1]), float(np.asarray(m.den_sum)[-1])
-    if den <= 0:
-        return float("nan"), float("nan")
-    ratio, mean_den = total / den, den / n
-    var_num = (float(np.asarray(m.sum_sq)[-1]) - total * total / n) / (n - 1)
-    var_den = (float(np.asarray(m.den_sum_sq)[-1]) - den * den / n) / (n - 1)
-    cov = (float(np.asarray(m.num_den_sum)[-1]) - total * den / n) / (n - 1)
-    variance = (var_num - 2 * ratio * cov + ratio * ratio * var_den) / (mean_den * mean_den)
-    return ratio, float(np.sqrt(max(variance, 0.0)))
-
-
 def _decide(arms: dict[str, ArmData], challengers: list[str], comparisons: list[Comparison], srm_check: SrmCheck, settings: AnalysisSettings) -> Decision:
     min_units = int(settings.min_units)
-    threshold = settings.srm_alpha / srm_check.periods  # one test per period
-    srm_check.mismatch = srm_check.chi_square_p < threshold or srm_check.sequential_p < threshold
     if srm_check.mismatch:
         shown = ", ".join(f"{n} {c} (expected {srm_check.expected_shares.get(n, 0):.0%})" for n, c in srm_check.counts.items())
         return Decision("blocked", "", [f"sample-ratio mismatch: {shown}; chi-square p={srm_check.chi_square_p:.2g}, sequential p={srm_check.sequential_p:.2g}. The split is broken (an arm failing, a routing bug), so no comparison can be trusted: fix the deployment, then restart the experiment"])
@@ -301,7 +289,7 @@ def _decide(arms: dict[str, ArmData], challengers: list[str], comparisons: list[
         return Decision("rollback", worst.challenger, reasons)
     short = {n: int(arms[n].metric.n[-1]) for n in [settings.control, *challengers] if arms[n].metric.n[-1] < min_units}
     if short:
-        return Decision("continue", "", [f"collecting data: {', '.join(f'{n} has {k}' for n, k in short.items())} of the {min_units} units per arm needed before any decision"])
+        return Decision("continue", "", [f"collecting data: {', '.join(f'{n} has {k}' for n, k in short.items())} of the {min_units} units per arm needed before a promotion"])
     winners = [c for c in comparisons if c.role == PRIMARY and c.significant]
     if winners:
         best = max(winners, key=lambda c: (c.lower if settings.spec.higher_is_better else -c.upper))
@@ -313,14 +301,9 @@ def _last(estimate: est.Estimate) -> float:
     return float(np.asarray(estimate.effect, dtype=float)[-1])
 
 
-def _value(moments: Moments) -> float:
-    n = float(np.asarray(moments.n)[-1])
-    if n <= 0:
-        return float("nan")
-    if moments.has_ratio:
-        den = float(np.asarray(moments.den_sum)[-1])
-        return float(np.asarray(moments.sum)[-1]) / den if den else float("nan")
-    return float(np.asarray(moments.mean)[-1])
+def _value(moments: Moments, kind: str = "mean") -> float:
+    """The arm's value at the last look (NaN without units)."""
+    return float(est.per_unit(moments, kind)[0][-1])
 
 
 def _rate(errors: np.ndarray, requests: np.ndarray) -> float:

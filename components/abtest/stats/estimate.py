@@ -121,6 +121,13 @@ def _plain_arm(arm: Moments, kind: str) -> _ArmMoments:
     return _ArmMoments(arm.mean, safe_divide(_unit_variance(arm, kind), n), n)
 
 
+def per_unit(arm: Moments, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The arm's value (mean, share, or sum(num)/sum(den) for a ratio) and the variance of one unit's
+    contribution to it (the delta-method linearization for a ratio): what a power calculation needs."""
+    plain = _plain_arm(arm, kind)
+    return np.asarray(plain.mean, dtype=float), np.asarray(plain.variance, dtype=float) * np.asarray(arm.n, dtype=float)
+
+
 def _combine(control: _ArmMoments, treatment: _ArmMoments, covariance: ArrayLike, relative: bool) -> tuple[np.ndarray, np.ndarray]:
     """Effect and variance of treatment - control, or of the lift, given the arms' covariance."""
     c, t = control.mean, treatment.mean
