@@ -16,6 +16,7 @@ COMPONENTS = {
     "analyze_experiment": "kfp_mlops.components.abtest.component:analyze_experiment",
     "simulate_traffic": "kfp_mlops.components.abtest.component:simulate_traffic",
     "check_rollout": "kfp_mlops.components.abtest.component:check_rollout",
+    "monitor_models": "kfp_mlops.components.monitor.component:monitor_models",
     "sweep_trials": "kfp_mlops.components.sweep.component:sweep_trials",
     "select_best": "kfp_mlops.components.sweep.component:select_best",
 }
@@ -24,6 +25,7 @@ PIPELINES = {
     "sweep": "kfp_mlops.pipelines.sweep:sweep",
     "deploy": "kfp_mlops.pipelines.deploy:deploy",
     "rollout": "kfp_mlops.pipelines.rollout:rollout",
+    "monitoring": "kfp_mlops.pipelines.monitoring:monitoring",
 }
 
 

@@ -5,6 +5,8 @@
     kfp-mlops run deploy --arms champion=50,challenger=50   serve two versions locally
     kfp-mlops run rollout                canary steps of the @challenger, each gated by the A/B analysis
     kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
+    kfp-mlops run monitoring --demo-drift 0.6   drift, data quality and performance of @champion; retrain on need
+    kfp-mlops profile --model-name M --data TRAIN --test TEST   a monitoring reference for an older version
     kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
     kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
 """
@@ -65,6 +67,7 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
     if any(p[0] == "source_uri" for p in params):
         parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
+        parser.add_argument("--demo-drift", type=float, default=0.0, help="drift of the demo data, 0 (the training distribution) to 1 (strong): shifted values, new categories")
     return parser
 
 
@@ -83,13 +86,18 @@ def cmd_run(argv: Sequence[str]) -> int:
     args = vars(_run_parser(name, pipeline).parse_args(rest))
     workdir: Path = args.pop("workdir")
     demo_rows = args.pop("demo_rows", DEMO_ROWS)
+    demo_drift = args.pop("demo_drift", 0.0)
+    if not 0.0 <= demo_drift <= 1.0:
+        print(f"--demo-drift must be between 0 and 1, not {demo_drift}", file=sys.stderr)
+        return 2
     if "source_uri" in args and args["source_uri"] is None:
         from kfp_mlops.demo import DemoSpec, write_demo_dataset
 
-        demo = workdir / "demo" / f"demo-{demo_rows}.parquet"
+        # Drifted demo rows come from another seed: new rows, not the training rows moved.
+        demo = workdir / "demo" / (f"demo-{demo_rows}.parquet" if not demo_drift else f"demo-{demo_rows}-drift{demo_drift:g}.parquet")
         if not demo.exists():
-            print(f"no --source-uri given: writing {demo_rows:,} rows of demo data to {demo}")
-            write_demo_dataset(demo, DemoSpec(rows=demo_rows))
+            print(f"no --source-uri given: writing {demo_rows:,} rows of demo data{f' with drift {demo_drift:g}' if demo_drift else ''} to {demo}")
+            write_demo_dataset(demo, DemoSpec(rows=demo_rows, drift=demo_drift, seed=7 if not demo_drift else 8))
         args["source_uri"] = str(demo.resolve())
     if "mlflow_tracking_uri" in args and not args["mlflow_tracking_uri"]:
         from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
@@ -218,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments}
+    from kfp_mlops.pipelines.cli_monitor import cmd_profile
+
+    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile}
     if argv and argv[0] == "demo-data":
         from kfp_mlops.demo import main as demo_main
 

@@ -109,6 +109,7 @@ def training(
     registered = register(
         model=trained.outputs["model"],
         test=prepared.featurized.outputs["test"],
+        train=prepared.featurized.outputs["train"],
         label_column=label_column,
         model_name=model_name,
         thresholds=gate_thresholds,

@@ -40,6 +40,7 @@ class ColumnSketch:
         rows: Current rows, nulls included.
         count: Non-null (finite, for numbers) values.
         nonfinite: Numeric values that were NaN or infinite (not null in Arrow).
+        outside: Numeric values below the reference minimum or above its maximum.
         minimum, maximum: Of the finite values.
         bin_counts, bin_sums: On the profile's edges (numbers).
         buckets: Counts below, at and between the reference's raw distinct values (numbers, small reference).
@@ -52,6 +53,7 @@ class ColumnSketch:
     rows: int = 0
     count: int = 0
     nonfinite: int = 0
+    outside: int = 0
     minimum: float = math.inf
     maximum: float = -math.inf
     bin_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -100,6 +102,7 @@ class ColumnSketch:
         self.count += len(values)
         self.minimum = min(self.minimum, float(values.min()))
         self.maximum = max(self.maximum, float(values.max()))
+        self.outside += int(np.count_nonzero((values < self.profile.minimum) | (values > self.profile.maximum)))
         if len(self._edges):
             index = np.searchsorted(self._edges, values, side="right")
             self.bin_counts += np.bincount(index, minlength=len(self.bin_counts))
@@ -116,7 +119,7 @@ class ColumnSketch:
         uniques, counted = np.unique(values, return_counts=True)
         known = set(self._few)
         for value, n in zip(uniques.tolist(), counted.tolist()):
-            key = repr(float(value))
+            key = repr(float(value) + 0.0)  # + 0.0 turns -0.0 into 0.0: one value, one key, as in the profile
             if value in known:
                 self.counts[key] = self.counts.get(key, 0) + n
             elif key in self.unseen or len(self.unseen) < _UNSEEN_TRACKED:
@@ -129,6 +132,7 @@ class ColumnSketch:
         self.rows += other.rows
         self.count += other.count
         self.nonfinite += other.nonfinite
+        self.outside += other.outside
         self.minimum, self.maximum = min(self.minimum, other.minimum), max(self.maximum, other.maximum)
         self.bin_counts = self.bin_counts + other.bin_counts
         self.bin_sums = self.bin_sums + other.bin_sums

@@ -129,7 +129,9 @@ def ks_p_value(profile: ColumnProfile, sketch: ColumnSketch) -> tuple[float, str
 
 
 def _stand_in_sample(points: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-    gaps = np.concatenate([[points[0] - 1.0], (points[:-1] + points[1:]) / 2, [points[-1] + 1.0]])
+    # nextafter, not +-1: past 2**53 (epoch nanoseconds) u - 1.0 == u and the tails would merge into the ends.
+    below, above = np.nextafter(points[0], -np.inf), np.nextafter(points[-1], np.inf)
+    gaps = np.concatenate([[below], (points[:-1] + points[1:]) / 2, [above]])
     spots = np.empty(len(buckets))
     spots[0::2], spots[1::2] = gaps, points
     return np.repeat(spots, buckets)
@@ -158,6 +160,8 @@ def wasserstein_normed(profile: ColumnProfile, sketch: ColumnSketch) -> float:
 
     On a bin [a, b) the integral of F is exact from its count and sum; |F_ref - F_cur| is
     exact unless the difference changes sign inside the bin, where it is taken as linear.
+    A side whose values in the bin all sit at a (tied data: every reference value is an
+    edge when there are few) has F flat on [a, b), so its value right at a is known.
     """
     edges = np.asarray(profile.edges)
     n1, n2 = profile.count, sketch.count
@@ -168,12 +172,17 @@ def wasserstein_normed(profile: ColumnProfile, sketch: ColumnSketch) -> float:
     if len(edges) > 1:
         a, b = edges[:-1], edges[1:]
         inner = slice(1, len(edges))
-        d_start = np.cumsum(rc)[:-2] / n1 - np.cumsum(cc)[:-2] / n2  # F_ref - F_cur just below a
-        d_end = np.cumsum(rc)[1:-1] / n1 - np.cumsum(cc)[1:-1] / n2  # ... just below b
+        ref_start, ref_end = np.cumsum(rc)[:-2] / n1, np.cumsum(rc)[1:-1] / n1  # F_ref just below a, just below b
+        cur_start, cur_end = np.cumsum(cc)[:-2] / n2, np.cumsum(cc)[1:-1] / n2
+        d_start, d_end = ref_start - cur_start, ref_end - cur_end
         signed = (b - a) * d_start + (rc[inner] * b - rs[inner]) / n1 - (cc[inner] * b - cs[inner]) / n2
-        crosses = np.sign(d_start) * np.sign(d_end) < 0
-        magnitude = np.abs(d_start) + np.abs(d_end)
-        linear = np.divide((b - a) * (d_start**2 + d_end**2), 2 * magnitude, out=np.zeros_like(magnitude), where=magnitude > 0)
+        slack = 1e-9 * (b - a) + 1e-12 * np.abs(a)  # rounding of the sums, not a real offset from a
+        ref_at_a = rs[inner] - rc[inner] * a <= rc[inner] * slack
+        cur_at_a = cs[inner] - cc[inner] * a <= cc[inner] * slack
+        d_at_a = np.where(ref_at_a, ref_end, ref_start) - np.where(cur_at_a, cur_end, cur_start)
+        crosses = np.sign(d_at_a) * np.sign(d_end) < 0
+        magnitude = np.abs(d_at_a) + np.abs(d_end)
+        linear = np.divide((b - a) * (d_at_a**2 + d_end**2), 2 * magnitude, out=np.zeros_like(magnitude), where=magnitude > 0)
         total += float(np.where(crosses, linear, np.abs(signed)).sum())
     return float(total / max(profile.std, 0.001))
 

@@ -159,6 +159,11 @@ class ColumnProfile:
                 problems.append("bins are not ascending, or do not add up to the count")
             if self.kind == NUMERIC and self.raw and not all(isinstance(v, (int, float)) for v in self.raw):
                 problems.append("numeric raw values are not numbers")
+            # A NaN here would not fail loudly: it turns every score NaN, and NaN is never drift.
+            elif not np.all(np.isfinite([self.minimum, self.maximum, self.mean, self.std, *self.edges, *self.bin_sums, *self.raw])) or self.std < 0:
+                problems.append("the numeric summary, edges, sums or raw values are missing or not finite, or the std is negative")
+        if any(n < 0 for n in self.counts.values()):
+            problems.append("negative value counts")
         if self.counts and sum(self.counts.values()) != self.count:
             problems.append("value counts do not add up to the count")
         if problems:
@@ -239,7 +244,7 @@ def _profile_numbers(name: str, dtype: str, rows: int, batches: list[pa.Array]) 
     return ColumnProfile(
         name, NUMERIC, dtype, rows, count,
         raw=sorted(raw) if count <= RAW_LIMIT else [],
-        counts={repr(float(k)): n for k, n in distinct.items()} if distinct is not None else {},
+        counts={repr(float(k) + 0.0): n for k, n in distinct.items()} if distinct is not None else {},  # -0.0 keyed as 0.0
         minimum=low, maximum=high, mean=mean, std=math.sqrt(m2 / count),
         edges=edges.tolist(), bin_counts=bin_counts.tolist(), bin_sums=bin_sums.tolist(),
     )  # fmt: skip
@@ -251,7 +256,11 @@ def _edges(sample: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.array([low])
     quantiles = np.quantile(sample, np.linspace(0, 1, QUANTILE_EDGES + 1))
     even = np.linspace(low, high, EQUAL_WIDTH_EDGES + 1)
-    edges = np.unique(np.concatenate([quantiles, even, [low, high]]))
+    distinct = np.unique(sample)
+    # With every reference value an edge, F_ref is flat inside each bin, so tied (discrete) data
+    # needs no interpolation where F_ref - F_cur changes sign.
+    exact = distinct if len(distinct) <= QUANTILE_EDGES else np.zeros(0)
+    edges = np.unique(np.concatenate([quantiles, even, exact, [low, high]]))
     return edges[(edges >= low) & (edges <= high)]
 
 

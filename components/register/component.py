@@ -15,6 +15,7 @@ def register(
     report: Output[HTML],
     comparison: Output[Markdown],
     metrics: Output[Metrics],
+    train: Input[Dataset] = None,
     label_column: str = "",
     model_name: str = "kfp-mlops-model",
     thresholds: str = "",
@@ -34,6 +35,7 @@ def register(
         report: HTML comparison of both models, per metric, with the thresholds.
         comparison: The same comparison in Markdown.
         metrics: The new model's test metrics and the gate's verdict.
+        train: The training split: the monitor's reference profile of the inputs is built from it (stored with the version); without it, from the test split.
         label_column: Label column of the test split; must be the model's label (empty: the model's).
         model_name: Registered model name.
         thresholds: JSON per metric: {"roc_auc": {"min": 0.7, "delta": 0.0}}; min/max bound the value, delta is the improvement required over the champion (relative: true for a share); each rule needs a finite bound, unknown keys and metrics are refused. Empty: the statistical gate, blessing only a model that beats chance with 95% confidence on the test split (ROC AUC, accuracy or RMSE interval) and, against a champion, only one a paired test on the same rows shows to be better (an equal model is not promoted).
@@ -78,6 +80,7 @@ def register(
             thresholds=gate_thresholds,
             promote=promote,
             replace_incomparable=replace_incomparable,
+            reference_path=Path(train.path) if train is not None else None,
             tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": SplitInfo.from_metadata(test.metadata).fingerprint, "kfp_mlops.version": __version__}.items() if v},
         )
         write_text_atomic(report.path, comparison_html(result))

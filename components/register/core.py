@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components._shared.model_artifact import ModelArtifact
+from kfp_mlops.components.monitor.reference import build_profile
+from kfp_mlops.components.monitor.store import save_profile
 from kfp_mlops.components.register.decision import gate
 from kfp_mlops.components.register.evaluate import (
     Incomparable,
@@ -82,8 +84,13 @@ def register_model(
     promote: bool,
     tags: dict[str, str],
     replace_incomparable: bool = False,
+    reference_path: str | Path | None = None,
 ) -> RegisterResult:
-    """Score, then under the promotion lock: read the champion, gate, register, move aliases."""
+    """Score, then under the promotion lock: read the champion, gate, register, move aliases.
+
+    The version gets its reference profile for monitoring: inputs from ``reference_path``
+    (the training split; the test split when None), score and calibration from the test split.
+    """
     check_model_name(name)
     if not contract.mlflow_model_uri or not contract.mlflow_run_id:
         raise DataError("the model was not logged to MLflow (no run id or model URI in its contract)", where=str(model_dir), fix="train with an MLflow tracking URI")
@@ -96,6 +103,7 @@ def register_model(
         raise DataError(f"the new model cannot score its test split: {exc.problem}", where=str(test_path), fix="pass the test split from the same featurize step as the training data") from exc
     new_metrics = new_scored.metrics
     decide(new_metrics, None, thresholds or [])  # thresholds naming metrics this model lacks fail before the registry is touched
+    profile = build_profile(contract, reference_path=reference_path or test_path, test_y=new_scored.y, test_predictions=new_scored.predictions, test_path=test_path)
     with registry.lock(name):
         champion = registry.alias(name, CHAMPION)
         if champion is not None and champion.run_id == contract.mlflow_run_id:  # a retry after this run's own promotion
@@ -111,6 +119,7 @@ def register_model(
         version_tags = {**tags, **hash_tags(dict(contract.files)), "blessed": str(decision.blessed).lower(), **{f"test_{k}": f"{v:.6g}" for k, v in new_metrics.items()}}
         version = registry.register(name, contract.mlflow_model_uri, contract.mlflow_run_id, version_tags)
         registry.set_alias(name, CHALLENGER, version.version)
+        save_profile(registry, version, profile)
         champion_metrics = champion_scored.metrics if champion_scored is not None else None
         result = RegisterResult(version, decision, new_metrics, champion_metrics, champion.version if champion else None, reason)
         if decision.blessed and promote:

@@ -121,6 +121,26 @@ class Registry:
         mv = self._call(f"registering {redact_uri(model_uri)} as {name!r}", self.client.create_model_version, name, source, run_id=run_id, tags=tags)
         return Version(name, str(mv.version), run_id, mv.source, created=True)
 
+    def models_tagged(self, key: str, value: str) -> list[str]:
+        """Names of the registered models carrying tag ``key`` = ``value`` (promotion locks excluded)."""
+        quoted = value.replace("'", "''")
+        found = self._call(f"searching models tagged {key}", self.client.search_registered_models, f"tags.`{key}` = '{quoted}'")
+        return sorted(m.name for m in found if not m.name.startswith(LOCK_PREFIX))
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._call(f"tagging {name} version {version}", self.client.set_model_version_tag, name, version, key, value)
+
+    def log_run_file(self, run_id: str, local_path: Path, artifact_dir: str) -> None:
+        """Upload one file into a run's artifacts (beside the model it describes)."""
+        self._call(f"uploading {local_path.name} to run {run_id}", self.client.log_artifact, run_id, str(local_path), artifact_dir)
+
+    def download_run_file(self, run_id: str, artifact_path: str, destination: Path) -> Path | None:
+        """One file of a run's artifacts, or None when the run has no such file."""
+        listed = self._call(f"listing run {run_id}'s artifacts", self.client.list_artifacts, run_id, artifact_path.rsplit("/", 1)[0])
+        if not any(f.path == artifact_path for f in listed):
+            return None
+        return Path(self._call(f"downloading {artifact_path} of run {run_id}", self.client.download_artifacts, run_id, artifact_path, str(destination)))
+
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(f"setting {name}@{alias}", self.client.set_registered_model_alias, name, alias, version)
 

@@ -1,0 +1,193 @@
+"""One monitoring pass: current batches against a model's reference profile, to a MonitorResult.
+
+Schema first (a missing or retyped input is schema drift, not a crash), then one streaming
+pass that sketches every input, the model's score and the performance sums, then the
+verdicts: per-column drift, data quality, prediction drift, estimated and realized
+performance, and the two booleans a pipeline branches on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components.monitor import quality
+from kfp_mlops.components.monitor.current import ColumnSketch, is_numeric_type
+from kfp_mlops.components.monitor.drift import METHODS, column_drift, drift_columns
+from kfp_mlops.components.monitor.performance import PerformanceSketch, estimate
+from kfp_mlops.components.monitor.profile import category_keys
+from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile, model_outputs
+from kfp_mlops.components.monitor.results import ERROR, MonitorResult
+from kfp_mlops.components.monitor.sources import PREDICTED, CurrentData
+
+Scorer = Callable[[pa.Table], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What counts as drift and as a problem.
+
+    Attributes:
+        drift_share: Dataset drift when at least this share of inputs drifted (Evidently's default 0.5).
+        overrides: Per column: (method, threshold or None) replacing Evidently's default choice.
+        null_rate_increase: A rise of the null share by more than this (absolute) is a quality warning.
+        out_of_range_share: More than this share of values outside the reference [min, max] is a warning.
+        min_rows: Fewer current rows than this give no retraining advice (too little evidence).
+    """
+
+    drift_share: float = 0.5
+    overrides: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    null_rate_increase: float = 0.1
+    out_of_range_share: float = 0.05
+    min_rows: int = 100
+
+
+def parse_overrides(text: str) -> dict[str, tuple[str, float | None]]:
+    """``{"col": "ks"}`` or ``{"col": {"method": "wasserstein", "threshold": 0.2}}`` to (method, threshold)."""
+    if not text.strip():
+        return {}
+    fix = 'give a JSON object per column, e.g. {"age": {"method": "ks", "threshold": 0.01}}; methods: ' + ", ".join(METHODS)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"column_methods is not valid JSON ({exc})", fix=fix) from exc
+    if not isinstance(data, dict):
+        raise DataError("column_methods is not a JSON object", fix=fix)
+    found = {}
+    for column, rule in data.items():
+        rule = {"method": rule} if isinstance(rule, str) else rule
+        if not isinstance(rule, dict) or set(rule) - {"method", "threshold"}:
+            raise DataError(f"column_methods[{column!r}] must be a method name or an object with method and threshold", fix=fix)
+        method = str(rule.get("method", ""))
+        threshold = rule.get("threshold")
+        if method and method not in METHODS:
+            raise DataError(f"unknown drift method {method!r} for column {column!r}", fix=fix)
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < math.inf):
+            raise DataError(f"the threshold for column {column!r} must be a positive number", fix=fix)
+        found[str(column)] = (method, None if threshold is None else float(threshold))
+    return found
+
+
+def monitor(
+    profile: ModelProfile,
+    current: CurrentData,
+    *,
+    model_name: str,
+    model_version: str,
+    settings: MonitorSettings | None = None,
+    scorer: Scorer | None = None,
+) -> MonitorResult:
+    """Compare ``current`` with ``profile``; ``scorer`` gives the model's outputs when the data carries none."""
+    settings = settings or MonitorSettings()
+    started = time.perf_counter()
+    result = MonitorResult(model_name, model_version, current.source, 0, drift_share_threshold=settings.drift_share)
+    unknown = sorted(set(settings.overrides) - set(profile.columns))
+    if unknown:
+        raise DataError(f"column_methods names columns the model does not use: {unknown[:10]}", fix=f"use model inputs: {list(profile.columns)[:20]}")
+    result.quality.extend(quality.schema_findings(profile, current.schema))
+    usable = {name: p for name, p in profile.columns.items() if not any(f.column == name and f.severity == ERROR for f in result.quality)}
+    sketches = {name: ColumnSketch(p) for name, p in usable.items()}
+    score_sketch = ColumnSketch(profile.score)
+    performance = PerformanceSketch(profile.performance) if profile.performance else None
+    can_score = scorer is not None and len(usable) == len(profile.columns)
+    for batch in current.batches:
+        result.n_rows += batch.num_rows
+        for name, sketch in sketches.items():
+            sketch.add(batch.column(batch.schema.get_field_index(name)))
+        scores, predicted = _model_outputs(profile, batch, scorer if can_score else None)
+        if scores is None:
+            continue
+        score_sketch.add(pa.array(scores))
+        if performance is not None:
+            performance.add(scores, predicted, _labels(profile, batch))
+    sketched = time.perf_counter()
+    result.columns = drift_columns(usable, sketches, settings.overrides)
+    if score_sketch.count:
+        result.prediction = column_drift(profile.score, score_sketch)
+    if performance is not None and result.n_rows:
+        result.performance = estimate(profile.performance, performance)
+    result.quality.extend(quality.value_findings(sketches, settings, result.n_rows))
+    _decide(result, settings, has_scores=bool(score_sketch.count), could_score=can_score or SCORE_COLUMN in current.schema.names)
+    result.seconds = {"read_and_sketch": sketched - started, "tests": time.perf_counter() - sketched}
+    return result
+
+
+def _model_outputs(profile: ModelProfile, batch: pa.RecordBatch, scorer: Scorer | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Score and predicted class index per row: as logged, or from the model."""
+    names = batch.schema.names
+    if SCORE_COLUMN in names and is_numeric_type(batch.schema.field(SCORE_COLUMN).type):
+        scores = batch.column(names.index(SCORE_COLUMN)).to_numpy(zero_copy_only=False).astype(float)
+        if PREDICTED in names and profile.classes:
+            index = {c: i for i, c in enumerate(profile.classes)}
+            predicted = np.array([index.get(v, -1) for v in batch.column(names.index(PREDICTED)).to_pylist()], np.int64)
+        else:
+            predicted = (scores > 0.5).astype(np.int64)
+        keep = np.isfinite(scores) & (predicted >= 0)
+        return scores[keep], predicted[keep]
+    if scorer is None:
+        return None, None
+    return model_outputs(profile.task, scorer(pa.Table.from_batches([batch])))
+
+
+def _labels(profile: ModelProfile, batch: pa.RecordBatch) -> np.ndarray | None:
+    """Class index per row, NaN where no (known) label: a label column from feedback may be partly empty."""
+    index = batch.schema.get_field_index(profile.label)
+    if index < 0:
+        return None
+    column = batch.column(index)
+    codes = {c: i for i, c in enumerate(profile.classes)}
+    texts = column.to_pylist()
+    keys = category_keys(column).to_pylist()  # whole floats as integers, as the classes were written
+    out = np.full(len(texts), np.nan)
+    k = 0
+    for i, value in enumerate(texts):
+        if value is None:
+            continue
+        key = keys[k]
+        k += 1
+        out[i] = codes.get(key, codes.get(str(value), np.nan))
+    return out
+
+
+def _decide(result: MonitorResult, settings: MonitorSettings, *, has_scores: bool, could_score: bool) -> None:
+    tested = [c for c in result.columns if not math.isnan(c.score)]
+    drifted = [c.column for c in tested if c.drifted]
+    result.drift_share = len(drifted) / len(tested) if tested else 0.0
+    result.dataset_drift = bool(tested) and result.drift_share >= settings.drift_share
+    result.schema_drift = any(f.check in ("missing_column", "wrong_type") for f in result.quality)
+    broken = [f for f in result.quality if f.severity == ERROR and f.check not in ("missing_column", "wrong_type", "empty")]
+    prediction_drift = result.prediction is not None and result.prediction.drifted
+    alerts = [p for p in result.performance if p.alert]
+    reasons = result.reasons
+    if not result.n_rows:
+        reasons.append("no current rows: nothing to compare (check the window or the data source)")
+    if result.dataset_drift:
+        reasons.append(f"dataset drift: {len(drifted)} of {len(tested)} inputs drifted ({result.drift_share:.0%} >= {settings.drift_share:.0%}): {', '.join(drifted[:10])}")
+    elif drifted:
+        reasons.append(f"{len(drifted)} of {len(tested)} inputs drifted ({', '.join(drifted[:10])}), below the dataset drift share {settings.drift_share:.0%}")
+    if result.schema_drift:
+        reasons.append("schema drift: " + "; ".join(f.message for f in result.quality if f.check in ("missing_column", "wrong_type"))[:500])
+    reasons.extend(f.message for f in broken)
+    if prediction_drift:
+        reasons.append(f"prediction drift: the model's score distribution moved ({result.prediction.method} {result.prediction.score:.3g})")
+    for alert in alerts:
+        shown = alert.estimated if not math.isnan(alert.estimated) else alert.realized
+        reasons.append(f"performance alert: {alert.metric} {'realized' if math.isnan(alert.estimated) or alert.realized < alert.alert_below else 'estimated'} {shown:.3f} is below {alert.alert_below:.3f} (reference {alert.reference:.3f})")
+    result.drift_detected = result.dataset_drift or result.schema_drift or prediction_drift or bool(broken)
+    wants = result.dataset_drift or bool(alerts)
+    result.retrain = wants and not result.schema_drift and result.n_rows >= settings.min_rows
+    if wants and result.schema_drift:
+        reasons.append("no retraining: the current data lacks inputs the model needs; fix the data pipeline first")
+    elif wants and result.n_rows < settings.min_rows:
+        reasons.append(f"no retraining: {result.n_rows} rows are fewer than min_rows {settings.min_rows}")
+    if not has_scores and not could_score:
+        result.warnings.append("no prediction drift or performance estimate: the data carries no model score and the model was not loaded to score it")
+    if not result.drift_detected and not alerts and not drifted and result.n_rows:
+        reasons.append("no drift: every test passed")
