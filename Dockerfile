@@ -59,13 +59,14 @@ RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train]" \
 USER 1000
 WORKDIR /home/kfp
 
-# serve, deploy: the model server (KServe's Python server) with torch, MLflow and Feast
+# serve, deploy, the A/B gate and the monitor: the model server (KServe's Python server) with torch,
+# MLflow and Feast, plus Evidently for the monitor's sample report
 FROM source AS serve
 ARG PIP_FIND_LINKS=""
 ARG PIP_EXTRA_INDEX_URL=""
-RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train,features,serve]" \
+RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[train,features,serve,monitor]" \
     && rm -rf /tmp/src \
-    && python -c "import kserve, kfp_mlops.components.train.serving, kfp_mlops.components.deploy"
+    && python -c "import kserve, evidently, kfp_mlops.components.train.serving, kfp_mlops.components.deploy, kfp_mlops.components.monitor.run"
 USER 1000
 WORKDIR /home/kfp
 EXPOSE 8080

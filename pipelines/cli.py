@@ -7,6 +7,7 @@
     kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
     kfp-mlops run monitoring --demo-drift 0.6   drift, data quality and performance of @champion; retrain on need
     kfp-mlops profile --model-name M --data TRAIN --test TEST   a monitoring reference for an older version
+    kfp-mlops schedule monitoring --host URL --cron "0 * * * *" --param source_uri=gs://...   a recurring run
     kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
     kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
 """
@@ -226,9 +227,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
-    from kfp_mlops.pipelines.cli_monitor import cmd_profile
+    from kfp_mlops.pipelines.cli_monitor import cmd_profile, cmd_schedule
 
-    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile}
+    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile, "schedule": cmd_schedule}
     if argv and argv[0] == "demo-data":
         from kfp_mlops.demo import main as demo_main
 

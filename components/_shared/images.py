@@ -4,7 +4,7 @@ Roles keep each step's image to what it imports (see the Dockerfile's targets):
 ``data`` (ingest, validate: kfp, pyarrow, storage clients) has no torch, Feast,
 MLflow or Evidently; ``features`` (featurize) adds Feast, DuckDB and the Redis and
 PostgreSQL clients; ``train`` has torch (CPU or CUDA wheel, a build argument) and MLflow; ``serve`` (the model
-server, deploy, the A/B gate and traffic simulator) adds KServe's model server and Feast (feature
+server, deploy, the A/B gate and traffic simulator, the monitor) adds KServe's model server and Feast (feature
 lookup, and DuckDB for the gate's log reads) to ``train``. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
 to ``kfp-mlops compile``) before the components are imported to use a private
 registry.

@@ -147,3 +147,14 @@ def test_train_register_and_deploy_without_network_on_a_volume(train_image, serv
     assert gate.returncode == 0, gate.log
     assert gate.parameters["Output"] == "promote" and gate.parameters["next_arms"] == ""
     assert "<svg" in gate.artifacts["report"].path.read_text() and gate.artifacts["metrics"].metadata["srm_mismatch"] == 0.0
+
+    # The monitor in the serve image, air-gapped: the profile register stored in the run on the
+    # volume, the registered model (hash-checked) scoring a drifted Dataset, Evidently on a sample.
+    drifted = tmp_path / "drifted.parquet"
+    pq.write_table(pa.Table.from_batches(list(iter_demo_batches(DemoSpec(rows=3_000, seed=9, drift=0.8)))), drifted)
+    params = {"model_names": "kfp-mlops-model", "mlflow_tracking_uri": uri, "evidently_sample_rows": 500}
+    watched = launcher.run(component("monitor_models"), parameters=params, inputs={"current": launcher.imported(drifted, "current")}, volumes={volume: "/mnt/mlflow"})
+    assert watched.returncode == 0, watched.log
+    assert watched.parameters["Output"] is True and watched.parameters["drift_detected"] is True
+    assert "<svg" in watched.artifacts["report"].path.read_text() and watched.artifacts["metrics"].metadata["dataset_drift"] == 1.0
+    assert watched.artifacts["evidently_report"].path.stat().st_size > 10_000
