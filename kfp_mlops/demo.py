@@ -60,7 +60,9 @@ class DemoSpec:
         rows: Number of rows.
         seed: Seed; the same seed and size give the same data.
         drift: 0 for the training distribution; up to 1 shifts numeric
-            distributions, the device mix and adds unseen countries.
+            distributions, the device mix and adds unseen countries, and changes
+            how the label depends on the inputs (concept drift: a model trained
+            on drift 0 gets worse, a retrained one recovers).
         entities: Number of distinct entity ids (default: rows // 20, at least 1).
     """
 
@@ -101,7 +103,7 @@ def _chunk(spec: DemoSpec, start_row: int, n: int) -> pa.RecordBatch:
     logit = (
         -0.4
         + 1.1 * score_a
-        - 0.7 * score_b
+        - (0.7 - 2.0 * d) * score_b
         + 0.6 * np.log1p(amount) / 4
         - 0.015 * (age - 50)
         + 0.12 * (txn - 3)

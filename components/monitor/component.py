@@ -26,6 +26,7 @@ def monitor_models(
     min_rows: int = 100,
     score_with_model: bool = True,
     evidently_sample_rows: int = 5000,
+    evidently_parity: bool = False,
     mlflow_tracking_uri: str = "",
 ) -> NamedTuple("MonitorOutputs", [("Output", bool), ("retrain", bool), ("drift_detected", bool)]):
     """Compares current data with each model's reference profile (stored with the registered version at register): per-column drift with Evidently's tests and verdicts, data quality, prediction drift, performance estimated without labels (confidence-based, as NannyML's CBPE) and realized from labels.
@@ -45,11 +46,12 @@ def monitor_models(
         log_sink: Prediction log of the model server (local folder, s3:// or gs:// prefix); empty to use current.
         window_hours: With log_sink: read predictions from this many hours before window_end.
         window_end: With log_sink: end of the window, ISO 8601 with a timezone; empty for now.
-        column_methods: JSON per column overriding the drift test: {"age": "ks"} or {"age": {"method": "wasserstein", "threshold": 0.2}}; methods ks, chisquare, z, wasserstein, jensenshannon.
+        column_methods: JSON per column overriding the drift test: {"age": "ks"} or {"age": {"method": "wasserstein", "threshold": 0.2}}; methods ks, chisquare (two-sample), chisquare_evidently, z, wasserstein, jensenshannon.
         drift_share: Dataset drift when at least this share of a model's inputs drifted.
         min_rows: Below this many current rows no retraining is advised.
         score_with_model: Load each model (hash-checked, no code run) to score a Dataset without a score column, for prediction drift and the performance estimate.
         evidently_sample_rows: Rows per side of the Evidently report; 0 skips it.
+        evidently_parity: Reproduce Evidently's verdicts exactly, its one-sample chi-square included (which flags about 30% of same-distribution halves and any unseen category); the default uses the calibrated two-sample chi-square where Evidently picks chi-square.
         mlflow_tracking_uri: MLflow tracking URI (credentials from the MLflow Secret); empty for the step's MLFLOW_TRACKING_URI.
 
     Returns:
@@ -78,6 +80,7 @@ def monitor_models(
                 min_rows=min_rows,
                 score_with_model=score_with_model,
                 evidently_sample_rows=evidently_sample_rows,
+                evidently_parity=evidently_parity,
                 mlflow_tracking_uri=mlflow_tracking_uri,
             ),
             environment=dict(os.environ),

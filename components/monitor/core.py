@@ -40,6 +40,7 @@ class MonitorSettings:
         null_rate_increase: A rise of the null share by more than this (absolute) is a quality warning.
         out_of_range_share: More than this share of values outside the reference [min, max] is a warning.
         min_rows: Fewer current rows than this give no retraining advice (too little evidence).
+        evidently_parity: Evidently's exact verdicts, its one-sample chi-square included (see drift.default_method).
     """
 
     drift_share: float = 0.5
@@ -47,6 +48,7 @@ class MonitorSettings:
     null_rate_increase: float = 0.1
     out_of_range_share: float = 0.05
     min_rows: int = 100
+    evidently_parity: bool = False
 
 
 def parse_overrides(text: str) -> dict[str, tuple[str, float | None]]:
@@ -108,7 +110,7 @@ def monitor(
         if performance is not None:
             performance.add(scores, predicted, _labels(profile, batch))
     sketched = time.perf_counter()
-    result.columns = drift_columns(usable, sketches, settings.overrides)
+    result.columns = drift_columns(usable, sketches, settings.overrides, evidently_parity=settings.evidently_parity)
     if score_sketch.count:
         result.prediction = column_drift(profile.score, score_sketch)
     if performance is not None and result.n_rows:

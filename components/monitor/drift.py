@@ -20,21 +20,30 @@ from kfp_mlops.components.monitor.current import ColumnSketch
 from kfp_mlops.components.monitor.profile import FEW_VALUES, RAW_LIMIT, ColumnProfile
 from kfp_mlops.components.monitor.results import NUMERIC, ColumnDrift, Histogram
 
-METHODS = ("ks", "chisquare", "z", "wasserstein", "jensenshannon")
-DEFAULT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
-P_VALUE_METHODS = ("ks", "chisquare", "z")
+METHODS = ("ks", "chisquare", "chisquare_evidently", "z", "wasserstein", "jensenshannon")
+DEFAULT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "chisquare_evidently": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
+P_VALUE_METHODS = ("ks", "chisquare", "chisquare_evidently", "z")
 _KS_EXACT_LIMIT = 10_000  # scipy's ks_2samp 'auto' is exact up to this many values per side
 _DISPLAY_BINS = 20
 _DISPLAY_CATEGORIES = 12
 
 
-def default_method(profile: ColumnProfile, sketch: ColumnSketch) -> str:
-    """Evidently's default test for this column (legacy stattests registry, _get_default_stattest)."""
+def default_method(profile: ColumnProfile, sketch: ColumnSketch, *, evidently_parity: bool = False) -> str:
+    """Evidently's default test for this column (legacy stattests registry, _get_default_stattest).
+
+    Where Evidently picks chi-square, its statistic takes the reference shares as exact
+    (expected = reference count x n_cur / n_ref): on two halves of the same data it is about
+    (1 + n_cur/n_ref) times a chi-square variable, so it flags ~30% of equal halves at alpha
+    0.05 and any category the reference lacks, however rare. The default is the two-sample
+    test on the same counts (calibrated); ``evidently_parity`` gives Evidently's exact verdicts.
+    """
     n_values = sketch.distinct_union()
     if profile.count <= RAW_LIMIT:
         if profile.kind == NUMERIC and n_values > FEW_VALUES:
             return "ks"
-        return "chisquare" if n_values > 2 else "z"
+        if n_values > 2:
+            return "chisquare_evidently" if evidently_parity else "chisquare"
+        return "z"
     if profile.kind == NUMERIC and n_values > FEW_VALUES:
         return "wasserstein"
     return "jensenshannon"
@@ -49,9 +58,9 @@ def is_drift(method: str, score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def column_drift(profile: ColumnProfile, sketch: ColumnSketch, *, method: str = "", threshold: float | None = None) -> ColumnDrift:
+def column_drift(profile: ColumnProfile, sketch: ColumnSketch, *, method: str = "", threshold: float | None = None, evidently_parity: bool = False) -> ColumnDrift:
     """The drift verdict of one column; no values on either side is no verdict (not drifted, with a note)."""
-    chosen = method or default_method(profile, sketch)
+    chosen = method or default_method(profile, sketch, evidently_parity=evidently_parity)
     limit = DEFAULT_THRESHOLDS[chosen] if threshold is None else threshold
     common = dict(column=profile.name, kind=profile.kind, method=chosen, threshold=limit, n_reference=profile.count, n_current=sketch.count)
     if not profile.count or not sketch.count:
@@ -79,6 +88,12 @@ def _score(method: str, profile: ColumnProfile, sketch: ColumnSketch) -> tuple[f
         raise ValueError(f"{method} needs value counts, and column {profile.name!r} has more than {FEW_VALUES} distinct values")
     reference, current, unseen = counts
     if method == "chisquare":
+        table = np.array([np.append(reference, 0.0), np.append(current, unseen)])
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] < 2:
+            return 1.0, ""  # one value on both sides
+        return float(stats.chi2_contingency(table, correction=False).pvalue), ""
+    if method == "chisquare_evidently":
         if unseen:
             return 0.0, "values the reference never had make the chi-square statistic infinite"
         expected = reference * (current.sum() / reference.sum())
@@ -226,12 +241,14 @@ def _numeric_histogram(profile: ColumnProfile, sketch: ColumnSketch) -> Histogra
     return Histogram(tuple(labels), tuple(ref.tolist()), tuple(cur.tolist()))
 
 
-def drift_columns(profiles: dict[str, ColumnProfile], sketches: dict[str, ColumnSketch], overrides: dict[str, tuple[str, float | None]] | None = None) -> list[ColumnDrift]:
+def drift_columns(
+    profiles: dict[str, ColumnProfile], sketches: dict[str, ColumnSketch], overrides: dict[str, tuple[str, float | None]] | None = None, *, evidently_parity: bool = False
+) -> list[ColumnDrift]:
     """Drift of every profiled column that the current data has, in profile order."""
     overrides = overrides or {}
     found = []
     for name, profile in profiles.items():
         if name in sketches:
             method, threshold = overrides.get(name, ("", None))
-            found.append(column_drift(profile, sketches[name], method=method, threshold=threshold))
+            found.append(column_drift(profile, sketches[name], method=method, threshold=threshold, evidently_parity=evidently_parity))
     return found

@@ -7,8 +7,9 @@ Evidently's tests can be reproduced exactly (docs/monitor-research.md, section 2
 - up to ``RAW_LIMIT`` (1000) non-null values: the values themselves (K-S, chi-square and
   Z are then exact on any current data);
 - numeric columns: count, min, max, mean, population std, and per-bin count and sum on
-  fine edges (reference quantiles plus equal-width edges), which make the normed
-  Wasserstein distance near-exact; the value counts when there are at most
+  fine edges (reference quantiles plus equal-width edges, plus every distinct value when
+  there are at most ``QUANTILE_EDGES``), which make the normed Wasserstein distance
+  near-exact, and exact on tied data; the value counts when there are at most
   ``FEW_VALUES`` distinct values (Jensen-Shannon on value counts is then exact);
 - categorical columns: every category count (up to ``MAX_CATEGORIES``).
 

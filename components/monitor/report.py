@@ -18,6 +18,7 @@ from pathlib import Path
 from kfp_mlops.components._shared.atomic import write_text_atomic
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components.abtest.report_charts import DASH, PAGE_CSS, Cell, Table, fmt_count, fmt_number, fmt_p, fmt_percent, html_table
+from kfp_mlops.components.monitor.drift import P_VALUE_METHODS
 from kfp_mlops.components.monitor.report_svg import MONITOR_CSS, share_chart
 from kfp_mlops.components.monitor.results import ERROR, WARNING, ColumnDrift, MonitorResult, PerformanceResult, QualityFinding
 
@@ -27,12 +28,12 @@ MAX_MARKDOWN_COLUMNS = 50
 # Per method: its score in words and how the score is compared with the threshold (drift.is_drift).
 METHODS = {
     "ks": ("K-S p-value", "p \u2264"),
-    "chisquare": ("chi-square p-value", "p <"),
+    "chisquare": ("chi-square p-value (two-sample)", "p <"),
+    "chisquare_evidently": ("chi-square p-value (Evidently's form)", "p <"),
     "z": ("Z-test p-value", "p <"),
     "wasserstein": ("Wasserstein distance (normed)", "\u2265"),
     "jensenshannon": ("Jensen-Shannon distance", "\u2265"),
 }
-P_VALUE_METHODS = ("ks", "chisquare", "z")
 # Verdict of a model: (tone class, the big word, the headline).
 VERDICTS = {
     "schema": ("schema", "Schema drift", "The inputs no longer match the model's contract: fix the data before anything else"),

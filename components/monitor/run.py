@@ -46,6 +46,7 @@ class MonitorRequest:
     min_rows: int = 100
     score_with_model: bool = True
     evidently_sample_rows: int = 5000
+    evidently_parity: bool = False
     mlflow_tracking_uri: str = ""
 
 
@@ -69,7 +70,7 @@ def check_request(request: MonitorRequest) -> tuple[MonitorSettings, tuple[datet
         raise DataError("min_rows and evidently_sample_rows must not be negative", fix="use 0 or more")
     if request.model_tag and request.model_tag.count("=") != 1:
         raise DataError(f"model_tag {request.model_tag!r} is not key=value", fix="e.g. team=fraud")
-    settings = MonitorSettings(drift_share=request.drift_share, overrides=parse_overrides(request.column_methods), min_rows=request.min_rows)
+    settings = MonitorSettings(drift_share=request.drift_share, overrides=parse_overrides(request.column_methods), min_rows=request.min_rows, evidently_parity=request.evidently_parity)
     window: tuple[datetime | None, datetime | None] = (None, None)
     if request.log_sink:
         if not 0 < request.window_hours <= 24 * 366:
