@@ -146,6 +146,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         if endpoint.read_text().strip():
             print(f"\nserving at {endpoint.read_text().strip()}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
     print_gates(run_dir)
+    print_monitoring(run_dir)
     return 0
 
 
@@ -158,6 +159,18 @@ def print_gates(run_dir: Path) -> None:
         decision = json.loads(path.read_text()).get("parameterValues", {}).get("Output", "?")
         report = path.parent / "report.html"
         print(f"gate {number}: {decision}" + (f"  (report: {report})" if report.exists() else ""))
+
+
+def print_monitoring(run_dir: Path) -> None:
+    """The monitor's verdict and, when it retrained, what the gate decided."""
+    import json
+
+    for step in sorted(run_dir.glob("monitor-models*")):
+        values = json.loads((step / "executor_output.json").read_text()).get("parameterValues", {})
+        print(f"\nmonitor: retrain {'yes' if values.get('retrain') else 'no'}, drift {'yes' if values.get('drift_detected') else 'no'}  (report: {step / 'report.html'})")
+    for register in sorted(run_dir.glob("register*")) if any(run_dir.glob("monitor-models*")) else []:
+        values = json.loads((register / "executor_output.json").read_text()).get("parameterValues", {})
+        print(f"retrained: version {values.get('version')} {'blessed' if values.get('blessed') else 'NOT blessed'}  (comparison: {register / 'report.html'})")
 
 
 def latest_test_split(runs: Path) -> Path | None:

@@ -21,7 +21,7 @@ from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.monitor import quality
 from kfp_mlops.components.monitor.current import ColumnSketch, is_numeric_type
 from kfp_mlops.components.monitor.drift import METHODS, column_drift, drift_columns
-from kfp_mlops.components.monitor.performance import PerformanceSketch, estimate
+from kfp_mlops.components.monitor.performance import MIN_ALERT_LABELS, PerformanceSketch, estimate
 from kfp_mlops.components.monitor.profile import category_keys
 from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile, model_outputs
 from kfp_mlops.components.monitor.results import ERROR, MonitorResult
@@ -180,8 +180,9 @@ def _decide(result: MonitorResult, settings: MonitorSettings, *, has_scores: boo
     if prediction_drift:
         reasons.append(f"prediction drift: the model's score distribution moved ({result.prediction.method} {result.prediction.score:.3g})")
     for alert in alerts:
-        shown = alert.estimated if not math.isnan(alert.estimated) else alert.realized
-        reasons.append(f"performance alert: {alert.metric} {'realized' if math.isnan(alert.estimated) or alert.realized < alert.alert_below else 'estimated'} {shown:.3f} is below {alert.alert_below:.3f} (reference {alert.reference:.3f})")
+        realized = alert.realized if alert.n_labelled >= MIN_ALERT_LABELS else math.nan
+        below = [f"{how} {value:.3f}" for how, value in (("realized", realized), ("estimated", alert.estimated)) if value < alert.alert_below]
+        reasons.append(f"performance alert: {alert.metric} {' and '.join(below)} below {alert.alert_below:.3f} (reference {alert.reference:.3f})")
     result.drift_detected = result.dataset_drift or result.schema_drift or prediction_drift or bool(broken)
     wants = result.dataset_drift or bool(alerts)
     result.retrain = wants and not result.schema_drift and result.n_rows >= settings.min_rows

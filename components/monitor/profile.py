@@ -193,7 +193,7 @@ def _profile_categories(name: str, dtype: str, rows: int, batches: list[pa.Array
         for key, n in value_counts(keys).items():
             counts[key] = counts.get(key, 0) + n
         if len(raw) <= RAW_LIMIT:
-            raw.extend(keys.to_pylist())
+            raw.extend(keys.slice(0, RAW_LIMIT + 1 - len(raw)).to_pylist())
     count = sum(counts.values())
     truncated = len(counts) > MAX_CATEGORIES
     if truncated:
@@ -225,10 +225,13 @@ def _profile_numbers(name: str, dtype: str, rows: int, batches: list[pa.Array]) 
         low, high = min(low, float(values.min())), max(high, float(values.max()))
         if distinct is not None:
             uniques, counted = np.unique(values, return_counts=True)
-            for value, n in zip(uniques.tolist(), counted.tolist()):
-                distinct[value] = distinct.get(value, 0) + n
-            if len(distinct) > FEW_VALUES:
-                distinct = None
+            if len(uniques) > FEW_VALUES:
+                distinct = None  # settled: no Python loop over a million distinct floats
+            else:
+                for value, n in zip(uniques.tolist(), counted.tolist()):
+                    distinct[value] = distinct.get(value, 0) + n
+                if len(distinct) > FEW_VALUES:
+                    distinct = None
         if count <= RAW_LIMIT:
             raw.extend(values.tolist())
         sample.append(values if keep_share >= 1 else values[rng.random(len(values)) < keep_share])

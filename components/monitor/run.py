@@ -127,7 +127,7 @@ def run_monitor(request: MonitorRequest, *, environment: Mapping[str, str], repo
 def _current(request: MonitorRequest, profile: ModelProfile, name: str, window: tuple[datetime | None, datetime | None]) -> sources.CurrentData:
     if request.log_sink:
         return sources.prediction_logs(request.log_sink, model_name=name, since=window[0], until=window[1], label_column=profile.label)
-    return sources.dataset(request.current_path)
+    return sources.dataset(request.current_path, columns=[*profile.columns, SCORE_COLUMN, profile.label])
 
 
 def _scorer(registry: Registry, version: Version, scratch: Path):
@@ -143,8 +143,11 @@ def _evidently_page(request: MonitorRequest, profile: ModelProfile, name: str, w
 
     if not request.evidently_sample_rows:
         return "<!doctype html><p>Evidently report skipped (evidently_sample_rows = 0).</p>"
-    current = _current(request, profile, name, window)
-    table = pa.Table.from_batches(list(current.batches), schema=current.schema) if request.log_sink else _sample_dataset(request.current_path, request.evidently_sample_rows)
+    if request.log_sink:
+        current = _current(request, profile, name, window)
+        table = pa.Table.from_batches(list(current.batches), schema=current.schema)
+    else:
+        table = _sample_dataset(request.current_path, request.evidently_sample_rows)
     if table.num_rows > request.evidently_sample_rows:
         picked = np.sort(np.random.default_rng(0).choice(table.num_rows, request.evidently_sample_rows, replace=False))
         table = table.take(pa.array(picked))

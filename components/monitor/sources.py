@@ -41,8 +41,11 @@ class CurrentData:
     batches: Iterator[pa.RecordBatch]
 
 
-def dataset(path: str | Path, *, batch_rows: int = 1 << 18) -> CurrentData:
-    """A Parquet file or folder of files (a KFP Dataset), read in batches."""
+def dataset(path: str | Path, *, columns: list[str] | None = None, batch_rows: int = 1 << 18) -> CurrentData:
+    """A Parquet file or folder of files (a KFP Dataset), read lazily in batches of ``columns`` (all when None).
+
+    The schema lists every column (a missing input is schema drift); only ``columns`` are decoded.
+    """
     import pyarrow.dataset as ds
 
     if not Path(path).exists():
@@ -53,7 +56,15 @@ def dataset(path: str | Path, *, batch_rows: int = 1 << 18) -> CurrentData:
         rows = data.count_rows()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read the current data as Parquet ({str(exc).splitlines()[0]})", where=str(path), fix="pass a Parquet Dataset, e.g. the output of ingest or featurize") from exc
-    return CurrentData(str(path), schema, rows, iter(data.to_batches(batch_size=batch_rows)))
+    wanted = None if columns is None else [c for c in columns if c in schema.names]
+
+    def scan() -> Iterator[pa.RecordBatch]:
+        # The scanner's defaults buffer whole files and decode 16 batches ahead: 7.3 GiB on a
+        # 10M x 50 file; one batch ahead without pre-buffering keeps the pass at ~1.7 GiB.
+        options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        yield from data.to_batches(columns=wanted, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1, fragment_scan_options=options)
+
+    return CurrentData(str(path), schema, rows, scan())
 
 
 def prediction_logs(sink: str, *, model_name: str, since: datetime | None, until: datetime | None, label_column: str) -> CurrentData:
