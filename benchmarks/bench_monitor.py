@@ -12,7 +12,7 @@ excluded; peak RSS = VmHWM of that process):
 2. ``--current-rows`` x 50 columns: our monitor only, profile from ``--reference-rows``;
    one Parquet file per size (1/4, 1/2 and all of it, row groups of ``--row-group``,
    written a row group at a time), and all of it as 4 files. Seconds per million rows at
-   each size show whether time grows linearly. A what-if row reads with bounded readahead.
+   each size show whether time grows linearly.
 3. ``--models`` models (10 of the 50 columns each) over one ``--model-rows`` current
    Parquet in one process, against 1 model: per-model overhead. ``core.monitor`` is called
    once per model; the registry (profile download, hash check) is not benchmarked.
@@ -148,29 +148,17 @@ def step_profile(reference: str, kinds: dict[str, str], out: str) -> dict[str, A
     return {"seconds": time.perf_counter() - started, "profile_bytes": Path(out).stat().st_size}
 
 
-def step_monitor(profiles: list[str], current: str, reader: str = "") -> dict[str, Any]:
-    """``core.monitor`` once per profile over ``current``; the first model's verdicts come back.
-
-    ``reader`` is a what-if for ``sources.dataset``: "columns" decodes only the model's columns,
-    "bounded" also reads one batch and one file ahead without pre-buffering; "" is the code as it is.
-    """
+def step_monitor(profiles: list[str], current: str) -> dict[str, Any]:
+    """``core.monitor`` once per profile over ``current``, read as the monitor reads it; the first model's verdicts come back."""
     from kfp_mlops.components.monitor.core import monitor
-    from kfp_mlops.components.monitor.reference import ModelProfile
-    from kfp_mlops.components.monitor.sources import CurrentData, dataset
+    from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile
+    from kfp_mlops.components.monitor.sources import dataset
 
     per_model, verdicts, inner = [], {}, {}
     for index, path in enumerate(profiles):
         started = time.perf_counter()
         profile = ModelProfile.from_json(Path(path).read_bytes(), path)
-        if reader:  # not after dataset(): its to_batches starts reading at once, whether consumed or not
-            import pyarrow.dataset as ds
-
-            bounded = {"batch_readahead": 1, "fragment_readahead": 1, "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False)} if reader == "bounded" else {}
-            source = ds.dataset(current, format="parquet")
-            batches = source.to_batches(columns=list(profile.columns), batch_size=1 << 18, **bounded)
-            data = CurrentData(current, source.schema, source.count_rows(), iter(batches))
-        else:
-            data = dataset(current)
+        data = dataset(current, columns=[*profile.columns, SCORE_COLUMN, profile.label])
         result = monitor(profile, data, model_name=f"model-{index}", model_version="1")
         per_model.append(time.perf_counter() - started)
         if index == 0:
@@ -297,8 +285,6 @@ def bench_scaling(args: argparse.Namespace) -> str:
     print(f"  seconds per million rows at 1/4, 1/2, 1: {', '.join(f'{s:.2f}' for s in per_million)} (linear in rows if they stay level)")
     folder = measure("monitor", profiles=[profile_json], current=str(parts[0].parent))
     record("2", f"ours: monitor pass, {rows:,} rows (4 files)", folder, f"{folder['seconds'] / rows * 1e6:.2f} s per million rows")
-    bounded = measure("monitor", profiles=[profile_json], current=str(full), reader="bounded")
-    record("2", f"what-if: bounded readahead, {rows:,} rows", bounded, f"{bounded['seconds'] / rows * 1e6:.2f} s per million rows")
     shutil.rmtree(parts[0].parent)
     half.unlink()
     full.unlink()
@@ -325,8 +311,6 @@ def bench_many_models(args: argparse.Namespace, profile50: str) -> None:
     many = measure("monitor", profiles=profiles, current=str(current))
     mean = many["seconds"] / args.models
     record("3", f"ours: {args.models} models in one process", many, f"{mean:.2f} s per model (first {many['per_model'][0]:.2f}, slowest {max(many['per_model']):.2f})")
-    narrow = measure("monitor", profiles=profiles, current=str(current), reader="bounded")
-    record("3", f"what-if: {args.models} models, model columns, bounded", narrow, f"{narrow['seconds'] / args.models:.2f} s per model")
     print(f"  a single model takes {one['seconds']:.2f} s; each extra model in the same run adds {(many['seconds'] - one['seconds']) / max(args.models - 1, 1):.2f} s (every monitor() call reads the current again)")
 
 
