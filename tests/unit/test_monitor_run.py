@@ -131,6 +131,20 @@ def test_a_retyped_all_null_or_constant_column_is_reported(watched):
     assert outcome.drift_detected and not outcome.retrain
 
 
+def test_a_changed_null_rate_is_named(watched):
+    tmp, uri, _, _ = watched
+
+    def holes(t: pa.Table) -> pa.Table:
+        amount = t.column("amount").to_numpy(zero_copy_only=False)
+        mask = np.random.default_rng(2).random(t.num_rows) < 0.3
+        return t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(amount, mask=mask))
+
+    outcome, _ = _run(uri, tmp, current_path=str(_current(tmp / "cur", transform=holes)))
+    (finding,) = [q for q in outcome.results[0].quality if q.check == "null_rate"]
+    assert finding.column == "amount" and finding.reference == 0.0 and 0.27 < finding.current < 0.33
+    assert "amount" in finding.message and not outcome.results[0].schema_drift
+
+
 def test_an_empty_window_reports_no_rows(watched):
     tmp, uri, _, _ = watched
     outcome, out = _run(uri, tmp, current_path=str(_current(tmp / "cur", transform=lambda t: t.slice(0, 0))))
