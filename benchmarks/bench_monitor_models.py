@@ -99,7 +99,7 @@ def main() -> None:
     registry = (many["total"] - many["monitor"]) / args.models
     print(f"current: {args.rows:,} rows x 50 columns; each model watches 10 of them (imports excluded)")
     print(f"  1 model:   {one['total']:.2f} s, peak RSS {one['rss']:.0f} MiB")
-    print(f"  {args.models} models: {many['total']:.2f} s, peak RSS {many['rss']:.0f} MiB, {many["drifted"]} flagged, one summary report")
+    print(f"  {args.models} models: {many['total']:.2f} s, peak RSS {many['rss']:.0f} MiB, {many['drifted']} flagged, one summary report")
     print(f"  each extra model adds {per_model:.2f} s: monitor pass {many['monitor'] / args.models:.2f} s, registry + report {registry:.2f} s (alias, profile download, hash check, parse)")
 
 
