@@ -151,14 +151,14 @@ def step_profile(reference: str, kinds: dict[str, str], out: str) -> dict[str, A
 def step_monitor(profiles: list[str], current: str) -> dict[str, Any]:
     """``core.monitor`` once per profile over ``current``, read as the monitor reads it; the first model's verdicts come back."""
     from kfp_mlops.components.monitor.core import monitor
-    from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile
+    from kfp_mlops.components.monitor.reference import ModelProfile
     from kfp_mlops.components.monitor.sources import dataset
 
     per_model, verdicts, inner = [], {}, {}
     for index, path in enumerate(profiles):
         started = time.perf_counter()
         profile = ModelProfile.from_json(Path(path).read_bytes(), path)
-        data = dataset(current, columns=[*profile.columns, SCORE_COLUMN, profile.label])
+        data = dataset(current, columns=list(dict.fromkeys([*profile.columns, profile.label])))
         result = monitor(profile, data, model_name=f"model-{index}", model_version="1")
         per_model.append(time.perf_counter() - started)
         if index == 0:

@@ -48,7 +48,7 @@ def setup(models: int, reference_rows: int, rows: int) -> tuple[str, Path]:
     registry = Registry(uri)
     whole = profile_parquet(str(reference), kinds_of(columns))
     score = profile_column("score", "numeric", [pa.array(np.random.default_rng(0).random(2000))])
-    experiment = registry.client.create_experiment("bench")
+    experiment = registry.client.create_experiment("bench", artifact_location=(DATA / "artifacts").as_uri())
     rng = np.random.default_rng(7)
     for index in range(models):
         picked = sorted(rng.choice(len(columns), 10, replace=False))

@@ -11,10 +11,11 @@ from typing import Sequence
 
 def cmd_profile(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="kfp-mlops profile", description="Create the monitoring reference profile of a registered model version (register makes one for every version it registers).")
-    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--model-name", required=True, help="registered model name")
     parser.add_argument("--version", default="champion", help="version number or alias (default: %(default)s)")
-    parser.add_argument("--data", type=Path, required=True, help="the training split the version was trained on (Parquet)")
-    parser.add_argument("--test", type=Path, required=True, help="its held-out test split (Parquet): the model's scores and calibration come from it")
+    parser.add_argument("--data", type=Path, required=True, help="the training split the version was trained on (Parquet; a local run keeps it in .kfp-mlops/runs/training-*/featurize/train)")
+    parser.add_argument("--test", type=Path, required=True, help="its held-out test split (Parquet, .../featurize/test): the model's scores and calibration come from it")
+    parser.add_argument("--replace", action="store_true", help="overwrite the version's existing profile")
     parser.add_argument("--mlflow-tracking-uri", default="", help="default: MLFLOW_TRACKING_URI")
     args = parser.parse_args(argv)
     from kfp_mlops.components._shared.errors import KfpMlopsError
@@ -25,7 +26,7 @@ def cmd_profile(argv: Sequence[str]) -> int:
     try:
         tracking_uri = resolve_tracking_uri(args.mlflow_tracking_uri, os.environ)
         require_existing_store(tracking_uri)
-        version, digest = profile_registered_version(Registry(tracking_uri), args.model_name, args.version, reference_path=args.data, test_path=args.test)
+        version, digest = profile_registered_version(Registry(tracking_uri), args.model_name, args.version, reference_path=args.data, test_path=args.test, replace=args.replace)
     except KfpMlopsError as exc:
         print(f"kfp-mlops profile: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -214,7 +214,10 @@ def _in_window(uri: str, since: datetime | None, until: datetime | None) -> bool
     match = PART_NAME.search(uri)
     if match is None:
         return False
-    day = date.fromisoformat(match.group(1))
+    try:
+        day = date.fromisoformat(match.group(1))
+    except ValueError:  # a folder named like a part but not a date (date=2026-13-45): not ours
+        return False
     if since is not None and day < since.date():
         return False
     return until is None or day <= until.date()

@@ -20,12 +20,12 @@ import pyarrow as pa
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components.monitor import quality
 from kfp_mlops.components.monitor.current import ColumnSketch, is_numeric_type
-from kfp_mlops.components.monitor.drift import METHODS, column_drift, drift_columns
+from kfp_mlops.components.monitor.drift import METHODS, P_VALUE_METHODS, column_drift, drift_columns
 from kfp_mlops.components.monitor.performance import MIN_ALERT_LABELS, PerformanceSketch, estimate
-from kfp_mlops.components.monitor.profile import category_keys
-from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile, model_outputs
-from kfp_mlops.components.monitor.results import ERROR, MonitorResult
-from kfp_mlops.components.monitor.sources import PREDICTED, CurrentData
+from kfp_mlops.components.monitor.reference import ModelProfile, model_outputs
+from kfp_mlops.components.monitor.profile import FEW_VALUES
+from kfp_mlops.components.monitor.results import ERROR, NUMERIC, MonitorResult
+from kfp_mlops.components.monitor.sources import LOGGED_SCORE, PREDICTED, CurrentData
 
 Scorer = Callable[[pa.Table], np.ndarray]
 
@@ -58,8 +58,8 @@ def parse_overrides(text: str) -> dict[str, tuple[str, float | None]]:
     fix = 'give a JSON object per column, e.g. {"age": {"method": "ks", "threshold": 0.01}}; methods: ' + ", ".join(METHODS)
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise DataError(f"column_methods is not valid JSON ({exc})", fix=fix) from exc
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"column_methods is not valid JSON ({str(exc)[:200]})", fix=fix) from exc
     if not isinstance(data, dict):
         raise DataError("column_methods is not a JSON object", fix=fix)
     found = {}
@@ -77,6 +77,26 @@ def parse_overrides(text: str) -> dict[str, tuple[str, float | None]]:
     return found
 
 
+def check_overrides(profile: ModelProfile, overrides: dict[str, tuple[str, float | None]]) -> None:
+    """Every forced method must fit its column, before any row is read."""
+    unknown = sorted(set(overrides) - set(profile.columns))
+    if unknown:
+        raise DataError(f"column_methods names columns the model does not use: {unknown[:10]}", fix=f"use model inputs: {list(profile.columns)[:20]}")
+    for name, (method, threshold) in overrides.items():
+        column = profile.columns[name]
+        if method in ("ks", "wasserstein") and column.kind != NUMERIC:
+            problem = f"{method} needs numbers, and {name!r} is categorical"
+        elif method in ("chisquare", "chisquare_evidently", "z") and not column.counts:
+            problem = f"{method} needs few distinct values, and {name!r} has more than {FEW_VALUES}"
+        elif method == "z" and len(column.counts) > 2:
+            problem = f"z compares two values, and {name!r} has {len(column.counts)}"
+        elif threshold is not None and (method or "ks") in P_VALUE_METHODS and threshold >= 1:
+            problem = f"a p-value threshold must be below 1, not {threshold} (for {name!r})"
+        else:
+            continue
+        raise DataError(f"column_methods: {problem}", fix="ks or wasserstein for numbers, chisquare or jensenshannon for categories, z for two values")
+
+
 def monitor(
     profile: ModelProfile,
     current: CurrentData,
@@ -90,15 +110,15 @@ def monitor(
     settings = settings or MonitorSettings()
     started = time.perf_counter()
     result = MonitorResult(model_name, model_version, current.source, 0, drift_share_threshold=settings.drift_share)
-    unknown = sorted(set(settings.overrides) - set(profile.columns))
-    if unknown:
-        raise DataError(f"column_methods names columns the model does not use: {unknown[:10]}", fix=f"use model inputs: {list(profile.columns)[:20]}")
-    result.quality.extend(quality.schema_findings(profile, current.schema))
+    check_overrides(profile, settings.overrides)
+    if current.schema.names:  # an empty log window has no columns at all: no rows, not schema drift
+        result.quality.extend(quality.schema_findings(profile, current.schema))
     usable = {name: p for name, p in profile.columns.items() if not any(f.column == name and f.severity == ERROR for f in result.quality)}
     sketches = {name: ColumnSketch(p) for name, p in usable.items()}
     score_sketch = ColumnSketch(profile.score)
     performance = PerformanceSketch(profile.performance) if profile.performance else None
     can_score = scorer is not None and len(usable) == len(profile.columns)
+    unknown_labels = 0
     for batch in current.batches:
         result.n_rows += batch.num_rows
         for name, sketch in sketches.items():
@@ -108,7 +128,9 @@ def monitor(
             continue
         score_sketch.add(pa.array(scores))
         if performance is not None:
-            performance.add(scores, predicted, _labels(profile, batch))
+            labels, unknown = _labels(profile, batch)
+            unknown_labels += unknown
+            performance.add(scores, predicted, labels)
     sketched = time.perf_counter()
     result.columns = drift_columns(usable, sketches, settings.overrides, evidently_parity=settings.evidently_parity)
     if score_sketch.count:
@@ -116,46 +138,56 @@ def monitor(
     if performance is not None and result.n_rows:
         result.performance = estimate(profile.performance, performance)
     result.quality.extend(quality.value_findings(sketches, settings, result.n_rows))
-    _decide(result, settings, has_scores=bool(score_sketch.count), could_score=can_score or SCORE_COLUMN in current.schema.names)
+    _decide(result, settings, has_scores=bool(score_sketch.count), could_score=can_score or LOGGED_SCORE in current.schema.names)
+    if unknown_labels:
+        result.warnings.append(f"{unknown_labels} labels are not among the model's classes {profile.classes[:10]}: those rows count as unlabelled")
+    if performance is not None and performance.n_skipped:
+        result.warnings.append(f"{performance.n_skipped} rows had no usable model output (NaN score, or a predicted class the model does not have): left out of the performance estimate")
     result.seconds = {"read_and_sketch": sketched - started, "tests": time.perf_counter() - sketched}
     return result
 
 
 def _model_outputs(profile: ModelProfile, batch: pa.RecordBatch, scorer: Scorer | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Score and predicted class index per row: as logged, or from the model."""
+    """Score and predicted class index per row (NaN where unusable): as logged, or from the model."""
     names = batch.schema.names
-    if SCORE_COLUMN in names and is_numeric_type(batch.schema.field(SCORE_COLUMN).type):
-        scores = batch.column(names.index(SCORE_COLUMN)).to_numpy(zero_copy_only=False).astype(float)
+    if LOGGED_SCORE in names and is_numeric_type(batch.schema.field(LOGGED_SCORE).type):
+        scores = batch.column(names.index(LOGGED_SCORE)).to_numpy(zero_copy_only=False).astype(float)
         if PREDICTED in names and profile.classes:
-            index = {c: i for i, c in enumerate(profile.classes)}
-            predicted = np.array([index.get(v, -1) for v in batch.column(names.index(PREDICTED)).to_pylist()], np.int64)
+            index = {c: float(i) for i, c in enumerate(profile.classes)}
+            predicted = np.array([index.get(v, np.nan) for v in batch.column(names.index(PREDICTED)).to_pylist()])
         else:
-            predicted = (scores > 0.5).astype(np.int64)
-        keep = np.isfinite(scores) & (predicted >= 0)
-        return scores[keep], predicted[keep]
+            predicted = (scores > 0.5).astype(float)
+        return scores, np.where(np.isfinite(scores), predicted, np.nan)
     if scorer is None:
         return None, None
-    return model_outputs(profile.task, scorer(pa.Table.from_batches([batch])))
+    scores, predicted = model_outputs(profile.task, scorer(pa.Table.from_batches([batch])))
+    return scores, np.where(np.isfinite(scores), predicted.astype(float), np.nan)
 
 
-def _labels(profile: ModelProfile, batch: pa.RecordBatch) -> np.ndarray | None:
-    """Class index per row, NaN where no (known) label: a label column from feedback may be partly empty."""
+def _labels(profile: ModelProfile, batch: pa.RecordBatch) -> tuple[np.ndarray | None, int]:
+    """Class index per row, NaN where no label (feedback may be partial), and how many labels named no class of the model."""
     index = batch.schema.get_field_index(profile.label)
     if index < 0:
+        return None, 0
+    codes = {c: float(i) for i, c in enumerate(profile.classes)}
+    out = np.array([np.nan if key is None else codes.get(key, np.nan) for key in map(_label_key, batch.column(index).to_pylist())])
+    given = sum(_label_key(v) is not None for v in batch.column(index).to_pylist())
+    return out, int(given - np.isfinite(out).sum())
+
+
+def _label_key(value: object) -> str | None:
+    """A label as the model's classes are written: whole floats as integers; None when missing."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return None
-    column = batch.column(index)
-    codes = {c: i for i, c in enumerate(profile.classes)}
-    texts = column.to_pylist()
-    keys = category_keys(column).to_pylist()  # whole floats as integers, as the classes were written
-    out = np.full(len(texts), np.nan)
-    k = 0
-    for i, value in enumerate(texts):
-        if value is None:
-            continue
-        key = keys[k]
-        k += 1
-        out[i] = codes.get(key, codes.get(str(value), np.nan))
-    return out
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):  # as Arrow casts booleans to text, which is how the classes were written
+        return "true" if value else "false"
+    return str(value)
+
+
+def _listed(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _decide(result: MonitorResult, settings: MonitorSettings, *, has_scores: bool, could_score: bool) -> None:
@@ -171,11 +203,14 @@ def _decide(result: MonitorResult, settings: MonitorSettings, *, has_scores: boo
     if not result.n_rows:
         reasons.append("no current rows: nothing to compare (check the window or the data source)")
     if result.dataset_drift:
-        reasons.append(f"dataset drift: {len(drifted)} of {len(tested)} inputs drifted ({result.drift_share:.0%} >= {settings.drift_share:.0%}): {', '.join(drifted[:10])}")
+        reasons.append(f"dataset drift: {len(drifted)} of {len(tested)} inputs drifted ({result.drift_share:.0%} >= {settings.drift_share:.0%}): {_listed(drifted)}")
     elif drifted:
-        reasons.append(f"{len(drifted)} of {len(tested)} inputs drifted ({', '.join(drifted[:10])}), below the dataset drift share {settings.drift_share:.0%}")
+        reasons.append(f"{len(drifted)} of {len(tested)} inputs drifted ({_listed(drifted)}), below the dataset drift share {settings.drift_share:.0%}")
     if result.schema_drift:
-        reasons.append("schema drift: " + "; ".join(f.message for f in result.quality if f.check in ("missing_column", "wrong_type"))[:500])
+        missing = [f.column for f in result.quality if f.check == "missing_column"]
+        retyped = [f.column for f in result.quality if f.check == "wrong_type"]
+        parts = ([f"{len(missing)} inputs missing ({_listed(missing)})"] if missing else []) + ([f"{len(retyped)} inputs no longer numbers ({_listed(retyped)})"] if retyped else [])
+        reasons.append("schema drift: " + "; ".join(parts))
     reasons.extend(f.message for f in broken)
     if prediction_drift:
         reasons.append(f"prediction drift: the model's score distribution moved ({result.prediction.method} {result.prediction.score:.3g})")

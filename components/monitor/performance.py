@@ -170,7 +170,7 @@ def fit_reference(task: str, y: np.ndarray, scores: np.ndarray, predicted: np.nd
         raise DataError("held-out rows with a missing label, score or prediction", where=where, fix="drop incomplete rows before building the reference")
     _check_values(task, scores, predicted, y, where)
     if y.size < MIN_REFERENCE_ROWS:
-        raise DataError(f"only {y.size} held-out rows; performance estimation needs at least {MIN_REFERENCE_ROWS}", where=where, fix="keep a larger test split, or monitor this model without performance estimation")
+        raise DataError(f"only {y.size} held-out rows; performance estimation needs at least {MIN_REFERENCE_ROWS}", where=where, fix="keep a larger test split (split_fractions), so that performance can be estimated")
     if np.unique(y).size < 2:
         raise DataError(f"the held-out labels hold one class only ({y[0]:g})", where=where, fix="use a test split that contains every class (a stratified split)")
     y, predicted = y.astype(np.int64), predicted.astype(np.int64)

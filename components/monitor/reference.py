@@ -28,7 +28,7 @@ SCHEMA = "kfp-mlops.profile/v1"
 ARTIFACT_DIR = "kfp_mlops_profile"
 FILE_NAME = "profile.json"
 SHA_TAG = "kfp_mlops.profile_sha256"
-SCORE_COLUMN = "score"  # the prediction log's name for what the model answered (see prediction_log.Columns)
+SCORE_COLUMN = "score"  # how the report names the model's output
 MAX_BYTES = 256 << 20
 SAMPLE_ROWS = 2000
 _FIX = "recreate it: `kfp-mlops profile --model-name NAME --version N --data TRAIN_SPLIT --test TEST_SPLIT`"
@@ -117,6 +117,10 @@ def build_profile(
     """The profile of a trained model: inputs from ``reference_path`` (Parquet), score and calibration from its test-split predictions."""
     kinds = {f.name: (CATEGORICAL if f.kind == "categorical" else NUMERIC) for f in contract.features}
     columns = profile_parquet(str(reference_path), kinds)
+    if not columns or not next(iter(columns.values())).rows:
+        raise DataError("the reference data has no rows: a profile of nothing would call everything drift-free", where=str(reference_path), fix="profile the training split the model was trained on")
+    if not len(test_y):
+        raise DataError("the test split has no rows", where=str(test_path), fix="pass the held-out test split of the same run")
     scores, predicted = model_outputs(contract.task, test_predictions)
     performance = None
     if contract.task != "regression":

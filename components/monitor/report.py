@@ -39,6 +39,7 @@ VERDICTS = {
     "schema": ("schema", "Schema drift", "The inputs no longer match the model's contract: fix the data before anything else"),
     "retrain": ("retrain", "Retrain", "Retraining is advised"),
     "drift": ("drift", "Drift", "Drift detected; retraining is not advised yet"),
+    "failed": ("schema", "Not monitored", "The monitor could not run for this model: see why below"),
     "ok": ("ok", "No drift", "No drift and no performance alert"),
 }
 
@@ -53,11 +54,13 @@ def _yes_no(flag: bool) -> Cell:
 
 def verdict(result: MonitorResult) -> str:
     """schema, retrain, drift or ok: the one word that decides the model's colour and headline."""
+    if result.failed:
+        return "failed"
     if result.schema_drift:
         return "schema"
     if result.retrain:
         return "retrain"
-    return "drift" if result.drift_detected else "ok"
+    return "drift" if result.drift_detected or result.drifted_columns else "ok"
 
 
 def method_words(method: str) -> str:
@@ -231,6 +234,8 @@ def _model_html(result: MonitorResult, index: int, max_charts: int) -> str:
 def _overview(results: list[MonitorResult]) -> str:
     counts = {key: sum(verdict(r) == key for r in results) for key in VERDICTS}
     words = [f"{counts['retrain']} advised to retrain", f"{counts['schema']} with schema drift", f"{counts['drift']} drifted without a retrain advice", f"{counts['ok']} fine"]
+    if counts["failed"]:
+        words.append(f"{counts['failed']} not monitored")
     return f"{len(results)} model{'s' if len(results) != 1 else ''}: " + ", ".join(words) + "."
 
 
@@ -366,7 +371,8 @@ def summary_metrics(results: list[MonitorResult]) -> dict[str, float]:
     names = [r.model_name for r in results]
     labels = [f"{r.model_name}_v{r.model_version}" if names.count(r.model_name) > 1 else r.model_name for r in results]
     out = {"models": float(len(results)), "models_retrain": float(sum(r.retrain for r in results)),
-           "models_drifted": float(sum(r.drift_detected for r in results)), "models_schema_drift": float(sum(r.schema_drift for r in results))}
+           "models_drifted": float(sum(r.drift_detected for r in results)), "models_schema_drift": float(sum(r.schema_drift for r in results)),
+           "models_failed": float(sum(r.failed for r in results))}
     for prefix, result in zip(metric_keys(labels, "model"), results):
         out.update({f"{prefix}.{key}": value for key, value in _model_metrics(result).items()})
     return out

@@ -127,6 +127,7 @@ class MonitorResult:
         reasons: Why drift_detected / retrain are what they are, one sentence each.
         warnings: Things a reader should check.
         seconds: Time per phase.
+        error: Why the model could not be monitored ("" when it was).
     """
 
     model_name: str
@@ -146,6 +147,12 @@ class MonitorResult:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """The model could not be monitored (no profile, unknown version, ...): the reasons say why."""
+        return bool(self.error)
 
     @property
     def drifted_columns(self) -> list[str]:

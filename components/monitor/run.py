@@ -6,6 +6,7 @@ The component and the CLI call ``run_monitor``; everything it needs from the env
 
 from __future__ import annotations
 
+import html
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,14 +21,15 @@ from kfp_mlops.components._shared.atomic import write_text_atomic
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.mlflow_adapter import require_existing_store, resolve_tracking_uri
 from kfp_mlops.components.monitor import sources
-from kfp_mlops.components.monitor.core import MonitorSettings, monitor, parse_overrides
-from kfp_mlops.components.monitor.reference import SCORE_COLUMN, ModelProfile
+from kfp_mlops.components.monitor.core import MonitorSettings, check_overrides, monitor, parse_overrides
+from kfp_mlops.components.monitor.reference import ModelProfile
 from kfp_mlops.components.monitor.report import summary_html, summary_markdown, summary_metrics
 from kfp_mlops.components.monitor.results import MonitorResult
 from kfp_mlops.components.monitor.store import load_profile, resolve_version
 from kfp_mlops.components.register.registry import Registry, Version
 
 MAX_MODELS = 200
+SCORE_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ def check_request(request: MonitorRequest) -> tuple[MonitorSettings, tuple[datet
                 raise DataError(f"window_end {request.window_end!r} is not an ISO 8601 time", fix="e.g. 2026-11-28T00:00:00+00:00") from exc
             if end.tzinfo is None:
                 raise DataError("window_end has no timezone", fix="add one, e.g. +00:00")
-        window = (end - timedelta(hours=request.window_hours), end)
+        try:
+            window = (end - timedelta(hours=request.window_hours), end)
+        except OverflowError as exc:
+            raise DataError(f"window_end {request.window_end!r} minus {request.window_hours} hours is before year 1", fix="give a window within the log's dates") from exc
     return settings, window
 
 
@@ -106,19 +111,32 @@ def run_monitor(request: MonitorRequest, *, environment: Mapping[str, str], repo
     require_existing_store(tracking_uri)
     registry = Registry(tracking_uri)
     names = watched_models(registry, request)
-    results, first = [], None
+    results, first, failures = [], None, []
     for name in names:
-        version = resolve_version(registry, name, request.model_version)
-        profile = load_profile(registry, version)
-        current = _current(request, profile, name, window)
-        with tempfile.TemporaryDirectory(prefix="monitor-model-") as scratch:
-            scorer = _scorer(registry, version, Path(scratch)) if request.score_with_model and SCORE_COLUMN not in current.schema.names else None
-            results.append(monitor(profile, current, model_name=name, model_version=version.version, settings=settings, scorer=scorer))
+        try:
+            version = resolve_version(registry, name, request.model_version)
+            profile = load_profile(registry, version)
+            check_overrides(profile, settings.overrides)
+            current = _current(request, profile, name, window)
+            with tempfile.TemporaryDirectory(prefix="monitor-model-") as scratch:
+                scorer = _scorer(registry, version, Path(scratch)) if request.score_with_model and not request.log_sink else None
+                results.append(monitor(profile, current, model_name=name, model_version=version.version, settings=settings, scorer=scorer))
+        except DataError as exc:
+            if len(names) == 1:
+                raise
+            # One broken model must not blind the run to the others: it is reported, they are monitored.
+            failures.append(exc)
+            results.append(MonitorResult(name, "", "", 0, error=str(exc), reasons=[f"not monitored: {exc.problem}" + (f" ({exc.where})" if exc.where else "")], warnings=[exc.fix] if exc.fix else []))
+            continue
         first = first or (profile, name)
+    if len(failures) == len(names):
+        raise failures[0]
     write_text_atomic(report_path, summary_html(results))
     write_text_atomic(summary_path, summary_markdown(results))
     if evidently_path:
         write_text_atomic(evidently_path, _evidently_page(request, first[0], first[1], window))
+    for failure in failures:
+        print(f"not monitored: {failure}")
     retrain, drifted = any(r.retrain for r in results), any(r.drift_detected for r in results)
     text = "\n".join(f"{r.model_name} v{r.model_version}: {r.n_rows} rows, drift share {r.drift_share:.0%}, drift {'yes' if r.drift_detected else 'no'}, retrain {'yes' if r.retrain else 'no'}: {'; '.join(r.reasons)}" for r in results)
     return MonitorOutcome(results, summary_metrics(results), text, retrain, drifted, {"total": time.perf_counter() - started})
@@ -127,7 +145,8 @@ def run_monitor(request: MonitorRequest, *, environment: Mapping[str, str], repo
 def _current(request: MonitorRequest, profile: ModelProfile, name: str, window: tuple[datetime | None, datetime | None]) -> sources.CurrentData:
     if request.log_sink:
         return sources.prediction_logs(request.log_sink, model_name=name, since=window[0], until=window[1], label_column=profile.label)
-    return sources.dataset(request.current_path, columns=[*profile.columns, SCORE_COLUMN, profile.label])
+    # Only the model's inputs and its label: a user's column named like the model's output is data, not a score.
+    return sources.dataset(request.current_path, columns=list(dict.fromkeys([*profile.columns, profile.label])))
 
 
 def _scorer(registry: Registry, version: Version, scratch: Path):
@@ -135,7 +154,13 @@ def _scorer(registry: Registry, version: Version, scratch: Path):
     from kfp_mlops.components.serve.model_source import load_registered_version
 
     transform = load_registered_version(registry, version.name, version.version, scratch)
-    return lambda table: transform.predict_table(table, "current data")
+
+    def score(table: pa.Table) -> np.ndarray:
+        # Small slices: the network's activations for a whole read batch would take gigabytes.
+        parts = [transform.predict_table(table.slice(start, SCORE_ROWS), "current data") for start in range(0, table.num_rows, SCORE_ROWS)]
+        return np.concatenate(parts) if parts else transform.predict_table(table, "current data")
+
+    return score
 
 
 def _evidently_page(request: MonitorRequest, profile: ModelProfile, name: str, window: tuple[datetime | None, datetime | None]) -> str:
@@ -153,7 +178,11 @@ def _evidently_page(request: MonitorRequest, profile: ModelProfile, name: str, w
         table = table.take(pa.array(picked))
     if not table.num_rows:
         return "<!doctype html><p>No current rows: no Evidently report.</p>"
-    return evidently_html(profile, table)
+    try:
+        return evidently_html(profile, table)
+    except Exception as exc:  # noqa: BLE001 - Evidently's page is an extra: our verdicts and report stand without it
+        print(f"Evidently's report could not be made on this sample ({type(exc).__name__}: {str(exc)[:300]}); the monitor's own report has the verdicts")
+        return f"<!doctype html><meta charset='utf-8'><p>Evidently could not render this sample: {html.escape(type(exc).__name__)}: {html.escape(str(exc)[:500])}</p><p>The monitor's own report has the verdicts.</p>"
 
 
 def _sample_dataset(path: str, rows: int) -> pa.Table:

@@ -21,7 +21,9 @@ from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prediction_log import Columns, join_outcomes, read_feedback, read_predictions
 from kfp_mlops.components._shared.redact import redact_uri
 
-PREDICTED = "__kfp_mlops_predicted"  # the class the model answered, as text (logs only)
+# What the model answered, under names no user column can take (logs only).
+LOGGED_SCORE = "__kfp_mlops_score"
+PREDICTED = "__kfp_mlops_predicted"
 
 
 @dataclass
@@ -69,6 +71,9 @@ def dataset(path: str | Path, *, columns: list[str] | None = None, batch_rows: i
 
 def prediction_logs(sink: str, *, model_name: str, since: datetime | None, until: datetime | None, label_column: str) -> CurrentData:
     """One model's logged predictions in ``[since, until)``: its inputs, score and predicted class, and the joined outcome as ``label_column``."""
+    local = sink[len("file://"):] if sink.startswith("file://") else sink
+    if "://" not in local and not Path(local).is_dir():
+        raise DataError("the log sink does not exist", where=redact_uri(sink), fix="pass the model server's log_sink (the folder or s3:// / gs:// prefix it writes to)")
     table = read_predictions(sink, since=since, until=until)
     table = table.filter(pc.equal(table.column(Columns.MODEL_NAME), pa.scalar(model_name, pa.string())))
     shown = f"{redact_uri(sink)} [{since.isoformat() if since else '...'}, {until.isoformat() if until else '...'}) model {model_name}"
@@ -77,7 +82,7 @@ def prediction_logs(sink: str, *, model_name: str, since: datetime | None, until
     feedback = read_feedback(sink)
     outcomes = join_outcomes(table, feedback).column(Columns.OUTCOME) if feedback.num_rows else pa.nulls(table.num_rows, pa.string())
     features = _decode_features(table.column(Columns.FEATURES), shown)
-    extra = {Columns.SCORE: table.column(Columns.SCORE), PREDICTED: table.column(Columns.PREDICTION), label_column: outcomes}
+    extra = {LOGGED_SCORE: table.column(Columns.SCORE), PREDICTED: table.column(Columns.PREDICTION), label_column: outcomes}
     for name, column in extra.items():
         if name in features.schema.names:
             features = features.drop_columns([name])

@@ -6,12 +6,22 @@ change version tags through the artifact store), so a swapped or edited profile 
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components.monitor.reference import ARTIFACT_DIR, FILE_NAME, SHA_TAG, ModelProfile, sha256
+from kfp_mlops.components.monitor.reference import ARTIFACT_DIR, FILE_NAME, MAX_BYTES, SHA_TAG, ModelProfile, sha256
 from kfp_mlops.components.register.registry import Registry, Version
+
+
+def artifact_dir(version: Version) -> str:
+    """Per registered version: one run registered under two names (or twice) keeps two profiles."""
+    return f"{ARTIFACT_DIR}/{hashlib.sha256(version.name.encode()).hexdigest()[:16]}-v{version.version}"
+
+
+def has_profile(registry: Registry, version: Version) -> bool:
+    return bool(registry.version_tags(version.name, version.version).get(SHA_TAG))
 
 
 def save_profile(registry: Registry, version: Version, profile: ModelProfile) -> str:
@@ -20,7 +30,7 @@ def save_profile(registry: Registry, version: Version, profile: ModelProfile) ->
     with tempfile.TemporaryDirectory(prefix="profile-") as scratch:
         path = Path(scratch, FILE_NAME)
         path.write_bytes(raw)
-        registry.log_run_file(version.run_id, path, ARTIFACT_DIR)
+        registry.log_run_file(version.run_id, path, artifact_dir(version))
     digest = sha256(raw)
     registry.set_version_tag(version.name, version.version, SHA_TAG, digest)
     return digest
@@ -42,9 +52,11 @@ def load_profile(registry: Registry, version: Version) -> ModelProfile:
     if not expected:
         raise DataError("the model version has no reference profile", where=where, fix=how)
     with tempfile.TemporaryDirectory(prefix="profile-") as scratch:
-        path = registry.download_run_file(version.run_id, f"{ARTIFACT_DIR}/{FILE_NAME}", Path(scratch))
+        path = registry.download_run_file(version.run_id, f"{artifact_dir(version)}/{FILE_NAME}", Path(scratch))
         if path is None:
             raise DataError("the model version's reference profile is missing from its run", where=where, fix=how)
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_BYTES:
+            raise DataError(f"the stored reference profile is not a file of at most {MAX_BYTES >> 20} MiB: it was changed or replaced", where=where, fix=how)
         raw = path.read_bytes()
     if sha256(raw) != expected:
         raise DataError("the reference profile does not match the hash recorded when the model was registered: it was changed or replaced", where=where, fix=how)

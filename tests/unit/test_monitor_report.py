@@ -258,7 +258,7 @@ def test_metrics_for_several_models_are_prefixed_and_counted(results: list[Monit
     assert all(re.fullmatch(r"[A-Za-z0-9_.]+", k) and math.isfinite(v) for k, v in m.items())
     twins = summary_metrics([churn(), churn(), hostile()])
     assert {k.split(".")[0] for k in twins if "." in k} == {"churn_v7", "churn_v7_2", "script_alert_1_script"}
-    assert summary_metrics([]) == {"models": 0.0, "models_retrain": 0.0, "models_drifted": 0.0, "models_schema_drift": 0.0}
+    assert summary_metrics([]) == {"models": 0.0, "models_retrain": 0.0, "models_drifted": 0.0, "models_schema_drift": 0.0, "models_failed": 0.0}
     assert metric_keys(["a b", "a-b", "", "é"], "column") == ["a_b", "a_b_2", "column", "column_2"]
 
 

@@ -195,7 +195,7 @@ def test_a_missing_or_tampered_profile_is_refused_with_how_to_make_one(watched, 
         registry.set_version_tag(NAME, version.version, SHA_TAG, "0" * 64)
     with pytest.raises(DataError, match="does not match the hash"):
         _run(uri, tmp_path, current_path=current)
-    stored = next(Path(tmp).rglob(f"{ARTIFACT_DIR}/{FILE_NAME}"))
+    stored = next(Path(tmp).rglob(f"{ARTIFACT_DIR}/*/{FILE_NAME}"))
     from kfp_mlops.components.monitor.reference import sha256
 
     registry.set_version_tag(NAME, version.version, SHA_TAG, sha256(stored.read_bytes()))
@@ -226,3 +226,81 @@ def test_an_override_naming_a_column_the_model_lacks_is_refused(watched, tmp_pat
     tmp, uri, _, _ = watched
     with pytest.raises(DataError, match="does not use"):
         _run(uri, tmp_path, current_path=str(_current(tmp / "cur")), column_methods='{"nope": "ks"}')
+
+
+def test_data_in_the_evidently_page_cannot_run_script_and_a_failing_page_does_not_fail_the_run(watched):
+    tmp, uri, _, _ = watched
+    attack = "</script><script>document.title='PWNED'</script>"
+
+    def hostile(t: pa.Table) -> pa.Table:
+        country = pa.array([attack if i % 2 else c for i, c in enumerate(t.column("country").to_pylist())])
+        t = t.set_column(t.schema.get_field_index("country"), "country", country)
+        return t.set_column(t.schema.get_field_index("score_b"), "score_b", pa.nulls(t.num_rows, pa.float64()))  # Evidently raises on an empty column
+
+    outcome, out = _run(uri, tmp, current_path=str(_current(tmp / "cur", rows=1500, transform=hostile)), evidently_sample_rows=400)
+    page = (out / "evidently.html").read_text()
+    assert "<script>document.title" not in page and "PWNED" in page  # shown as text, not run
+    assert "<script>document.title" not in (out / "report.html").read_text()
+    assert any(q.check == "all_null" for q in outcome.results[0].quality)
+
+
+def test_a_user_column_named_like_the_model_output_is_data_not_a_score(watched):
+    tmp, uri, _, _ = watched
+    noise = lambda t: t.append_column("score", pa.array(np.random.default_rng(1).random(t.num_rows)))  # noqa: E731
+    outcome, _ = _run(uri, tmp, current_path=str(_current(tmp / "cur", transform=noise)))
+    (result,) = outcome.results
+    assert not outcome.retrain and not any(p.alert for p in result.performance), result.reasons
+    assert result.prediction is not None and result.prediction.score > 0.001  # the model's own scores
+
+
+def test_a_run_registered_under_two_names_keeps_one_profile_per_version(watched, tmp_path):
+    from kfp_mlops.components.monitor.backfill import profile_registered_version
+
+    tmp, uri, registry, contract = watched
+    from kfp_mlops.components.register.registry import hash_tags
+
+    copy = registry.register("churn-copy", contract.mlflow_model_uri, contract.mlflow_run_id, hash_tags(dict(contract.files)))
+    registry.set_alias("churn-copy", "champion", copy.version)
+    data = tmp / "data"
+    with pytest.raises(DataError, match="already has a reference profile"):
+        profile_registered_version(registry, NAME, "champion", reference_path=data / "train.parquet", test_path=data / "test.parquet")
+    with pytest.raises(DataError, match="no rows"):
+        empty = tmp_path / "empty.parquet"
+        pq.write_table(pq.read_table(data / "train.parquet").slice(0, 0), empty)
+        profile_registered_version(registry, "churn-copy", "champion", reference_path=empty, test_path=data / "test.parquet")
+    profile_registered_version(registry, "churn-copy", "champion", reference_path=data / "train.parquet", test_path=data / "test.parquet")
+    outcome, _ = _run(uri, tmp_path, model_names=f"{NAME},churn-copy,nosuch", current_path=str(_current(tmp / "cur")))
+    assert [r.model_name for r in outcome.results] == [NAME, "churn-copy", "nosuch"]
+    assert not outcome.results[0].failed and not outcome.results[1].failed  # neither profile overwrote the other
+    assert outcome.results[2].failed and "nosuch" in outcome.results[2].reasons[0] and outcome.metrics["models_failed"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "methods, message",
+    [
+        ('{"country": "ks"}', "needs numbers"),
+        ('{"amount": "chisquare"}', "needs few distinct values"),
+        ('{"amount": {"method": "ks", "threshold": 5}}', "below 1"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+    ],
+)
+def test_a_forced_method_that_cannot_fit_its_column_is_refused_before_reading(watched, tmp_path, methods, message):
+    tmp, uri, _, _ = watched
+    with pytest.raises(DataError, match=message):
+        _run(uri, tmp_path, current_path=str(tmp_path / "never-read.parquet"), column_methods=methods)
+
+
+def test_a_missing_log_sink_is_an_error_and_unusable_logged_scores_are_counted(watched, tmp_path):
+    tmp, uri, _, contract = watched
+    with pytest.raises(DataError, match="log sink does not exist"):
+        _run(uri, tmp_path, log_sink=str(tmp_path / "nope"))
+    sink = tmp_path / "logs"
+    rows = pa.Table.from_batches(list(iter_demo_batches(DemoSpec(rows=400, seed=6)))).to_pylist()
+    now = datetime.now(timezone.utc)
+    with PredictionLogger(str(sink), queue_size=1000) as logger:
+        for i, row in enumerate(rows):
+            logger.log(PredictionRecord(f"q{i}", now - timedelta(minutes=5), "champion", NAME, "1", json.dumps({n: row[n] for n in contract.feature_names}), "1", float("nan") if i % 4 == 0 else 0.7, 1.0, ""))
+    write_feedback(str(sink), [Outcome(f"q{i}", str(int(r["label"])), now) for i, r in enumerate(rows)])
+    outcome, _ = _run(uri, tmp_path, log_sink=str(sink), window_hours=1)
+    (result,) = outcome.results
+    assert result.n_rows == 400 and any("100 rows had no usable model output" in w for w in result.warnings), result.warnings
