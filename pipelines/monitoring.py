@@ -30,7 +30,12 @@ def monitoring(
     gpu: str = "prefer",
     mlflow_tracking_uri: str = "",
 ):
-    """Monitors registered models on current data and retrains on need.
+    """Monitors a registered model on current data and retrains on need.
+
+    The current data needs the label column (realized performance, and retraining). It is
+    featurized as training does; the monitor reads the earliest 98% of its rows (featurize
+    keeps the newest 2% as validation and test splits). For unlabelled data or the model
+    server's logs, use the monitor_models component.
 
     Args:
         source_uri: Current data (with the training data's columns; a label column gives realized performance and is needed to retrain): local path, file://, http(s)://, gs:// or s3://.

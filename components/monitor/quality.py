@@ -58,7 +58,7 @@ def value_findings(sketches: dict[str, ColumnSketch], settings, rows: int) -> li
             if share > _NEW_CATEGORY_SHARE:
                 examples = ", ".join(repr(k[:40]) for k in list(sketch.unseen)[:5])
                 found.append(QualityFinding(name, "new_category", WARNING, 0.0, share, f"{share:.1%} of {name!r} are categories the reference never had ({examples})"))
-            if len(sketch.counts) + len(sketch.unseen) == 1 and len(profile.counts) > 1:
-                only = next(iter(sketch.counts or sketch.unseen))
-                found.append(QualityFinding(name, "constant", WARNING, math.nan, math.nan, f"input {name!r} is constant ({only[:40]!r}) in the current data"))
+        if profile.kind == CATEGORICAL and len(sketch.counts) + len(sketch.unseen) == 1 and len(profile.counts) > 1:
+            only = next(iter(sketch.counts or sketch.unseen))
+            found.append(QualityFinding(name, "constant", WARNING, math.nan, math.nan, f"input {name!r} is constant ({only[:40]!r}) in the current data"))
     return found
