@@ -139,6 +139,8 @@ def monitor(
         result.performance = estimate(profile.performance, performance)
     result.quality.extend(quality.value_findings(sketches, settings, result.n_rows))
     _decide(result, settings, has_scores=bool(score_sketch.count), could_score=can_score or LOGGED_SCORE in current.schema.names)
+    if profile.performance is None and profile.source.get("performance_note"):
+        result.warnings.append(f"no performance estimate for this version: {str(profile.source['performance_note'])[:300]}")
     if unknown_labels:
         result.warnings.append(f"{unknown_labels} labels are not among the model's classes {profile.classes[:10]}: those rows count as unlabelled")
     if performance is not None and performance.n_skipped:

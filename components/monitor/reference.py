@@ -122,9 +122,14 @@ def build_profile(
     if not len(test_y):
         raise DataError("the test split has no rows", where=str(test_path), fix="pass the held-out test split of the same run")
     scores, predicted = model_outputs(contract.task, test_predictions)
-    performance = None
-    if contract.task != "regression":
-        performance = fit_reference(contract.task, test_y, scores, predicted)
+    performance, performance_note = None, ""
+    if contract.task == "regression":
+        performance_note = "regression: no confidence-based estimate (realized metrics only need labels)"
+    else:
+        try:
+            performance = fit_reference(contract.task, test_y, scores, predicted)
+        except DataError as exc:  # a small or one-class test split: the model still registers, without the estimate
+            performance_note = f"{exc.problem}; {exc.fix}" if exc.fix else exc.problem
     return ModelProfile(
         task=contract.task,
         label=contract.label,
@@ -133,7 +138,7 @@ def build_profile(
         score=profile_column(SCORE_COLUMN, NUMERIC, [pa.array(scores)]),
         performance=performance,
         sample=_sample(str(reference_path), list(kinds)),
-        source={"reference": str(reference_path), "test": str(test_path), "reference_rows": next(iter(columns.values())).rows if columns else 0, "test_rows": int(len(scores))},
+        source={"reference": str(reference_path), "test": str(test_path), "reference_rows": next(iter(columns.values())).rows if columns else 0, "test_rows": int(len(scores)), "performance_note": performance_note},
     )
 
 

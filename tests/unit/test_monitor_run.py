@@ -304,3 +304,13 @@ def test_a_missing_log_sink_is_an_error_and_unusable_logged_scores_are_counted(w
     outcome, _ = _run(uri, tmp_path, log_sink=str(sink), window_hours=1)
     (result,) = outcome.results
     assert result.n_rows == 400 and any("100 rows had no usable model output" in w for w in result.warnings), result.warnings
+
+
+def test_a_test_split_too_small_to_calibrate_still_gives_a_profile_without_the_estimate(watched):
+    from kfp_mlops.components.monitor.reference import build_profile
+
+    tmp, _, _, contract = watched
+    rng = np.random.default_rng(3)
+    profile = build_profile(contract, reference_path=tmp / "data" / "train.parquet", test_y=rng.integers(0, 2, 30), test_predictions=rng.random(30))
+    assert profile.performance is None and "at least" in profile.source["performance_note"]
+    assert profile.columns and profile.score.count == 30
