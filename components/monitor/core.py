@@ -172,8 +172,9 @@ def _labels(profile: ModelProfile, batch: pa.RecordBatch) -> tuple[np.ndarray | 
     if index < 0:
         return None, 0
     codes = {c: float(i) for i, c in enumerate(profile.classes)}
-    out = np.array([np.nan if key is None else codes.get(key, np.nan) for key in map(_label_key, batch.column(index).to_pylist())])
-    given = sum(_label_key(v) is not None for v in batch.column(index).to_pylist())
+    keys = [_label_key(v) for v in batch.column(index).to_pylist()]
+    out = np.array([np.nan if key is None else codes.get(key, np.nan) for key in keys])
+    given = len(keys) - keys.count(None)
     return out, int(given - np.isfinite(out).sum())
 
 
