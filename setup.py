@@ -63,6 +63,11 @@ EXTRAS = {
         "statsmodels>=0.14,<1",
         "palmerpenguins>=0.1.4,<1",
         "vega_datasets>=0.9,<1",
+        # The notebooks are executed by the tests; the workflows' lint job runs ruff.
+        "nbclient>=0.10,<1",
+        "nbformat>=5.10,<6",
+        "ipykernel>=6.29,<8",
+        "ruff>=0.15,<1",
     ],
 }
 EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor", "serve") for req in EXTRAS[name]})
