@@ -39,5 +39,28 @@ def component(name: str) -> Any:
     return load(COMPONENTS[name])
 
 
-def pipeline(name: str) -> Any:
-    return load(PIPELINES[name])
+# Pipelines that run others as nested pipelines: those are built first, because kfp refuses
+# to define a pipeline while another one is being defined.
+NESTED = {"monitoring": ("training",)}
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def pipeline(name: str, options: Any = None) -> Any:
+    """The pipeline ``name``, built with ``options`` (a ClusterOptions; None: the options being built with now, else the defaults)."""
+    from kfp_mlops.pipelines.options import ClusterOptions, active, building_with
+
+    base = load(PIPELINES[name])
+    options = active() if options is None else options
+    if options == ClusterOptions():
+        return base
+    key = (name, options.key())
+    if key not in _BUILT:
+        from kfp import dsl
+
+        for nested in NESTED.get(name, ()):
+            pipeline(nested, options)
+        # @dsl.pipeline builds the graph when it runs, so building the same function again
+        # under other options gives a pipeline whose tasks carry those options.
+        with building_with(options):
+            _BUILT[key] = dsl.pipeline(name=base.name, description=base.description, pipeline_config=base.pipeline_config)(base.pipeline_func)
+    return _BUILT[key]

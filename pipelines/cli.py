@@ -8,6 +8,8 @@
     kfp-mlops run monitoring --demo-drift 0.6   drift, data quality and performance of @champion; retrain on need
     kfp-mlops profile --model-name M --data TRAIN --test TEST   a monitoring reference for an older version
     kfp-mlops schedule monitoring --host URL --cron "0 * * * *" --param source_uri=gs://...   a recurring run
+    kfp-mlops submit training --host URL --param source_uri=gs://... [--wait]   a run on Kubeflow, followed step by step
+    kfp-mlops upload training --host URL [--version-name V]   the pipeline, or a new version of it, to Kubeflow
     kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
     kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
 """
@@ -23,7 +25,7 @@ from kfp_mlops.components._shared.redact import redact_text, redacted_console
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
-DEMO_ROWS = 100_000
+DEMO_ROWS = 100_000  # as local_run.DEMO_ROWS, without importing it for `--help`
 PARAM_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float}
 
 
@@ -36,25 +38,15 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def pipeline_parameters(pipeline: Any) -> list[tuple[str, str, Any, bool, str]]:
-    """(name, type, default, optional, description) of each pipeline parameter, read from its compiled spec."""
-    from google.protobuf import json_format
-
-    spec = json_format.MessageToDict(pipeline.pipeline_spec)
-    params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
-    return [
-        (name, p.get("parameterType", "STRING"), p.get("defaultValue"), bool(p.get("isOptional")), p.get("description", ""))
-        for name, p in params.items()
-    ]
-
-
 def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"kfp-mlops run {name}",
         description=(pipeline.description or "") + " Runs locally with kfp.local (SubprocessRunner, no containers).",
     )
-    params = sorted(pipeline_parameters(pipeline), key=lambda p: p[0])
-    for pname, ptype, default, optional, description in params:
+    from kfp_mlops.pipelines.local_run import pipeline_parameters
+
+    params = sorted(pipeline_parameters(pipeline).items())
+    for pname, (ptype, default, optional, description) in params:
         flag = "--" + pname.replace("_", "-")
         if ptype == "NUMBER_INTEGER" and isinstance(default, float) and default.is_integer():
             default = int(default)  # the spec stores every number as a float
@@ -66,6 +58,7 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
             # Unset flags are left out, so the pipeline applies its own (typed) defaults.
             parser.add_argument(flag, dest=pname, type=kind, default=None, required=not optional, help=f"{description} (default: {repr(default).replace('%', '%%')})")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and demo data go (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="print every step's full log (default: one line per step; the full log is in the run folder's run.log)")
     if any(p[0] == "source_uri" for p in params):
         parser.add_argument("--demo-rows", type=int, default=DEMO_ROWS, help="rows of demo data when no --source-uri is given")
         parser.add_argument("--demo-drift", type=float, default=0.0, help="drift of the demo data, 0 (the training distribution) to 1 (strong): shifted values, new categories")
@@ -74,7 +67,7 @@ def _run_parser(name: str, pipeline: Any) -> argparse.ArgumentParser:
 
 def cmd_run(argv: Sequence[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: kfp-mlops run PIPELINE [--PARAM VALUE ...]\n\npipelines:")
+        print("usage: kfp-mlops run PIPELINE [--PARAM VALUE ...] [--verbose]\n\npipelines:")
         for name in catalog.PIPELINES:
             print(f"  {name:<12} {catalog.pipeline(name).description}")
         print("\n`kfp-mlops run PIPELINE --help` lists a pipeline's parameters.")
@@ -83,70 +76,39 @@ def cmd_run(argv: Sequence[str]) -> int:
     if name not in catalog.PIPELINES:
         print(f"unknown pipeline {name!r}; known: {', '.join(catalog.PIPELINES)}", file=sys.stderr)
         return 2
+    from kfp_mlops.components._shared.errors import KfpMlopsError
+    from kfp_mlops.pipelines.local_run import prepare_arguments, run_locally
+
     pipeline = catalog.pipeline(name)
     args = vars(_run_parser(name, pipeline).parse_args(rest))
     workdir: Path = args.pop("workdir")
-    demo_rows = args.pop("demo_rows", DEMO_ROWS)
-    demo_drift = args.pop("demo_drift", 0.0)
-    if not 0.0 <= demo_drift <= 1.0:
-        print(f"--demo-drift must be between 0 and 1, not {demo_drift}", file=sys.stderr)
-        return 2
-    if "source_uri" in args and args["source_uri"] is None:
-        from kfp_mlops.demo import DemoSpec, write_demo_dataset
-
-        # Drifted demo rows come from another seed: new rows, not the training rows moved.
-        demo = workdir / "demo" / (f"demo-{demo_rows}.parquet" if not demo_drift else f"demo-{demo_rows}-drift{demo_drift:g}.parquet")
-        if not demo.exists():
-            print(f"no --source-uri given: writing {demo_rows:,} rows of demo data{f' with drift {demo_drift:g}' if demo_drift else ''} to {demo}")
-            write_demo_dataset(demo, DemoSpec(rows=demo_rows, drift=demo_drift, seed=7 if not demo_drift else 8))
-        args["source_uri"] = str(demo.resolve())
-    if "mlflow_tracking_uri" in args and not args["mlflow_tracking_uri"]:
-        from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
-
-        # One tracking database per workdir, so local runs accumulate like on a server.
-        args["mlflow_tracking_uri"] = default_tracking_uri(workdir / "mlflow")
-    if str(args.get("mlflow_tracking_uri") or "").startswith("sqlite:///"):
-        from kfp_mlops.components._shared.mlflow_adapter import initialize_store
-
-        initialize_store(args["mlflow_tracking_uri"])
-    if "local_state_dir" in args and not args["local_state_dir"] and (args.get("target") or "local") == "local":
-        from kfp_mlops.components.deploy.core import DeployRequest, deployment_name
-
-        # Local deployments live beside the workdir's runs, so `kfp-mlops stop` finds them.
-        from kfp_mlops.components._shared.errors import KfpMlopsError
-
-        defaults = {pname: default for pname, _, default, _, _ in pipeline_parameters(pipeline)}
-        named = DeployRequest(model_name=args.get("model_name") or defaults["model_name"], deployment=args.get("deployment_name") or "")
-        try:
-            args["local_state_dir"] = str((workdir / "deployments" / deployment_name(named)).resolve())
-        except KfpMlopsError as exc:
-            print(f"kfp-mlops run deploy: {exc}", file=sys.stderr)
-            return exc.exit_code
-    if "replay_uri" in args and args["replay_uri"] is None and (args.get("target") or "local") == "local":
-        latest = latest_test_split(workdir / "runs")
-        if latest is not None:
-            print(f"no --replay-uri given: replaying the test split of the latest training run as traffic ({latest})")
-            args["replay_uri"] = str(latest)
-    arguments = {k: v for k, v in args.items() if v is not None}
+    verbose: bool = args.pop("verbose")
+    demo = {"demo_rows": args.pop("demo_rows", DEMO_ROWS), "demo_drift": args.pop("demo_drift", 0.0)}
+    try:
+        arguments = prepare_arguments(name, args, workdir=workdir, **demo)
+    except KfpMlopsError as exc:
+        print(f"kfp-mlops run {name}: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(f"running pipeline {name!r} locally with:")
     for key, value in arguments.items():
         print(f"  {key} = {redact_text(value) if isinstance(value, str) else value!r}")
-    from kfp_mlops.pipelines.local_run import list_outputs, run_locally
-
+    print("steps:" if not verbose else "")
     try:
         with redacted_console():
-            run_dir = run_locally(pipeline, arguments, workdir / "runs")
+            run = run_locally(pipeline, arguments, workdir / "runs", verbose=verbose, name=name)
     except RuntimeError as exc:
-        print(f"\npipeline {name!r} failed: {redact_text(str(exc))}\nThe failing step's message is printed above.", file=sys.stderr)
+        print(f"\npipeline {name!r} failed: {redact_text(str(exc))}", file=sys.stderr)
         return 1
-    print(f"outputs of this run, under {run_dir}:")
-    for path in list_outputs(run_dir):
-        print(f"  {path.relative_to(run_dir)}  ({path.stat().st_size:,} bytes)")
-    for endpoint in sorted(run_dir.glob("*/endpoint")):
-        if endpoint.read_text().strip():
-            print(f"\nserving at {endpoint.read_text().strip()}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
-    print_gates(run_dir)
-    print_monitoring(run_dir)
+    if verbose:
+        from kfp_mlops.pipelines.local_run import list_outputs
+
+        print(f"outputs of this run, under {run.run_dir}:")
+        for path in list_outputs(run.run_dir):
+            print(f"  {path.relative_to(run.run_dir)}  ({path.stat().st_size:,} bytes)")
+    print()
+    print_gates(run.run_dir)
+    print_monitoring(run.run_dir)
+    print(run.summary())
     return 0
 
 
@@ -173,27 +135,75 @@ def print_monitoring(run_dir: Path) -> None:
         print(f"retrained: version {values.get('version')} {'blessed' if values.get('blessed') else 'NOT blessed'}  (comparison: {register / 'report.html'})")
 
 
-def latest_test_split(runs: Path) -> Path | None:
-    """The test split of the newest local run that made one (the rollout replays it as traffic)."""
-    found = [p for p in runs.glob("*/featurize*/test") if p.exists()] if runs.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
 def cmd_compile(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kfp-mlops compile", description="Compile every component and pipeline to KFP IR YAML.")
+    parser = argparse.ArgumentParser(
+        prog="kfp-mlops compile",
+        description="Compile every component and pipeline to KFP IR YAML for a cluster (the options are compile-time; everything else is a pipeline parameter).",
+        epilog="An options file (--options cluster.yaml) holds the same keys as the flags (with _), plus training/serving: {node_selector: {...}, tolerations: [...]}; flags override it.",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("compiled"))
-    parser.add_argument("--image-registry", default="", help="registry for the component images, e.g. registry.example.com/ml")
-    parser.add_argument("--s3-secret", default="", help="Kubernetes Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3:// sources")
-    parser.add_argument("--gcs-secret", default="", help="Kubernetes Secret with a service-account key.json for gs:// sources")
-    parser.add_argument("--feature-store-secret", default="", help="Kubernetes Secret with PGPASSWORD and REDIS_PASSWORD for featurize")
-    parser.add_argument("--mlflow-secret", default="", help="Kubernetes Secret with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD for train and register")
-    args = parser.parse_args(argv)
-    from kfp_mlops.pipelines.compile import compile_all, configure
+    parser.add_argument("--options", type=Path, default=None, help="YAML or JSON file of cluster options")
+    flags = {
+        "image_registry": "registry of the kfp-mlops-<role> images, e.g. registry.example.com/ml",
+        "image_pull_secret": "Kubernetes Secret every step and model server pulls images with",
+        "mlflow_tracking_uri": "default of the pipelines' mlflow_tracking_uri parameter, e.g. http://mlflow.kubeflow:5000",
+        "mlflow_secret": "Secret with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (train, register, deploy, monitor)",
+        "s3_secret": "Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3:// sources",
+        "gcs_secret": "Secret with a service-account key.json for gs:// sources",
+        "feature_store_secret": "Secret with PGPASSWORD and REDIS_PASSWORD for featurize",
+        "gpu_type": "GPU model for training: the nodes' nvidia.com/gpu.product label, e.g. NVIDIA-L4",
+        "checkpoint_pvc": "PVC mounted into training for checkpoints a retried step resumes from",
+    }
+    for name, help_text in flags.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
+    parser.add_argument("--gpu-count", dest="gpu_count", type=int, default=None, help="GPUs (nvidia.com/gpu) per training pod")
+    for role in ("training", "serving"):
+        parser.add_argument(f"--{role}-node-selector", default=None, metavar="JSON", help=f'node labels for {role} pods, e.g. {{"pool": "gpu"}}')
+        parser.add_argument(f"--{role}-tolerations", default=None, metavar="JSON", help=f'tolerations for {role} pods, e.g. [{{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}}]')
+    args = vars(parser.parse_args(argv))
+    import json
 
-    configure(image_registry=args.image_registry, s3_secret=args.s3_secret, gcs_secret=args.gcs_secret, feature_store_secret=args.feature_store_secret, mlflow_secret=args.mlflow_secret)
-    for path in compile_all(args.output_dir):
+    from kfp_mlops.components._shared.errors import KfpMlopsError
+    from kfp_mlops.pipelines.compile import compile_all
+    from kfp_mlops.pipelines.options import ClusterOptions
+
+    try:
+        data = cluster_options_data(args.pop("options"))
+        for role in ("training", "serving"):
+            for part in ("node_selector", "tolerations"):
+                text = args.pop(f"{role}_{part}")
+                if text is not None:
+                    try:
+                        data.setdefault(role, {})[part] = json.loads(text)
+                    except ValueError as exc:
+                        raise KfpMlopsError(f"--{role}-{part.replace('_', '-')} is not JSON ({exc})", fix="quote the JSON for the shell") from exc
+        output_dir = args.pop("output_dir")
+        data.update({k: v for k, v in args.items() if v is not None})
+        options = ClusterOptions.from_mapping(data)
+        paths = compile_all(output_dir, options)
+    except KfpMlopsError as exc:
+        print(f"kfp-mlops compile: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def cluster_options_data(path: Path | None) -> dict[str, Any]:
+    """The options file as a mapping (empty without one); checked with the flags merged in."""
+    if path is None:
+        return {}
+    import yaml
+
+    from kfp_mlops.components._shared.errors import DataError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read the cluster options ({exc})", where=str(path), fix="give a YAML or JSON file of option: value") from exc
+    if not isinstance(data, dict):
+        raise DataError("cluster options must be a mapping of option: value", where=str(path), fix="e.g. mlflow_secret: mlflow-credentials")
+    return data
 
 
 def cmd_deployments(argv: Sequence[str]) -> int:
@@ -240,9 +250,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
-    from kfp_mlops.pipelines.cli_monitor import cmd_profile, cmd_schedule
+    from kfp_mlops.pipelines.cli_kfp import cmd_schedule, cmd_submit, cmd_upload
+    from kfp_mlops.pipelines.cli_monitor import cmd_profile
 
-    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile, "schedule": cmd_schedule}
+    commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile, "schedule": cmd_schedule, "submit": cmd_submit, "upload": cmd_upload}
     if argv and argv[0] == "demo-data":
         from kfp_mlops.demo import main as demo_main
 
@@ -253,3 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
         raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     raise SystemExit(commands[argv[0]](argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

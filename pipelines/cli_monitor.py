@@ -1,4 +1,4 @@
-"""`kfp-mlops profile`: store a reference profile for a registered version; `kfp-mlops schedule`: a recurring run on Kubeflow."""
+"""`kfp-mlops profile`: store a reference profile for a registered version."""
 
 from __future__ import annotations
 
@@ -33,40 +33,3 @@ def cmd_profile(argv: Sequence[str]) -> int:
     print(f"stored the reference profile of {args.model_name} version {version} (sha256 {digest[:12]}...)")
     return 0
 
-
-def cmd_schedule(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="kfp-mlops schedule",
-        description="Run a compiled pipeline on a schedule on Kubeflow (a recurring run), e.g. hourly monitoring.",
-        epilog="The API token comes from the environment variable named by --token-env (never a flag: flags land in shell history).",
-    )
-    parser.add_argument("pipeline", help="name of a compiled pipeline, e.g. monitoring")
-    parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://kubeflow.example.com/pipeline")
-    parser.add_argument("--cron", required=True, help='when to run, 5 cron fields, e.g. "0 * * * *" for hourly')
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter (repeatable)")
-    parser.add_argument("--experiment", default="kfp-mlops", help="experiment to run in (created if missing; default: %(default)s)")
-    parser.add_argument("--name", default="", help="recurring run name (default: the pipeline's name)")
-    parser.add_argument("--namespace", default=None, help="profile namespace on multi-user Kubeflow")
-    parser.add_argument("--token-env", default="KFP_TOKEN", help="environment variable holding a bearer token (default: %(default)s)")
-    parser.add_argument("--compiled-dir", type=Path, default=Path("compiled"), help="where `kfp-mlops compile` wrote the pipelines (default: %(default)s)")
-    args = parser.parse_args(argv)
-    import kfp
-
-    from kfp_mlops.components._shared.errors import KfpMlopsError
-    from kfp_mlops.pipelines.schedule import kfp_cron, schedule, typed_params
-
-    package = args.compiled_dir / f"{args.pipeline}.yaml"
-    try:
-        if not package.is_file():
-            raise KfpMlopsError(f"no compiled pipeline {package}", fix=f"run `kfp-mlops compile --output-dir {args.compiled_dir}` (with your cluster options) first")
-        params, cron = typed_params(package, args.param), kfp_cron(args.cron)
-        client = kfp.Client(host=args.host, existing_token=os.environ.get(args.token_env) or None, namespace=args.namespace or "kubeflow")
-        created = schedule(client, package, name=args.name or args.pipeline, experiment=args.experiment, cron=cron, params=params, namespace=args.namespace)
-    except KfpMlopsError as exc:
-        print(f"kfp-mlops schedule: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the API's answer, shown without a traceback
-        print(f"kfp-mlops schedule: the KFP API refused the recurring run: {str(exc)[:500]}", file=sys.stderr)
-        return 3
-    print(f"scheduled {args.pipeline!r} as recurring run {created.recurring_run_id} ({cron}) in experiment {args.experiment!r}")
-    return 0

@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfp_mlops.components.deploy.component import deploy as deploy_step
+from kfp_mlops.pipelines.platform import serving_arguments, with_mlflow_credentials
 
 
 @dsl.pipeline(name="deploy", description="Serve registered versions of a model (champion, challenger, ...) at traffic weights: local processes behind a splitter, KServe or Seldon.")
@@ -40,7 +41,7 @@ def deploy(
         local_port: local: the splitter's port; 0 picks a free one.
         timeout_minutes: How long the arms get to become ready.
     """
-    deploy_step(
+    deployed = deploy_step(
         model_name=model_name,
         arms=arms,
         target=target,
@@ -55,4 +56,6 @@ def deploy(
         local_state_dir=local_state_dir,
         local_port=local_port,
         timeout_minutes=timeout_minutes,
+        **serving_arguments(),
     ).set_caching_options(False)
+    with_mlflow_credentials(deployed)

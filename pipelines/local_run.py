@@ -1,27 +1,233 @@
-"""Run a pipeline on this machine with kfp.local, then list where every output is."""
+"""Run a pipeline on this machine with kfp.local: the arguments a laptop needs filled in, one line per step, where to look after.
+
+``run_pipeline("training")`` is what ``kfp-mlops run training`` does, for notebooks and
+scripts: demo data when no ``source_uri`` is given, a sqlite MLflow store in the
+workdir, local deployments beside the runs; it returns a :class:`LocalRun`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from kfp_mlops.pipelines import catalog
+from kfp_mlops.pipelines.local_console import StepConsole, StepResult, format_step, step_outputs
+
+DEFAULT_WORKDIR = Path(".kfp-mlops")
+DEMO_ROWS = 100_000
+LOG_NAME = "run.log"
 
 
-def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | Path) -> Path:
-    """Run ``pipeline`` with ``arguments`` through ``SubprocessRunner(use_venv=False)``; return its run folder."""
+@dataclass(frozen=True)
+class ModelSummary:
+    """The registered version a run produced and the aliases on it after the run."""
+
+    name: str
+    version: str
+    blessed: bool
+    aliases: tuple[str, ...]
+
+    def __str__(self) -> str:
+        aliases = ", ".join(f"@{a}" for a in self.aliases) or "no alias"
+        return f"{self.name} version {self.version} ({'blessed' if self.blessed else 'NOT blessed'}; {aliases})"
+
+
+@dataclass
+class LocalRun:
+    """A finished local run: its folder, its steps and what it produced."""
+
+    pipeline: str
+    run_dir: Path
+    arguments: dict[str, Any]
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+    log: Path | None = None
+    model: ModelSummary | None = None
+
+    def step_dir(self, step: str) -> Path:
+        return self.run_dir / step
+
+    def parameters(self, step: str) -> dict[str, Any]:
+        """A step's output parameters (``blessed``, ``version``, ``Output``, ...)."""
+        return step_outputs(self.step_dir(step))[0]
+
+    def metrics(self, step: str) -> dict[str, Any]:
+        """A step's ``metrics`` output (e.g. ``run.metrics("train")["test_roc_auc"]``)."""
+        return step_outputs(self.step_dir(step))[1].get("metrics", {})
+
+    def reports(self) -> dict[str, Path]:
+        """Every HTML page of the run, by step (``step`` or ``step/output``), as files a browser opens."""
+        pages = [p for p in list_outputs(self.run_dir) if p.suffix == ".html"]
+        return {str(p.parent.relative_to(self.run_dir)) + ("" if p.stem == "report" else f"/{p.stem}"): p for p in pages}
+
+    @property
+    def endpoint(self) -> str:
+        found = [p.read_text().strip() for p in sorted(self.run_dir.glob("deploy*/endpoint"))]
+        return found[-1] if found and found[-1] else ""
+
+    @property
+    def mlflow_ui(self) -> str:
+        uri = str(self.arguments.get("mlflow_tracking_uri", ""))
+        if uri.startswith("sqlite:///"):
+            return f"mlflow ui --backend-store-uri {uri}"
+        return f"open {uri} in a browser" if uri.startswith("http") else ""
+
+    def summary(self) -> str:
+        """What the CLI prints at the end: reports, the model and its aliases, the endpoint, MLflow."""
+        lines = [f"pipeline {self.pipeline!r} finished in {self.seconds:.1f}s; outputs under {self.run_dir}"]
+        reports = self.reports()
+        if reports:
+            lines.append("reports (open in a browser):")
+            lines += [f"  {name:<28} {path}" for name, path in reports.items()]
+        if self.model is not None:
+            lines.append(f"model: {self.model}")
+        if self.endpoint:
+            lines.append(f"serving at {self.endpoint}  (`kfp-mlops deployments` lists it; `kfp-mlops deployments stop NAME` stops it)")
+        if self.mlflow_ui:
+            lines.append(f"MLflow: {self.mlflow_ui}")
+        if self.log is not None:
+            lines.append(f"full log: {self.log}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:  # notebooks show the summary
+        steps = "\n".join(f"| {s.name} | {s.state} | {s.seconds:.1f}s | {s.key} |" for s in self.steps)
+        return f"| step | state | time | key figure |\n|---|---|---|---|\n{steps}\n\n```\n{self.summary()}\n```"
+
+
+def prepare_arguments(name: str, params: dict[str, Any], *, workdir: Path, demo_rows: int = DEMO_ROWS, demo_drift: float = 0.0, say: TextIO = sys.stdout) -> dict[str, Any]:
+    """The pipeline's arguments with what a laptop run needs filled in; prints what it filled in."""
+    from kfp_mlops.components._shared.errors import KfpMlopsError
+
+    pipeline = catalog.pipeline(name)
+    declared = pipeline_parameters(pipeline)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise KfpMlopsError(f"pipeline {name!r} has no parameter {', '.join(unknown)}", fix=f"use one of: {', '.join(sorted(declared))}")
+    if not 0.0 <= demo_drift <= 1.0:
+        raise KfpMlopsError(f"demo drift must be between 0 and 1, not {demo_drift}", fix="pass 0 (the training distribution) to 1 (strong)")
+    args = {k: v for k, v in params.items() if v is not None}
+    if "source_uri" in declared and not args.get("source_uri"):
+        from kfp_mlops.demo import DemoSpec, write_demo_dataset
+
+        # Drifted demo rows come from another seed: new rows, not the training rows moved.
+        demo = workdir / "demo" / (f"demo-{demo_rows}.parquet" if not demo_drift else f"demo-{demo_rows}-drift{demo_drift:g}.parquet")
+        if not demo.exists():
+            print(f"no source_uri given: writing {demo_rows:,} rows of demo data{f' with drift {demo_drift:g}' if demo_drift else ''} to {demo}", file=say)
+            write_demo_dataset(demo, DemoSpec(rows=demo_rows, drift=demo_drift, seed=7 if not demo_drift else 8))
+        args["source_uri"] = str(demo.resolve())
+    if "mlflow_tracking_uri" in declared and not args.get("mlflow_tracking_uri"):
+        from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
+
+        # One tracking database per workdir, so local runs accumulate like on a server.
+        args["mlflow_tracking_uri"] = default_tracking_uri(workdir / "mlflow")
+    if str(args.get("mlflow_tracking_uri") or "").startswith("sqlite:///"):
+        from kfp_mlops.components._shared.mlflow_adapter import initialize_store
+
+        initialize_store(args["mlflow_tracking_uri"])
+    if "deploy_target" in declared and args.get("deploy_target") is None:
+        # On this machine a blessed model is served right away (`--deploy-target none` to skip).
+        args["deploy_target"] = "local"
+    target = args.get("deploy_target", args.get("target")) or "local"
+    if "local_state_dir" in declared and not args.get("local_state_dir") and target == "local":
+        from kfp_mlops.components.deploy.core import DeployRequest, deployment_name
+
+        # Local deployments live beside the workdir's runs, so `kfp-mlops deployments` finds them.
+        named = DeployRequest(model_name=args.get("model_name") or declared["model_name"][1], deployment=args.get("deployment_name") or "")
+        args["local_state_dir"] = str((workdir / "deployments" / deployment_name(named)).resolve())
+    if "replay_uri" in declared and args.get("replay_uri") is None and target == "local":
+        latest = latest_test_split(workdir / "runs")
+        if latest is not None:
+            print(f"no replay_uri given: replaying the test split of the latest training run as traffic ({latest})", file=say)
+            args["replay_uri"] = str(latest)
+    return args
+
+
+def run_pipeline(name: str, *, workdir: str | Path = DEFAULT_WORKDIR, verbose: bool = False, demo_rows: int = DEMO_ROWS, demo_drift: float = 0.0, **params: Any) -> LocalRun:
+    """Run the pipeline ``name`` locally as ``kfp-mlops run`` does; raises RuntimeError naming the failed step."""
+    workdir = Path(workdir)
+    arguments = prepare_arguments(name, params, workdir=workdir, demo_rows=demo_rows, demo_drift=demo_drift)
+    return run_locally(catalog.pipeline(name), arguments, workdir / "runs", verbose=verbose, name=name)
+
+
+def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | Path, *, verbose: bool = True, name: str = "") -> LocalRun:
+    """Run ``pipeline`` through ``SubprocessRunner(use_venv=False)``: one line per step (every line with ``verbose``), the whole log in the run folder."""
     from kfp import local
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = {p for p in root.iterdir() if p.is_dir()}
+
+    def run_dir() -> Path | None:
+        new = [p for p in root.iterdir() if p.is_dir() and p not in before]
+        return max(new, key=lambda p: p.stat().st_mtime) if new else None
+
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    staging = root / f".{os.getpid()}-{time.time_ns()}.log"
     started = time.perf_counter()
-    pipeline(**arguments)
-    print(f"\npipeline finished in {time.perf_counter() - started:.1f}s")
-    new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before), key=lambda p: p.stat().st_mtime)
-    return new[-1] if new else root
+    terminal = sys.stdout
+    with staging.open("w", encoding="utf-8") as log_file:
+        os.chmod(staging, 0o600)
+        console = StepConsole(terminal, log_file, run_dir, verbose=verbose)
+        failure: RuntimeError | None = None
+        try:
+            with contextlib.redirect_stdout(console):
+                pipeline(**arguments)
+        except RuntimeError as exc:
+            failure = exc
+        finally:
+            console.flush()
+    folder = run_dir() or root
+    log = folder / LOG_NAME
+    shutil.move(str(staging), log)
+    run = LocalRun(name or getattr(pipeline, "name", "pipeline"), folder, arguments, console.steps, time.perf_counter() - started, log)
+    if failure is not None:
+        failed = next((s.name for s in console.steps if s.state != "SUCCEEDED"), "")
+        raise RuntimeError(f"step {failed!r} failed (its log: {log})" if failed else str(failure)) from failure
+    run.model = registered_model(run)
+    return run
+
+
+def registered_model(run: LocalRun) -> ModelSummary | None:
+    """The version the run's last register step recorded, with its aliases now (None when it registered nothing)."""
+    registers = sorted(run.run_dir.glob("register*"), key=lambda p: (len(p.name), p.name))
+    params = step_outputs(registers[-1])[0] if registers else {}
+    uri, name = str(run.arguments.get("mlflow_tracking_uri", "")), run.arguments.get("model_name") or "kfp-mlops-model"
+    if "version" not in params or not uri:
+        return None
+    from kfp_mlops.components._shared.errors import KfpMlopsError
+    from kfp_mlops.components.register.registry import Registry
+
+    try:
+        aliases = tuple(Registry(uri).version_aliases(name, str(params["version"])))
+    except KfpMlopsError:
+        aliases = ()
+    return ModelSummary(name, str(params["version"]), bool(params.get("blessed")), aliases)
+
+
+def pipeline_parameters(pipeline: Any) -> dict[str, tuple[str, Any, bool, str]]:
+    """name -> (type, default, optional, description) of each pipeline parameter, read from its compiled spec."""
+    from google.protobuf import json_format
+
+    spec = json_format.MessageToDict(pipeline.pipeline_spec)
+    params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    return {name: (p.get("parameterType", "STRING"), p.get("defaultValue"), bool(p.get("isOptional")), p.get("description", "")) for name, p in params.items()}
+
+
+def latest_test_split(runs: Path) -> Path | None:
+    """The test split of the newest local run that made one (the rollout replays it as traffic)."""
+    found = [p for p in runs.glob("*/featurize*/test") if p.exists()] if runs.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def print_steps(run: LocalRun, out: TextIO = sys.stdout) -> None:
+    for step in run.steps:
+        print(format_step(step), file=out)
 
 
 HTML_STARTS = (b"<!doctype html", b"<html")

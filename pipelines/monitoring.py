@@ -4,8 +4,8 @@ from kfp import dsl
 
 from kfp_mlops.components.monitor.component import monitor_models
 from kfp_mlops.pipelines.platform import with_mlflow_credentials
+from kfp_mlops.pipelines import catalog, training  # noqa: F401 - training is defined before this pipeline nests it
 from kfp_mlops.pipelines.steps import prepare_training_data
-from kfp_mlops.pipelines.training import training
 
 
 @dsl.pipeline(name="monitoring", description="Ingest, validate and featurize current data as training did, compare it with the registered models' reference profiles (drift, data quality, prediction drift, estimated and realized performance), and when retraining is advised run the training pipeline, whose gate registers and promotes a better model.")
@@ -92,7 +92,8 @@ def monitoring(
     with_mlflow_credentials(watched)
     with dsl.If(retrain == True):  # noqa: E712 - a pipeline condition, not a Python comparison
         with dsl.If(watched.outputs["Output"] == True):  # noqa: E712
-            training(
+            # The training pipeline built with the options this one is built with.
+            catalog.pipeline("training")(
                 source_uri=source_uri,
                 label_column=label_column,
                 file_format=file_format,

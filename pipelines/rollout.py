@@ -15,6 +15,7 @@ from kfp import dsl
 
 from kfp_mlops.components.abtest.component import analyze_experiment, check_rollout, simulate_traffic
 from kfp_mlops.components.deploy.component import deploy as deploy_step
+from kfp_mlops.pipelines.platform import serving_arguments
 
 @dsl.pipeline(name="rollout", description="Canary rollout of the @challenger: deploy at a first weight, then steps gated by the A/B analysis (SRM, primary metric, guardrails, always-valid statistics), promoting or rolling back automatically.")
 def rollout(
@@ -82,7 +83,7 @@ def rollout(
     ).set_caching_options(False)
     deployed = deploy_step(
         model_name=model_name, arms=arms, target=target, mlflow_tracking_uri=mlflow_tracking_uri, deployment_name=deployment_name,
-        namespace=namespace, log_sink=log_sink, local_state_dir=local_state_dir, local_port=local_port,
+        namespace=namespace, log_sink=log_sink, local_state_dir=local_state_dir, local_port=local_port, **serving_arguments(),
     ).after(checked).set_caching_options(False)
     endpoint = deployed.outputs["endpoint"]
     common = dict(

@@ -8,7 +8,7 @@ from kfp_mlops.components.featurize.component import featurize
 from kfp_mlops.components.ingest.component import ingest
 from kfp_mlops.components.train.component import train
 from kfp_mlops.components.validate.component import validate
-from kfp_mlops.pipelines.platform import with_feature_store_credentials, with_mlflow_credentials, with_storage_credentials
+from kfp_mlops.pipelines.platform import checkpoint_dir, on_training_nodes, with_feature_store_credentials, with_mlflow_credentials, with_storage_credentials
 
 
 class PreparedData(NamedTuple):
@@ -81,8 +81,8 @@ def prepare_training_data(
     return PreparedData(ingested, validated, featurized, exclude_columns)
 
 
-def train_on(prepared: PreparedData, *, label_column, gpu, mlflow_tracking_uri, **hyperparameters) -> dsl.PipelineTask:
-    """A train task on featurize's splits (which carry the task validate resolved and the keys), the user's exclusions left out, lineage ids and MLflow credentials set."""
+def train_on(prepared: PreparedData, *, label_column, gpu, mlflow_tracking_uri, resumable: bool = True, **hyperparameters) -> dsl.PipelineTask:
+    """A train task on featurize's splits (which carry the task validate resolved and the keys), the user's exclusions left out, lineage ids, MLflow credentials, GPUs and placement set; checkpoints on the cluster's checkpoint volume when ``resumable`` and one is configured."""
     splits = prepared.featurized.outputs
     trained = train(
         train=splits["train"],
@@ -97,6 +97,7 @@ def train_on(prepared: PreparedData, *, label_column, gpu, mlflow_tracking_uri, 
         mlflow_tracking_uri=mlflow_tracking_uri,
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+        **({"checkpoint_dir": checkpoint_dir()} if resumable and checkpoint_dir() else {}),
         **hyperparameters,
     )
-    return with_mlflow_credentials(trained)
+    return on_training_nodes(with_mlflow_credentials(trained))

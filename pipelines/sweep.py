@@ -69,5 +69,5 @@ def sweep(
     )
     trials = sweep_trials(search_space=search_space, strategy=strategy, samples=samples)
     with dsl.ParallelFor(trials.output, parallelism=PARALLEL_TRIALS) as trial:
-        trained = train_on(prepared, label_column=label_column, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, hyperparameters=trial)
+        trained = train_on(prepared, label_column=label_column, gpu=gpu, mlflow_tracking_uri=mlflow_tracking_uri, resumable=False, hyperparameters=trial)
     select_best(models=dsl.Collected(trained.outputs["model"]), metric=metric)

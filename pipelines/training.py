@@ -1,13 +1,14 @@
-"""The training pipeline: ingest, validate, featurize, train, register behind an evaluation gate."""
+"""The training pipeline: ingest, validate, featurize, train, register behind an evaluation gate, deploy a blessed version as the challenger."""
 
 from kfp import dsl
 
+from kfp_mlops.components.deploy.component import deploy
 from kfp_mlops.components.register.component import register
-from kfp_mlops.pipelines.platform import with_mlflow_credentials
+from kfp_mlops.pipelines.platform import serving_arguments, with_mlflow_credentials
 from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 
 
-@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, and register it if it beats the champion.")
+@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, register it if it beats the champion, and deploy a blessed version as the challenger at a first canary weight.")
 def training(
     source_uri: str,
     label_column: str = "label",
@@ -39,6 +40,11 @@ def training(
     gate_thresholds: str = "",
     promote: bool = True,
     replace_incomparable: bool = False,
+    deploy_target: str = "none",
+    deploy_arms: str = "champion=90,challenger=10",
+    deploy_namespace: str = "",
+    log_sink: str = "",
+    local_state_dir: str = "",
 ):
     """Ingests, validates and featurizes training data, then trains a model.
 
@@ -73,6 +79,11 @@ def training(
         gate_thresholds: Evaluation gate per metric, e.g. {"roc_auc": {"min": 0.7, "delta": 0.0}}; empty: the statistical gate (beats chance, and the champion on the same rows, with 95% confidence; an equal model is not promoted).
         promote: Promote a blessed model to @champion right away (the old one becomes @previous).
         replace_incomparable: Let this model replace a champion that cannot be compared with it (trained on other inputs, label or classes); otherwise such a champion is kept and the gate fails naming both input sets. Usually another table wants its own model_name instead.
+        deploy_target: Where a blessed version goes as the challenger: none, local, kserve, seldon or seldon-v2 (`kfp-mlops run` picks local). With promote true it is the champion too and is served alone; the rollout pipeline then gates a challenger.
+        deploy_arms: The first canary step, champion and challenger weights (arms naming the same version are served once).
+        deploy_namespace: Kubernetes namespace of the deployment; empty for the step's.
+        log_sink: Where the model servers log predictions (s3://, gs:// or a shared folder) for the A/B analysis and monitoring; empty: off on a cluster, under local_state_dir locally.
+        local_state_dir: deploy_target local: folder of the deployment's processes and logs (`kfp-mlops run` fills it in).
     """
     prepared = prepare_training_data(
         source_uri=source_uri,
@@ -119,3 +130,17 @@ def training(
         kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).set_retry(num_retries=2)
     with_mlflow_credentials(registered)
+    with dsl.If(deploy_target != "none", name="deploy-enabled"):
+        with dsl.If(registered.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a pipeline condition
+            deployed = deploy(
+                model_name=model_name,
+                arms=deploy_arms,
+                target=deploy_target,
+                mlflow_tracking_uri=mlflow_tracking_uri,
+                namespace=deploy_namespace,
+                log_sink=log_sink,
+                local_state_dir=local_state_dir,
+                merge_same_version=True,
+                **serving_arguments(),
+            ).set_caching_options(False)
+            with_mlflow_credentials(deployed)

@@ -5,25 +5,22 @@ Roles keep each step's image to what it imports (see the Dockerfile's targets):
 MLflow or Evidently; ``features`` (featurize) adds Feast, DuckDB and the Redis and
 PostgreSQL clients; ``train`` has torch (CPU or CUDA wheel, a build argument) and MLflow; ``serve`` (the model
 server, deploy, the A/B gate and traffic simulator, the monitor) adds KServe's model server and Feast (feature
-lookup, and DuckDB for the gate's log reads) to ``train``. Set KFP_MLOPS_IMAGE_REGISTRY (or pass ``--image-registry``
-to ``kfp-mlops compile``) before the components are imported to use a private
-registry.
+lookup, and DuckDB for the gate's log reads) to ``train``. A private registry is a
+compile option (``kfp-mlops compile --image-registry``, ``ClusterOptions.image_registry``):
+the compiler rewrites the images of the default registry in the compiled specs.
 """
 
 from __future__ import annotations
 
-import os
-
 from kfp_mlops._version import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/kfp-mlops"
-REGISTRY_ENV = "KFP_MLOPS_IMAGE_REGISTRY"
 ROLES = ("data", "features", "train", "serve")
 
 
-def image(role: str) -> str:
+def image(role: str, registry: str = "") -> str:
     """The pinned image of a role, e.g. ``ghcr.io/kfp-mlops/kfp-mlops-data:0.1.0``."""
     if role not in ROLES:
         raise ValueError(f"unknown image role {role!r}; known: {ROLES}")
-    registry = os.environ.get(REGISTRY_ENV, "").strip().rstrip("/") or DEFAULT_REGISTRY
+    registry = registry.strip().rstrip("/") or DEFAULT_REGISTRY
     return f"{registry}/kfp-mlops-{role}:{__version__}"

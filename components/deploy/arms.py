@@ -7,6 +7,7 @@ so moving an alias later never changes what is running without a new deploy.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -101,3 +102,24 @@ def resolve_arms(registry, model_name: str, arms: list[ArmRequest]) -> list[Reso
                 )
         resolved.append(ResolvedArm(arm.name, arm.reference, found.version, arm.weight, model_name, found.source))
     return resolved
+
+
+def merge_same_version(arms: list[ResolvedArm]) -> tuple[list[ResolvedArm], list[str]]:
+    """Arms pinned to one version become one arm: the first named keeps its name and takes the others' weights.
+
+    Returns the arms (in the order first named) and one note per arm merged away, e.g. after a
+    first training run, when the new version is both @champion and @challenger.
+    """
+    by_version: dict[str, ResolvedArm] = {}
+    notes = []
+    for arm in arms:
+        kept = by_version.get(arm.version)
+        if kept is None:
+            by_version[arm.version] = arm
+            continue
+        by_version[arm.version] = dataclasses.replace(kept, weight=kept.weight + arm.weight)
+        notes.append(
+            f"arms {kept.name!r} and {arm.name!r} both resolve to models:/{arm.model_name}/{arm.version}: "
+            f"served once, as arm {kept.name!r} at {kept.weight + arm.weight}% (merge_same_version)"
+        )
+    return list(by_version.values()), notes

@@ -27,6 +27,11 @@ def deploy(
     service_account: str = "",
     cpu: str = "1",
     memory: str = "2Gi",
+    gpu_count: int = 0,
+    node_selector: str = "",
+    tolerations: str = "",
+    image_pull_secret: str = "",
+    merge_same_version: bool = False,
     local_state_dir: str = "",
     local_port: int = 0,
     timeout_minutes: int = 10,
@@ -58,6 +63,11 @@ def deploy(
         service_account: Service account of the server pods; empty for the namespace default.
         cpu: CPU per server pod.
         memory: Memory per server pod.
+        gpu_count: GPUs (nvidia.com/gpu limit) for each arm's server container; 0 = none. Not for seldon-v2 (set it on your MLServer Server); ignored locally.
+        node_selector: JSON object of node label -> value for each arm's server pod, e.g. {"nvidia.com/gpu.product": "NVIDIA-L4"}; empty = none. Not for seldon-v2; ignored locally.
+        tolerations: JSON list of Kubernetes tolerations (key, operator Exists|Equal, value, effect NoSchedule|PreferNoSchedule|NoExecute, tolerationSeconds) for each arm's server pod; empty = none. Not for seldon-v2; ignored locally.
+        image_pull_secret: Secret in the namespace for pulling server_image from a private registry; empty = none. Not for seldon-v2; ignored locally.
+        merge_same_version: Serve arms whose aliases resolve to the same registered version once, as the first named arm with their weights added (e.g. right after the first training run, when one version is both champion and challenger).
         local_state_dir: local: folder of the deployment's state and logs; empty for ~/.kfp-mlops/deployments/NAME.
         local_port: local: the splitter's port; 0 picks a free one (the endpoint output says which).
         timeout_minutes: How long the arms get to become ready.
@@ -94,6 +104,11 @@ def deploy(
             service_account=service_account,
             cpu=cpu,
             memory=memory,
+            gpu_count=gpu_count,
+            node_selector=node_selector,
+            tolerations=tolerations,
+            image_pull_secret=image_pull_secret,
+            merge_same_version=merge_same_version,
             state_dir=local_state_dir,
             port=local_port,
             timeout_s=timeout_minutes * 60.0,

@@ -1,14 +1,17 @@
 """Deploy registered versions as arms of one endpoint: local processes, KServe or Seldon.
 
-Order of work, so that a bad request changes nothing: parse the arms and settings,
-resolve every alias to a pinned version, load every arm's model through the safe
-loader (hashes checked, no code run), and only then start processes or apply
-manifests. Applying waits for readiness and restores the previous state when an arm
-does not become ready.
+Order of work, so that a bad request changes nothing: parse the arms and settings
+(pod placement included), resolve every alias to a pinned version (optionally merging
+arms that name the same version), load every arm's model through the safe loader
+(hashes checked, no code run), and only then start processes or apply manifests.
+Applying waits for readiness and restores the previous state when an arm does not
+become ready.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 import sys
 import tempfile
@@ -17,11 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from kfp_mlops.components.deploy.arms import (
+    ArmRequest,
     DeployInputError,
     ResolvedArm,
+    merge_same_version,
     parse_arms,
     resolve_arms,
 )
+from kfp_mlops.components.deploy.placement import Placement, parse_placement
+
+log = logging.getLogger(__name__)
 
 TARGETS = ("local", "kserve", "seldon", "seldon-v2")
 DEPLOYMENT_NAME = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")  # an RFC 1035 label, short enough for every target
@@ -50,6 +58,11 @@ class DeployRequest:
         state_dir: local only: where the processes' state and logs live.
         port: local only: the splitter's port; 0 picks a free one.
         timeout_s: How long arms get to become ready.
+        node_selector: JSON object of node label -> value for every arm's server pod; empty = none.
+        tolerations: JSON list of Kubernetes tolerations for every arm's server pod; empty = none.
+        image_pull_secret: Secret for pulling the server image from a private registry; empty = none.
+        gpu_count: nvidia.com/gpu per arm's server container; 0 = none.
+        merge_same_version: Serve arms whose aliases resolve to the same version once, as the first named arm with their weights added.
     """
 
     model_name: str
@@ -72,6 +85,11 @@ class DeployRequest:
     cpu: str = "1"
     memory: str = "2Gi"
     service_account: str = ""
+    node_selector: str = ""
+    tolerations: str = ""
+    image_pull_secret: str = ""
+    gpu_count: int = 0
+    merge_same_version: bool = False
 
 
 @dataclass
@@ -81,10 +99,15 @@ class DeployResult:
     manifests: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     applied: bool = False
+    notes: list[str] = field(default_factory=list)  # what deploy decided for the user, e.g. arms merged
 
 
-def check_request(request: DeployRequest) -> list:
+def check_request(request: DeployRequest) -> list[ArmRequest]:
     """Every setting checked before the registry is read; returns the parsed arms."""
+    return _checked(request)[0]
+
+
+def _checked(request: DeployRequest) -> tuple[list[ArmRequest], Placement]:
     if request.target not in TARGETS:
         raise DeployInputError(f"target {request.target!r} is not one of {', '.join(TARGETS)}", fix="pick local to try it on this machine, kserve or seldon for a cluster")
     if request.mode not in MODES:
@@ -103,7 +126,12 @@ def check_request(request: DeployRequest) -> list:
         raise DeployInputError(f"local port {request.port} is not a TCP port", fix="pass a port from 1024 to 65535, or 0 to pick a free one")
     if request.timeout_s <= 0:
         raise DeployInputError(f"timeout {request.timeout_s} is not positive", fix="give the arms minutes to load their models, e.g. 10")
-    return arms
+    placement = parse_placement(node_selector=request.node_selector, tolerations=request.tolerations, image_pull_secret=request.image_pull_secret, gpu_count=request.gpu_count)
+    if request.target == "seldon-v2":
+        from kfp_mlops.components.deploy.seldon_manifests import refuse_placement_for_v2
+
+        refuse_placement_for_v2(placement.fields_set())
+    return arms, placement
 
 
 def deployment_name(request: DeployRequest) -> str:
@@ -147,12 +175,27 @@ def server_args(arm: ResolvedArm, request: DeployRequest, log_sink: str) -> list
 
 def deploy(request: DeployRequest, *, registry: Any, kube_api_client: Any = None) -> DeployResult:
     """Deploy ``request``'s arms; ``kube_api_client`` is the Kubernetes client for cluster targets in apply mode."""
-    arms = resolve_arms(registry, request.model_name, check_request(request))
+    arm_requests, placement = _checked(request)
     name = deployment_name(request)
+    arms = resolve_arms(registry, request.model_name, arm_requests)
+    notes: list[str] = []
+    if request.merge_same_version:
+        arms, notes = merge_same_version(arms)
+        if notes and len(arms) == 1 and request.canary_percent != -1:
+            # Nothing left to roll out against: the one version is served as a plain single arm.
+            notes.append(f"canary_percent={request.canary_percent} dropped: champion and challenger are the same version, served as one arm")
+            request = dataclasses.replace(request, canary_percent=-1)
+    for note in notes:
+        log.info("%s", note)
     preflight(registry, arms)
     if request.target == "local":
-        return _deploy_local(request, name, arms)
-    return _deploy_cluster(request, name, arms, kube_api_client)
+        if placement.fields_set():
+            log.info("target local runs the arms as processes on this machine: %s ignored (nothing to place)", ", ".join(placement.fields_set()))
+        result = _deploy_local(request, name, arms)
+    else:
+        result = _deploy_cluster(request, name, arms, placement, kube_api_client)
+    result.notes = notes
+    return result
 
 
 def local_state_dir(request: DeployRequest, name: str) -> Path:
@@ -174,7 +217,7 @@ def _deploy_local(request: DeployRequest, name: str, arms: list[ResolvedArm]) ->
     return DeployResult(endpoint=deployment.url, arms=arms, manifests=[{"kind": "LocalDeployment", "name": name, "state_dir": str(state_dir), "arms": plan}], applied=True)
 
 
-def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], kube_api_client: Any) -> DeployResult:
+def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], placement: Placement, kube_api_client: Any) -> DeployResult:
     from kfp_mlops.components._shared.images import image as default_image
     from kfp_mlops.components.deploy import manifests as render
 
@@ -188,6 +231,10 @@ def _deploy_cluster(request: DeployRequest, name: str, arms: list[ResolvedArm], 
         feature_repo=request.feature_repo,
         cpu=request.cpu,
         memory=request.memory,
+        gpus=placement.gpu_count,
+        node_selector=placement.node_selector,
+        tolerations=placement.tolerations,
+        image_pull_secret=placement.image_pull_secret,
         service_account=request.service_account,
         deployment_mode=request.deployment_mode,
     )

@@ -19,6 +19,7 @@ from kfp_mlops.components.deploy.manifests import (
     check,
     metadata,
     object_name,
+    pod_placement,
     server_container,
 )
 
@@ -36,16 +37,21 @@ PROTOCOL_ENV = {"PROTOCOL": "v2"}
 # Knative accepts only "http1" or "h2c" as a port name (and any name works in RawDeployment).
 PORT_NAME = "http1"
 LABEL_LIMIT = 63
+# Knative refuses a Service whose pod spec sets these unless config-features enables them (off by
+# default): "must not set the field(s): spec.template.spec.nodeSelector". RawDeployment takes them as they are.
+KNATIVE_FEATURE_FLAGS = {"nodeSelector": "kubernetes.podspec-nodeselector", "tolerations": "kubernetes.podspec-tolerations"}
 
 
 def render(arms: list[Arm], settings: ServeSettings, *, canary_percent: int | None = None) -> Rendered:
     check(arms, settings)
     annotations = {MODE_ANNOTATION: settings.deployment_mode}
     if canary_percent is not None:
-        return _canary(arms, settings, canary_percent, annotations)
+        rendered = _canary(arms, settings, canary_percent, annotations)
+        rendered.warnings += _knative_warnings(settings)
+        return rendered
     services = [_inference_service(arm, settings, _isvc_name(settings, arm), annotations) for arm in arms]
     if len(arms) == 1:
-        return Rendered(services)
+        return Rendered(services, _knative_warnings(settings))
     graph_name = settings.deployment
     if settings.deployment_mode == "Serverless" and len(f"{graph_name}-{settings.namespace}") > LABEL_LIMIT:
         raise ManifestError(f"InferenceGraph host label {graph_name}-{settings.namespace!s} is longer than {LABEL_LIMIT} characters (Knative's domain template)", fix="shorten the deployment name or the namespace")
@@ -56,7 +62,22 @@ def render(arms: list[Arm], settings: ServeSettings, *, canary_percent: int | No
         "spec": {"nodes": {"root": {"routerType": "Splitter", "steps": [{"name": arm.name, "serviceName": s["metadata"]["name"], "weight": arm.weight} for arm, s in zip(arms, services)]}}},
     }
     # The graph last: its controller resolves the services' URLs, so they must exist (and be Ready) first.
-    return Rendered([*services, graph])
+    return Rendered([*services, graph], _knative_warnings(settings))
+
+
+def _knative_warnings(settings: ServeSettings) -> list[str]:
+    if settings.deployment_mode != "Serverless":
+        return []
+    fields = [name for name in KNATIVE_FEATURE_FLAGS if name in pod_placement(settings)]
+    if not fields:
+        return []
+    flags = ", ".join(f"{KNATIVE_FEATURE_FLAGS[name]}: enabled" for name in fields)
+    warning = (
+        f"Serverless (Knative) mode accepts {' and '.join(fields)} in a pod spec only when the cluster enables them in ConfigMap config-features "
+        f"(namespace knative-serving): {flags}. Without that the InferenceServices never become Ready ('must not set the field(s)') and the deploy rolls back; "
+        "ask the cluster admin to enable them, or deploy with deployment_mode=RawDeployment."
+    )
+    return [warning]
 
 
 def _isvc_name(settings: ServeSettings, arm: Arm) -> str:
@@ -67,7 +88,7 @@ def _isvc_name(settings: ServeSettings, arm: Arm) -> str:
 
 
 def _inference_service(arm: Arm, settings: ServeSettings, name: str, annotations: dict[str, str], canary_percent: int | None = None) -> dict[str, Any]:
-    predictor: dict[str, Any] = {"minReplicas": 1, "containers": [server_container(arm, settings, name=CONTAINER, port_name=PORT_NAME, env=PROTOCOL_ENV)]}
+    predictor: dict[str, Any] = {"minReplicas": 1, "containers": [server_container(arm, settings, name=CONTAINER, port_name=PORT_NAME, env=PROTOCOL_ENV)], **pod_placement(settings)}
     if settings.service_account:
         predictor["serviceAccountName"] = settings.service_account
     if canary_percent is not None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components._shared.k8s_adapter import MANAGED_BY, OURS
+from kfp_mlops.components.deploy.placement import Placement, check_node_selector, check_secret_name, check_tolerations
 from kfp_mlops.components.serve.feedback import FEEDBACK_TOKEN_ENV
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -75,6 +76,9 @@ class ServeSettings:
         cpu: CPU request and limit per server pod.
         memory: Memory request and limit per server pod.
         gpus: GPUs per pod (resource nvidia.com/gpu).
+        node_selector: Node label -> value every server pod's node must carry.
+        tolerations: Kubernetes tolerations of every server pod.
+        image_pull_secret: Secret for pulling ``image`` from a private registry ("" = none).
         service_account: Service account of the server pods ("" = the namespace default).
         deployment_mode: KServe "Serverless" (Knative) or "RawDeployment".
         max_payload_bytes: Largest request body the server accepts.
@@ -91,6 +95,9 @@ class ServeSettings:
     cpu: str = "1"
     memory: str = "2Gi"
     gpus: int = 0
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    image_pull_secret: str = ""
     service_account: str = ""
     deployment_mode: str = "Serverless"
     max_payload_bytes: int = 1048576
@@ -135,6 +142,27 @@ def check(arms: list[Arm] | tuple[Arm, ...], settings: ServeSettings) -> None:
         raise ManifestError("the tracking URI carries credentials, which would be written into the manifest", fix="put them in a Secret and pass its name as mlflow_secret")
     if settings.gpus < 0 or settings.max_payload_bytes <= 0 or not 0 < settings.port < 65536:
         raise ManifestError(f"gpus {settings.gpus}, max_payload_bytes {settings.max_payload_bytes}, port {settings.port}: out of range", fix="use gpus >= 0, a positive payload limit and a TCP port")
+    # The same checks as the deploy step's parameters, for callers that build settings themselves.
+    check_node_selector(settings.node_selector)
+    check_tolerations(list(settings.tolerations))
+    check_secret_name(settings.image_pull_secret, "image_pull_secret")
+
+
+def placement_set(settings: ServeSettings) -> list[str]:
+    """Which pod-placement settings are given (a target without a pod spec must refuse them)."""
+    return Placement(settings.node_selector, settings.tolerations, settings.image_pull_secret, settings.gpus).fields_set()
+
+
+def pod_placement(settings: ServeSettings) -> dict[str, Any]:
+    """The pod-spec fields that place a server pod (its GPUs go into the container's resources)."""
+    fields: dict[str, Any] = {}
+    if settings.node_selector:
+        fields["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        fields["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.image_pull_secret:
+        fields["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
+    return fields
 
 
 def object_name(settings: ServeSettings, arm: Arm, *, limit: int, why: str) -> str:

@@ -28,6 +28,7 @@ def summary_markdown(result: DeployResult, request: DeployRequest) -> str:
         url = f"{result.endpoint}/v1/models/{result.arms[0].model_name}:predict"
         command = 'curl -s -H "X-Kfp-Mlops-Key: user-1" -d @rows.json ' + url
         lines += ["", f"Try it: {md_code(command)}"]
+    lines += [f"- note: {md_text(n)}" for n in result.notes]
     lines += [f"- warning: {md_text(w)}" for w in result.warnings]
     return redact_text("\n".join(lines)) + "\n"
 

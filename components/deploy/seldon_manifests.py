@@ -24,6 +24,8 @@ from kfp_mlops.components.deploy.manifests import (
     labels,
     metadata,
     object_name,
+    placement_set,
+    pod_placement,
     server_container,
 )
 
@@ -38,7 +40,7 @@ def render_v1(arms: list[Arm], settings: ServeSettings) -> Rendered:
     predictors = []
     for arm in arms:
         object_name(settings, arm, limit=DNS_LIMIT - len(f"-0-{CONTAINER}"), why=f"Seldon's Deployment <deployment>-<arm>-0-{CONTAINER} is at most {DNS_LIMIT}")
-        pod: dict[str, Any] = {"containers": [server_container(arm, settings, name=CONTAINER)]}
+        pod: dict[str, Any] = {"containers": [server_container(arm, settings, name=CONTAINER)], **pod_placement(settings)}
         if settings.service_account:
             pod["serviceAccountName"] = settings.service_account
         predictors.append(
@@ -63,6 +65,7 @@ def render_v1(arms: list[Arm], settings: ServeSettings) -> Rendered:
 
 def render_v2(arms: list[Arm], settings: ServeSettings, *, runtime_requirements: tuple[str, ...] = ("kfp-mlops",)) -> Rendered:
     check(arms, settings)
+    refuse_placement_for_v2(placement_set(settings))
     if not runtime_requirements or not all(runtime_requirements):
         raise ManifestError("no runtime requirements: Seldon would schedule the model on any server", fix="name the MLServer runtime that serves kfp-mlops models, e.g. ('kfp-mlops',)")
     missing = [arm.name for arm in arms if not arm.storage_uri]
@@ -86,3 +89,13 @@ def render_v2(arms: list[Arm], settings: ServeSettings, *, runtime_requirements:
         },
     }
     return Rendered([*models, experiment])
+
+
+def refuse_placement_for_v2(fields: list[str]) -> None:
+    """A v2 Model has no pod: the MLServer Server that loads it does, and the user manages that Server."""
+    if fields:
+        raise ManifestError(
+            f"{', '.join(fields)} cannot be set for target seldon-v2: a Seldon v2 Model has no pod spec; the MLServer Server that loads it does",
+            fix="leave them empty here and set them on the Server resource (mlops.seldon.io/v1alpha1, kind Server, with the kfp-mlops capability): "
+            "spec.podSpec.nodeSelector, spec.podSpec.tolerations, spec.podSpec.imagePullSecrets, and the mlserver container's resources.limits[nvidia.com/gpu]",
+        )

@@ -23,7 +23,7 @@ def register(
     mlflow_tracking_uri: str = "",
     replace_incomparable: bool = False,
     kfp_run_id: str = "",
-) -> NamedTuple("RegisterOutputs", [("blessed", bool), ("version", str)]):
+) -> NamedTuple("RegisterOutputs", [("Output", bool), ("blessed", bool), ("version", str)]):
     """Evaluates the new model and the current @champion on the same test split, gates on thresholds, registers the new version as @challenger, and promotes it to @champion when blessed and asked to.
 
     Server credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or
@@ -45,6 +45,7 @@ def register(
         kfp_run_id: KFP run id, recorded as a version tag.
 
     Returns:
+        Output: The same as blessed, under the name kfp.local's dsl.If resolves (branch on it).
         blessed: Whether the new model passed the gate (branch on it with dsl.If).
         version: The registered version.
     """
@@ -89,5 +90,5 @@ def register(
             metrics.log_metric(f"test_{name}", value)
         metrics.log_metric("blessed", 1.0 if result.gate.blessed else 0.0)
         print(comparison_text(result))
-    outputs = namedtuple("RegisterOutputs", ["blessed", "version"])
-    return outputs(result.gate.blessed, result.version.version)
+    outputs = namedtuple("RegisterOutputs", ["Output", "blessed", "version"])
+    return outputs(result.gate.blessed, result.gate.blessed, result.version.version)

@@ -91,6 +91,11 @@ class Registry:
         mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)
         return dict(mv.tags or {})
 
+    def version_aliases(self, name: str, version: str) -> list[str]:
+        """The aliases that point at a version now (champion, challenger, previous, ...)."""
+        mv = self._call(f"reading {name} version {version}", self.client.get_model_version, name, version)
+        return sorted(mv.aliases or [])
+
     def recorded_hashes(self, name: str, version: str) -> dict[str, str]:
         """The model file hashes recorded as tags when the version was registered."""
         tags = self.version_tags(name, version)

@@ -89,12 +89,13 @@ def train(
         lr_schedule: cosine (decay to 5% over max_epochs) or constant, after the warm-up.
         mlflow_tracking_uri: MLflow tracking server (http://mlflow.kubeflow:5000) or an absolute sqlite:////path; empty for the step's MLFLOW_TRACKING_URI environment variable (the step fails at once when neither is set: a store inside the pod would be lost with it).
         mlflow_experiment: MLflow experiment name.
-        checkpoint_dir: Where epoch checkpoints go, to resume a retried step: a path on a mounted volume; empty for scratch space that is discarded (no resume across pods).
+        checkpoint_dir: Where epoch checkpoints go (in a subfolder per KFP run), to resume a retried step: a path on a mounted volume; empty for scratch space that is discarded (no resume across pods).
         kfp_run_id: KFP run id, recorded as an MLflow tag.
         kfp_task_id: KFP task id, recorded as an MLflow tag.
         hyperparameters: JSON object overriding hidden_layers, learning_rate, batch_size, dropout, weight_decay or max_epochs (one sweep trial).
     """
     import os
+    import re
     import tempfile
     from pathlib import Path
 
@@ -154,7 +155,8 @@ def train(
                 ),
                 model_dir=model_dir,
                 tracking=tracking,
-                checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else Path(scratch),
+                # One folder per KFP run: runs sharing a checkpoint volume never resume each other's epochs.
+                checkpoint_dir=(Path(checkpoint_dir) / re.sub(r"[^A-Za-z0-9_.-]", "_", kfp_run_id or "run")) if checkpoint_dir else Path(scratch),
             )
         for name, value in result.test_metrics.items():
             metrics.log_metric(f"test_{name}", value)

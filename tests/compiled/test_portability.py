@@ -17,17 +17,39 @@ VERTEX_ONLY = ("google.VertexModel", "google.BQTable", "aiplatform", "{{$.pipeli
 TAGGED_IMAGE = re.compile(r"^[^\s:@]+(:[0-9]+)?/?[^\s:@]*(?::(?!latest$)[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$")
 
 
-@pytest.fixture(scope="module")
-def with_secrets(tmp_path_factory) -> list[Path]:
-    """The compiled files plus a variant compiled with storage Secrets (exercises platforms.kubernetes)."""
-    out = tmp_path_factory.mktemp("compiled-with-secrets")
+# What KFP backend 2.0's kfp-kubernetes protos know (Secrets, PVCs, node selectors, GPUs);
+# image pull Secrets and tolerations came with later backends.
+BASIC_OPTIONS = (
+    "s3_secret='s3-creds', gcs_secret='gcs-creds', feature_store_secret='store-creds', mlflow_secret='mlflow-creds',"
+    " image_registry='registry.example.com:5000/ml', mlflow_tracking_uri='http://mlflow.kubeflow:5000', gpu_count=2, gpu_type='NVIDIA-L4',"
+    " checkpoint_pvc='checkpoints', training={'node_selector': {'pool': 'gpu'}}, serving={'node_selector': {'pool': 'serve'}}"
+)
+FULL_OPTIONS = (
+    BASIC_OPTIONS.replace("training={'node_selector': {'pool': 'gpu'}}, serving={'node_selector': {'pool': 'serve'}}", "")
+    + " image_pull_secret='regcred', training={'node_selector': {'pool': 'gpu'}, 'tolerations': [{'key': 'gpu', 'operator': 'Exists', 'effect': 'NoSchedule'}]},"
+    " serving={'node_selector': {'pool': 'serve'}, 'tolerations': [{'key': 'serve', 'operator': 'Equal', 'value': 'yes', 'effect': 'NoExecute', 'toleration_seconds': 60}]}"
+)
+
+
+def _compile_with(out: Path, options: str) -> list[Path]:
     code = (
-        "from kfp_mlops.pipelines.compile import configure, compile_all;"
-        f"configure(s3_secret='s3-creds', gcs_secret='gcs-creds', feature_store_secret='store-creds', mlflow_secret='mlflow-creds', image_registry='registry.example.com:5000/ml');"
-        f"compile_all({str(out)!r})"
+        "from kfp_mlops.pipelines.compile import compile_all; from kfp_mlops.pipelines.options import ClusterOptions;"
+        f"compile_all({str(out)!r}, ClusterOptions.from_mapping(dict({options})))"
     )
     subprocess.run(["python", "-c", code], check=True, cwd=REPO)
     return sorted(out.rglob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def with_secrets(tmp_path_factory) -> list[Path]:
+    """A variant compiled with the cluster options every backend knows (exercises platforms.kubernetes)."""
+    return _compile_with(tmp_path_factory.mktemp("compiled-with-secrets"), BASIC_OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def with_all_options(tmp_path_factory) -> list[Path]:
+    """A variant compiled with every cluster option, image pull Secret and tolerations included."""
+    return _compile_with(tmp_path_factory.mktemp("compiled-with-all-options"), FULL_OPTIONS)
 
 
 def _all_files(with_secrets: list[Path]) -> list[Path]:
@@ -44,10 +66,10 @@ def test_platform_document_present_in_secret_variant(with_secrets):
 
 
 @pytest.mark.parametrize("backend", ["2.0", "2.2", "2.4", "current"])
-def test_strict_parse_with_backend_protos(backend, backend_venvs, with_secrets, tmp_path):
+def test_strict_parse_with_backend_protos(backend, backend_venvs, with_secrets, with_all_options, tmp_path):
     python, pb2 = backend_venvs[backend]
     inputs = []
-    for i, path in enumerate(_all_files(with_secrets)):
+    for i, path in enumerate(_all_files(with_secrets) + (with_all_options if backend != "2.0" else [])):
         target = tmp_path / f"{i}-{path.stem}.json"
         target.write_text(json.dumps(list(yaml.safe_load_all(path.read_text()))))
         inputs.append((path, target))
@@ -110,7 +132,7 @@ def test_image_tag_comes_from_version():
 
     spec = yaml.safe_load((REPO / "compiled" / "training.yaml").read_text())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train")}
+    assert images == {f"ghcr.io/kfp-mlops/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train", "serve")}
 
 
 def test_image_registry_override(with_secrets):
@@ -118,5 +140,5 @@ def test_image_registry_override(with_secrets):
 
     spec = yaml.safe_load(next(p for p in with_secrets if p.name == "training.yaml").read_text().split("\n---\n")[0])
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train")}, images
+    assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train", "serve")}, images
 

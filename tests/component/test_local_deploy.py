@@ -36,8 +36,15 @@ def two_versions(tmp_path_factory):
     common = ("--workdir", str(wd), "--demo-rows", "4000", "--max-epochs", "8", "--hidden-layers", "32")
     first = _cli("run", "training", *common, cwd=tmp)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    second = _cli("run", "training", *common, "--split-seed", "1", "--promote", "false", cwd=tmp)
+    # Each run deploys what it blessed (the CLI's deploy_target is local): version 1 alone
+    # (champion and challenger at once), then version 2 as the challenger at the first canary weight.
+    assert "model: kfp-mlops-model version 1 (blessed; @challenger, @champion)" in first.stdout, first.stdout[-2000:]
+    # A fixed bar instead of the statistical gate, so the second version is blessed (and deployed) for sure.
+    second = _cli("run", "training", *common, "--split-seed", "1", "--promote", "false", "--gate-thresholds", '{"roc_auc": {"min": 0.6}}', cwd=tmp)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    canary = status_local(wd / "deployments" / MODEL)
+    assert canary is not None and canary.healthy and {arm: running.weight for arm, running in canary.arms.items()} == {"champion": 90, "challenger": 10}, second.stdout[-2000:]
+    assert "serving at http://" in second.stdout
     return tmp, wd
 
 
@@ -142,7 +149,7 @@ def test_a_worse_challenger_is_rolled_back_and_a_better_one_promoted(two_version
     weak = registry.alias(MODEL, "challenger").version
     champion = registry.alias(MODEL, "champion").version
     try:
-        rolled = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", cwd=tmp)
+        rolled = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", "--verbose", cwd=tmp)
         out = rolled.stdout + rolled.stderr
         assert rolled.returncode == 0, out[-4000:]
         assert "replaying the test split of the latest training run" in out
@@ -156,7 +163,7 @@ def test_a_worse_challenger_is_rolled_back_and_a_better_one_promoted(two_version
         # The other way round: the weak model as champion, the trained one as challenger.
         registry.set_alias(MODEL, "champion", weak)
         registry.set_alias(MODEL, "challenger", champion)
-        promoted = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", cwd=tmp)
+        promoted = _cli("run", "rollout", "--workdir", str(wd), "--requests-per-step", "1500", "--verbose", cwd=tmp)
         out = promoted.stdout + promoted.stderr
         assert promoted.returncode == 0, out[-4000:]
         assert _gates(out)[-1] == "promote", _gates(out)

@@ -15,7 +15,7 @@ SMALL = ["--demo-rows", "8000", "--max-epochs", "4", "--hidden-layers", "32"]
 
 def test_drifted_demo_data_is_flagged_then_a_retrained_model_is_promoted(tmp_path):
     workdir = tmp_path / "wd"
-    trained = subprocess.run([CLI, "run", "training", "--workdir", str(workdir), *SMALL], capture_output=True, text=True, timeout=900)
+    trained = subprocess.run([CLI, "run", "training", "--workdir", str(workdir), "--deploy-target", "none", *SMALL], capture_output=True, text=True, timeout=900)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     watched = subprocess.run([CLI, "run", "monitoring", "--workdir", str(workdir), "--demo-drift", "0.6", *SMALL, "--evidently-sample-rows", "300"], capture_output=True, text=True, timeout=1200)
     out = watched.stdout

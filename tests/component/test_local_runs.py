@@ -83,7 +83,7 @@ def _cli(*args, cwd):
 
 
 def test_cli_runs_training_on_demo_data(tmp_path):
-    proc = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", cwd=tmp_path)
+    proc = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", "--deploy-target", "none", "--verbose", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "writing 5,000 rows of demo data" in out
@@ -101,7 +101,7 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     assert run.data.tags["kfp.run_id"] and len(run.data.tags["dataset.fingerprint"]) == 64
     assert "BLESSED: kfp-mlops-model version 1" in out and "Compared against: no champion" in out
 
-    again = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", cwd=tmp_path)
+    again = _cli("run", "training", "--workdir", str(tmp_path / "wd"), "--demo-rows", "5000", "--deploy-target", "none", "--verbose", cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Compared against: champion (version 1)" in again.stdout, "the second model is gated against the first"
     assert "NOT blessed: kfp-mlops-model version 2" in again.stdout, "an identical retrain is not promoted"
@@ -111,7 +111,7 @@ def test_cli_runs_training_on_demo_data(tmp_path):
 
 def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
     (tmp_path / "mine.csv").write_text("customer,when,spend,churned\n" + "".join(f"c{i},2026-01-{i % 28 + 1:02d}T00:00:00Z,{i * 3.5},{i % 2}\n" for i in range(200)))
-    ok = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "churned", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    ok = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "churned", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), "--deploy-target", "none", cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     bad = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "target", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
     assert bad.returncode != 0
@@ -130,6 +130,6 @@ def test_cli_help_lists_parameters_from_the_spec(tmp_path):
 
 def test_cli_runs_a_sweep_and_keeps_the_best_model(tmp_path):
     space = '{"learning_rate": [0.001, 0.01], "max_epochs": [2]}'
-    proc = _cli("run", "sweep", "--workdir", str(tmp_path / "wd"), "--demo-rows", "8000", "--search-space", space, cwd=tmp_path)
+    proc = _cli("run", "sweep", "--workdir", str(tmp_path / "wd"), "--demo-rows", "8000", "--search-space", space, "--verbose", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "best trial" in proc.stdout and "select-best/best/model.pt2" in proc.stdout

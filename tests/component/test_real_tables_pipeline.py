@@ -23,7 +23,7 @@ def _write_csv(frame, path: Path) -> Path:
 def _run(tmp_path: Path, source: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     workdir = tmp_path / "wd"
     proc = subprocess.run(
-        [CLI, "run", "training", "--source-uri", str(source), *args, "--max-epochs", "5", "--workdir", str(workdir)],
+        [CLI, "run", "training", "--source-uri", str(source), *args, "--max-epochs", "5", "--workdir", str(workdir), "--deploy-target", "none", "--verbose"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

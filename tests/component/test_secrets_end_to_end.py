@@ -26,7 +26,7 @@ def test_a_run_with_credentials_leaves_no_secret_anywhere(secret_server, redis_w
         CLI, "run", "training", "--workdir", str(workdir),
         "--source-uri", f"http://{USER}:{PASSWORD}@127.0.0.1:{http_port}/demo.csv",
         "--online-store", f"redis://127.0.0.1:{redis_with_password}/0",
-        "--max-epochs", "3",
+        "--max-epochs", "3", "--deploy-target", "none", "--verbose",
     ]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

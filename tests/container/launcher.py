@@ -19,6 +19,7 @@ workspace is deleted. The next step's inputs come from the kept store only.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -362,14 +363,21 @@ def run_pipeline(launcher: Launcher, ir: dict, arguments: Mapping[str, Any], *, 
         values[name] = arguments.get(name, spec.get("defaultValue"))
     tasks = root["dag"]["tasks"]
     results: dict[str, StepResult] = {}
+    skipped: set[str] = set()
     pending = dict(tasks)
     while pending:
-        ready = sorted(n for n, t in pending.items() if set(t.get("dependentTasks", [])) <= set(results))
+        ready = sorted(n for n, t in pending.items() if set(t.get("dependentTasks", [])) <= set(results) | skipped)
         if not ready:
             raise ValueError(f"the DAG has a cycle or an unknown dependency among {sorted(pending)}")
         name = ready[0]
         task = pending.pop(name)
-        for unsupported in ("triggerPolicy", "iteratorPolicy", "parameterIterator", "artifactIterator"):
+        if "triggerPolicy" in task:
+            # A dsl.If branch: skipped when its condition is false; running a branch's sub-DAG is not emulated.
+            if not _condition_holds(task["triggerPolicy"]["condition"], task, values, results):
+                skipped.add(name)
+                continue
+            raise NotImplementedError(f"{name}: a condition that holds (its sub-DAG) is not emulated")
+        for unsupported in ("iteratorPolicy", "parameterIterator", "artifactIterator"):
             if unsupported in task:
                 raise NotImplementedError(f"{name}: {unsupported} is not emulated")
         parameters = {}
@@ -392,3 +400,22 @@ def run_pipeline(launcher: Launcher, ir: dict, arguments: Mapping[str, Any], *, 
         if results[name].returncode != 0:
             break
     return results
+
+
+CONDITION = re.compile(r"^inputs\.parameter_values\['([^']+)'\]\s*(==|!=)\s*(.+)$")
+
+
+def _condition_holds(condition: str, task: dict, values: Mapping[str, Any], results: Mapping[str, StepResult]) -> bool:
+    """Evaluate the one-comparison CEL conditions our pipelines compile to (``x == true``, ``x != 'none'``)."""
+    match = CONDITION.match(" ".join(condition.split()))
+    if not match:
+        raise NotImplementedError(f"condition {condition!r} is not emulated")
+    channel, operator, literal = match.groups()
+    source = task["inputs"]["parameters"][channel]
+    if "componentInputParameter" in source:
+        actual = values[source["componentInputParameter"]]
+    else:
+        ref = source["taskOutputParameter"]
+        actual = results[ref["producerTask"]].parameters[ref["outputParameterKey"]]
+    expected = json.loads(literal.replace("'", '"'))
+    return (actual == expected) == (operator == "==")

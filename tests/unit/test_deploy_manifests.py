@@ -33,6 +33,7 @@ SETTINGS = ServeSettings(
     deployment="fraud", namespace="ml", image="ghcr.io/kfp-mlops/kfp-mlops-serve:0.1.0", tracking_uri="https://mlflow.example.com", mlflow_secret="mlflow-credentials",
     log_sink="s3://logs/fraud", feature_repo="/feature_repo", gpus=1, service_account="fraud-serving",
 )
+V2_SETTINGS = dataclasses.replace(SETTINGS, gpus=0)  # a Seldon v2 Model has no pod: GPUs are set on the user's MLServer Server
 
 
 def _arms(weights=(90, 10), names=("champion", "challenger")) -> list[Arm]:
@@ -44,7 +45,7 @@ RENDERERS = {
     "kserve-raw": lambda arms, s: render_kserve(arms, dataclasses.replace(s, deployment_mode="RawDeployment")),
     "kserve-canary": lambda arms, s: render_kserve(arms, s, canary_percent=arms[1].weight if len(arms) > 1 else None),
     "seldon-v1": render_seldon_v1,
-    "seldon-v2": render_seldon_v2,
+    "seldon-v2": lambda arms, s: render_seldon_v2(arms, dataclasses.replace(s, gpus=0)),
 }
 
 
@@ -107,14 +108,14 @@ def test_seldon_renderings():
     assert [(p["name"], p["traffic"]) for p in predictors] == [("champion", 60), ("challenger", 40)]
     node, pod = predictors[0]["graph"], predictors[0]["componentSpecs"][0]["spec"]
     assert "implementation" not in node and node["name"] == pod["containers"][0]["name"] and pod["serviceAccountName"] == "fraud-serving"
-    *models, experiment = render_seldon_v2(_arms((60, 40)), SETTINGS)
+    *models, experiment = render_seldon_v2(_arms((60, 40)), V2_SETTINGS)
     assert [m["spec"]["requirements"] for m in models] == [["kfp-mlops"], ["kfp-mlops"]] and models[1]["spec"]["storageUri"].endswith("m-1/artifacts")
     assert experiment["spec"]["default"] == "fraud-champion"
     assert experiment["spec"]["candidates"] == [{"name": "fraud-champion", "weight": 60}, {"name": "fraud-challenger", "weight": 40}]
     with pytest.raises(ManifestError, match="no storage_uri"):
-        render_seldon_v2([dataclasses.replace(a, storage_uri="") for a in _arms()], SETTINGS)
+        render_seldon_v2([dataclasses.replace(a, storage_uri="") for a in _arms()], V2_SETTINGS)
     with pytest.raises(ManifestError, match="runtime"):
-        render_seldon_v2(_arms(), SETTINGS, runtime_requirements=())
+        render_seldon_v2(_arms(), V2_SETTINGS, runtime_requirements=())
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,7 @@ def test_seldon_renderings():
     ],
 )
 def test_the_validator_catches_a_field_added_by_mistake(kind, mistake, field):
-    everything = [*render_kserve(_arms(), SETTINGS), *render_seldon_v1(_arms(), SETTINGS), *render_seldon_v2(_arms(), SETTINGS)]
+    everything = [*render_kserve(_arms(), SETTINGS), *render_seldon_v1(_arms(), SETTINGS), *render_seldon_v2(_arms(), V2_SETTINGS)]
     manifest = copy.deepcopy(next(m for m in everything if m["kind"] == kind))
     mistake(manifest)
     assert any(field in e for e in _errors(manifest)), _errors(manifest)
@@ -173,7 +174,7 @@ def test_rbac_grants_exactly_what_apply_wait_and_rollback_use():
     fake = FakeKubeAPI()
     try:
         client = KubeClient(api_client(fake.url), sleep=lambda _: None)
-        for rendered in (render_kserve(_arms(), SETTINGS), render_seldon_v1(_arms(), SETTINGS), render_seldon_v2(_arms(), SETTINGS)):
+        for rendered in (render_kserve(_arms(), SETTINGS), render_seldon_v1(_arms(), SETTINGS), render_seldon_v2(_arms(), V2_SETTINGS)):
             never = Clock()
             with pytest.raises(DeployError, match="did not become Ready"):
                 client.apply_all_or_rollback(rendered, timeout_s=30, poll_s=5, sleep=never.sleep, clock=never)

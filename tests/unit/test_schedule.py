@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kfp_mlops.pipelines.cli_monitor import cmd_schedule
+from kfp_mlops.pipelines.cli_kfp import cmd_schedule
 from tests.kfp_fake import FakeKfpApi
 
 COMPILED = Path(__file__).resolve().parents[2] / "compiled"
