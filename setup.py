@@ -11,9 +11,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
-VERSION = re.search(
-    r'^__version__ = "([^"]+)"', (HERE / "kfp_mlops" / "_version.py").read_text(), re.M
-).group(1)
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "kfp_mlops" / "_version.py").read_text(), re.M).group(1)
 
 
 def _packages(folder: str, namespace: str) -> dict[str, str]:

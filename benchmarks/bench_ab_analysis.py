@@ -70,7 +70,12 @@ def write_log(sink: Path, rows: int, seed: int = 0) -> None:
         right = rng.random(n) < np.where(challenger, 0.73, 0.70)
         times = pa.array(T0_US + index * us_per_row, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         ids = pa.array([f"{i:016x}-{part:04d}" for i in index])
-        features = pa.array([f'{{"amount": {a:.2f}, "age": {b}, "country": "DE", "device": "mobile", "plan": "pro", "score_a": {c:.4f}}}' for a, b, c in zip(rng.gamma(2, 50, n), rng.integers(18, 90, n), rng.random(n))])
+        features = pa.array(
+            [
+                f'{{"amount": {a:.2f}, "age": {b}, "country": "DE", "device": "mobile", "plan": "pro", "score_a": {c:.4f}}}'
+                for a, b, c in zip(rng.gamma(2, 50, n), rng.integers(18, 90, n), rng.random(n))
+            ]
+        )
         table = pa.table({
             "request_id": ids, "time": times, "arm": pa.array(np.where(challenger, "challenger", "champion")),
             "model_name": pa.array(["demo"] * n), "model_version": pa.array(np.where(challenger, "2", "1")), "features": features,

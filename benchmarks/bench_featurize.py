@@ -47,9 +47,7 @@ def make_tables(labels: int, rows: int, entities: int, seed: int = 0) -> tuple[p
             "f_text": rng.choice(np.array(["a", "b", "c", "d"]), rows),
         }
     ).drop_duplicates(["entity_id", "event_timestamp"])
-    entity_df = pd.DataFrame(
-        {"entity_id": rng.integers(0, entities, labels), "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, span, labels), unit="s")}
-    )
+    entity_df = pd.DataFrame({"entity_id": rng.integers(0, entities, labels), "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, span, labels), unit="s")})
     return features, entity_df
 
 
@@ -59,8 +57,7 @@ def make_repo(folder: Path, offline: str, features_path: Path, ttl_days: int = 3
 
     folder.mkdir(parents=True)
     (folder / "feature_store.yaml").write_text(
-        f"project: bench\nprovider: local\nregistry: registry.db\nonline_store:\n  type: sqlite\n  path: online.db\n"
-        f"offline_store:\n  type: {offline}\nentity_key_serialization_version: 3\n"
+        f"project: bench\nprovider: local\nregistry: registry.db\nonline_store:\n  type: sqlite\n  path: online.db\noffline_store:\n  type: {offline}\nentity_key_serialization_version: 3\n"
     )
     entity = Entity(name="entity_id", join_keys=["entity_id"], value_type=ValueType.INT64)
     source = FileSource(name="src", path=str(features_path), timestamp_field="event_timestamp")
@@ -97,9 +94,7 @@ def bench_join(labels: int, rows: int, work: Path) -> None:
     our_store = make_repo(work / "ours", STORE_TYPE, path)
     t_file, df_file = timed(lambda: file_store.get_historical_features(entity_df=entity_df, features=refs).to_df(), repeat=1)
     t_ours, df_ours = timed(lambda: our_store.get_historical_features(entity_df=entity_df, features=refs).to_df())
-    t_asof, df_asof = timed(
-        lambda: pd.merge_asof(entity_df.sort_values("event_timestamp"), features.sort_values("event_timestamp"), on="event_timestamp", by="entity_id", direction="backward")
-    )
+    t_asof, df_asof = timed(lambda: pd.merge_asof(entity_df.sort_values("event_timestamp"), features.sort_values("event_timestamp"), on="event_timestamp", by="entity_id", direction="backward"))
     print(f"1. point-in-time join, {labels:,} labels x {len(features):,} feature rows")
     print(f"   feast file store : {t_file:7.2f} s  rows kept {len(df_file):,} (dropped {labels - len(df_file):,})")
     print(f"   kfp-mlops asof   : {t_ours:7.2f} s  rows kept {len(df_ours):,}   -> {t_file / t_ours:.1f}x faster than the file store")

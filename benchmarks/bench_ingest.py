@@ -46,8 +46,7 @@ def main() -> None:
         base, ours, size = run(rows, args.repeat)
         b_tp, o_tp = size / base["seconds"], size / ours["seconds"]
         print(
-            f"{rows:>12,} {size:>8,.0f} {b_tp:>13.1f} {o_tp:>12.1f} {o_tp / b_tp:>6.2f} "
-            f"{base['peak_rss_mib']:>9.0f} MiB {ours['peak_rss_mib']:>8.0f} MiB",
+            f"{rows:>12,} {size:>8,.0f} {b_tp:>13.1f} {o_tp:>12.1f} {o_tp / b_tp:>6.2f} {base['peak_rss_mib']:>9.0f} MiB {ours['peak_rss_mib']:>8.0f} MiB",
             flush=True,
         )
 

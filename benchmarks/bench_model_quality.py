@@ -257,7 +257,24 @@ def quality(names: list[str], seeds: int, overrides: dict) -> list[dict]:
         else:
             best = max(hgb, linear)
             ratio, ok = our / best, our >= best - TARGET_GAP
-        rows.append(dict(name=name, task=task, metric=metric, rows=len(frame), numeric=len(prep.numeric), categorical=len(prep.categorical), ours=our, hgb=hgb, linear=linear, ratio=ratio, ok=ok, seconds=seconds, epochs=epochs, seeds=[s[:3] for s in per_seed]))
+        rows.append(
+            dict(
+                name=name,
+                task=task,
+                metric=metric,
+                rows=len(frame),
+                numeric=len(prep.numeric),
+                categorical=len(prep.categorical),
+                ours=our,
+                hgb=hgb,
+                linear=linear,
+                ratio=ratio,
+                ok=ok,
+                seconds=seconds,
+                epochs=epochs,
+                seeds=[s[:3] for s in per_seed],
+            )
+        )
         r = rows[-1]
         print(
             f"{name:<16} {task:<10} {metric:<8} {r['rows']:>6} {r['numeric']:>3}/{r['categorical']:<3} ours {our:>8.4f}  HGB {hgb:>8.4f}  linear {linear:>8.4f}  "
@@ -291,7 +308,8 @@ def throughput(rows: int, epochs: int, overrides: dict, repeats: int = 2) -> tup
     def hand_written() -> float:
         """The minimal loop: permute once per epoch, contiguous slices, forward, loss, backward, step."""
         torch.manual_seed(config.seed)
-        mean = torch.tensor([c.mean for c in prep.numeric]); std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
+        mean = torch.tensor([c.mean for c in prep.numeric])
+        std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
         xn, xc, y = standardize(data.numeric, mean, std), data.categorical, data.y
         net = build_net(prep, list(config.hidden), config.dropout, numeric_embedding=config.numeric_embedding, train_numeric=xn, bins=config.numeric_bins, ensemble=config.ensemble_size)
         opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
@@ -353,13 +371,17 @@ def main() -> None:
     print("| dataset | task | rows | features (num/cat) | metric | ours | HGB | linear | ours / better baseline | target |")
     print("|---|---|---:|---|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['task']} | {r['rows']} | {r['numeric']}/{r['categorical']} | {r['metric']} | {r['ours']:.4f} | {r['hgb']:.4f} | {r['linear']:.4f} | {r['ratio']:.3f} | {'met' if r['ok'] else 'MISSED'} |")
+        print(
+            f"| {r['name']} | {r['task']} | {r['rows']} | {r['numeric']}/{r['categorical']} | {r['metric']} | {r['ours']:.4f} | {r['hgb']:.4f} | {r['linear']:.4f} | {r['ratio']:.3f} | {'met' if r['ok'] else 'MISSED'} |"
+        )
     print(f"\nquality: {sum(r['ok'] for r in rows)}/{len(rows)} tables on target, {time.perf_counter() - started:.0f} s")
     if not args.skip_throughput:
         rows_t = args.throughput_rows or (20_000 if args.quick else 100_000)
         epochs = 2
         ours_rps, hand_rps = throughput(rows_t, epochs, overrides)
-        print(f"throughput ({rows_t:,} demo rows, {epochs} epochs, default net, {torch.get_num_threads()} thread(s), best of 2 alternating runs each): trainer {ours_rps:,.0f} rows/s, hand-written loop {hand_rps:,.0f} rows/s, ratio {ours_rps / hand_rps:.2f} (target >= 0.9)")
+        print(
+            f"throughput ({rows_t:,} demo rows, {epochs} epochs, default net, {torch.get_num_threads()} thread(s), best of 2 alternating runs each): trainer {ours_rps:,.0f} rows/s, hand-written loop {hand_rps:,.0f} rows/s, ratio {ours_rps / hand_rps:.2f} (target >= 0.9)"
+        )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

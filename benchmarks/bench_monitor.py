@@ -261,7 +261,15 @@ def bench_against_evidently(args: argparse.Namespace) -> None:
         print(f"  {name:<16} {method:<13} {score:>11.5g} {their_score:>11.5g}  {'drift' if drifted else 'ok':>5} / {'drift' if their_drifted else 'ok':<5}{flag}")
     share = agree / len(kinds)
     print(f"  verdicts agree on {agree}/{len(kinds)} columns ({share:.0%}, target >= 95%); largest score difference per method: " + ", ".join(f"{m} {d:.2g}" for m, d in worst.items()))
-    TABLE.append(("1", "Evidently / ours", float("nan"), float("nan"), f"time {theirs['seconds'] / both:.1f}x (profile + monitor), {theirs['seconds'] / ours['seconds']:.0f}x (monitor pass); {agree}/{len(kinds)} verdicts agree"))
+    TABLE.append(
+        (
+            "1",
+            "Evidently / ours",
+            float("nan"),
+            float("nan"),
+            f"time {theirs['seconds'] / both:.1f}x (profile + monitor), {theirs['seconds'] / ours['seconds']:.0f}x (monitor pass); {agree}/{len(kinds)} verdicts agree",
+        )
+    )
 
 
 def bench_scaling(args: argparse.Namespace) -> str:
@@ -311,7 +319,9 @@ def bench_many_models(args: argparse.Namespace, profile50: str) -> None:
     many = measure("monitor", profiles=profiles, current=str(current))
     mean = many["seconds"] / args.models
     record("3", f"ours: {args.models} models in one process", many, f"{mean:.2f} s per model (first {many['per_model'][0]:.2f}, slowest {max(many['per_model']):.2f})")
-    print(f"  a single model takes {one['seconds']:.2f} s; each extra model in the same run adds {(many['seconds'] - one['seconds']) / max(args.models - 1, 1):.2f} s (every monitor() call reads the current again)")
+    print(
+        f"  a single model takes {one['seconds']:.2f} s; each extra model in the same run adds {(many['seconds'] - one['seconds']) / max(args.models - 1, 1):.2f} s (every monitor() call reads the current again)"
+    )
 
 
 def main() -> None:

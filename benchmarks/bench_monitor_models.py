@@ -32,13 +32,13 @@ STORE = DATA / "mlflow.db"
 
 def setup(models: int, reference_rows: int, rows: int) -> tuple[str, Path]:
     """The registry with ``models`` profiled versions, and the current Parquet."""
+    import pyarrow as pa
+
     from kfp_mlops.components._shared.mlflow_adapter import initialize_store
     from kfp_mlops.components.monitor.profile import profile_column, profile_parquet
     from kfp_mlops.components.monitor.reference import ModelProfile
     from kfp_mlops.components.monitor.store import save_profile
     from kfp_mlops.components.register.registry import Registry
-
-    import pyarrow as pa
 
     columns = columns_of(30, 10, 10)
     reference = data_file("ref.parquet", columns, reference_rows, shifted=False, seed=1, row_group=500_000)

@@ -33,11 +33,11 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
     from kfp_mlops.components.register.core import register_model
     from kfp_mlops.components.register.registry import Registry
     from kfp_mlops.components.train.core import TrainInputs, train_model
     from kfp_mlops.components.train.loop import TrainConfig
-    from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
     from kfp_mlops.demo import DemoSpec, iter_demo_batches
     from tests.services import MlflowServer, port_open
 
@@ -99,7 +99,9 @@ def loaders(model_dir: Path, model_uri: str, uri: str, test) -> None:
     safe = _best_of(lambda: ServingTransform.load(model_dir))
     plain = _best_of(lambda: torch.export.load(str(model_dir / "model.pt2")).module())
     pyfunc_load = _best_of(lambda: mlflow.pyfunc.load_model(model_uri), repeat=3)
-    print(f"load: safe transform {safe * 1e3:.1f} ms; torch.export.load {plain * 1e3:.1f} ms (safe/plain {safe / plain:.2f}x); mlflow pyfunc {pyfunc_load * 1e3:.1f} ms (safe/pyfunc {safe / pyfunc_load:.2f}x)")
+    print(
+        f"load: safe transform {safe * 1e3:.1f} ms; torch.export.load {plain * 1e3:.1f} ms (safe/plain {safe / plain:.2f}x); mlflow pyfunc {pyfunc_load * 1e3:.1f} ms (safe/pyfunc {safe / pyfunc_load:.2f}x)"
+    )
     transform = ServingTransform.load(model_dir)
     pyfunc = mlflow.pyfunc.load_model(model_uri)
     frame = test.select(transform.prep.feature_names).to_pandas()

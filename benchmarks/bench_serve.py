@@ -122,7 +122,12 @@ def main() -> None:
         for (name, path), (lo, n) in zip(paths.items(), ((0, 8_000), (8_000, 2_000), (10_000, 2_000))):
             pq.write_table(table.slice(lo, n), path)
         uri = f"sqlite:///{work / 'mlflow.db'}"
-        result = train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", frozenset({"entity_id", "event_timestamp"})), TrainConfig(max_epochs=3), model_dir=work / "model", tracking=TrackingSettings(uri, experiment="bench"))
+        result = train_model(
+            TrainInputs(paths["train"], paths["validation"], paths["test"], "label", frozenset({"entity_id", "event_timestamp"})),
+            TrainConfig(max_epochs=3),
+            model_dir=work / "model",
+            tracking=TrackingSettings(uri, experiment="bench"),
+        )
         row = pq.read_table(paths["test"]).select(result.preprocessing.feature_names).slice(0, 1).to_pylist()[0]
         v1 = orjson.dumps({"instances": [row]})
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -131,7 +136,12 @@ def main() -> None:
             ("ours (own routes)", ours, "/v1/models/model:predict", v1),
             ("ours (kserve handlers)", [*ours, "--kserve-handlers"], "/v1/models/model:predict", v1),
             ("ours + prediction log", [*ours, "--log-sink", str(work / "log")], "/v1/models/model:predict", v1),
-            ("mlflow models serve", [shutil.which("mlflow", path=env["PATH"]) or "mlflow", "models", "serve", "-m", result.model_uri, "--env-manager", "local", "-w", "1", "--host", "127.0.0.1"], "/invocations", orjson.dumps({"dataframe_records": [row]})),
+            (
+                "mlflow models serve",
+                [shutil.which("mlflow", path=env["PATH"]) or "mlflow", "models", "serve", "-m", result.model_uri, "--env-manager", "local", "-w", "1", "--host", "127.0.0.1"],
+                "/invocations",
+                orjson.dumps({"dataframe_records": [row]}),
+            ),
         ]
         # Our two closest variants run twice, interleaved, and keep their better round: on a
         # shared two-core machine one round alone swings by more than the 5% being measured.

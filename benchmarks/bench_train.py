@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings
 from kfp_mlops.components.train.loop import Tensors, TrainConfig, fit, member_loss
 from kfp_mlops.components.train.model import build_net, standardize
 from kfp_mlops.components.train.preprocessing import fit as fit_preprocessing
-from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings
 from kfp_mlops.demo import DemoSpec, iter_demo_batches
 
 BATCH = 256
@@ -30,6 +30,8 @@ CONFIG = TrainConfig(batch_size=BATCH)  # the default net: piecewise embeddings,
 
 def _net(prep, xn):
     return build_net(prep, list(CONFIG.hidden), CONFIG.dropout, numeric_embedding=CONFIG.numeric_embedding, train_numeric=xn, bins=CONFIG.numeric_bins, ensemble=CONFIG.ensemble_size)
+
+
 KEYS = {"entity_id", "event_timestamp"}
 
 
@@ -48,7 +50,8 @@ def load(rows: int):
 def hand_written(prep, data: Tensors, epochs: int, device: torch.device) -> float:
     """The baseline: permute once per epoch, then contiguous slices; nothing else."""
     torch.manual_seed(0)
-    mean = torch.tensor([c.mean for c in prep.numeric]); std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
+    mean = torch.tensor([c.mean for c in prep.numeric])
+    std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
     xn, xc, y = standardize(data.numeric, mean, std), data.categorical.to(device), data.y.to(device)
     net = _net(prep, xn).to(device)
     xn = xn.to(device)
@@ -73,7 +76,8 @@ def hand_written(prep, data: Tensors, epochs: int, device: torch.device) -> floa
 
 def data_loader(prep, data: Tensors, epochs: int) -> float:
     torch.manual_seed(0)
-    mean = torch.tensor([c.mean for c in prep.numeric]); std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
+    mean = torch.tensor([c.mean for c in prep.numeric])
+    std = torch.tensor([c.std for c in prep.numeric])  # noqa: E702
     net = _net(prep, standardize(data.numeric, mean, std))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
     loss_fn = member_loss(prep.task)
@@ -112,7 +116,9 @@ def main() -> None:
     base = hand_written(prep, data, args.epochs, cpu)
     ours, _, _ = trainer(prep, data, val, args.epochs, "forbid")
     loader = data_loader(prep, data, 1)
-    print(f"1. throughput, {args.rows:,} rows, batch {BATCH}, default net (MLP {CONFIG.hidden}, {CONFIG.numeric_embedding} embeddings, ensemble of {CONFIG.ensemble_size}), CPU ({torch.get_num_threads()} threads)")
+    print(
+        f"1. throughput, {args.rows:,} rows, batch {BATCH}, default net (MLP {CONFIG.hidden}, {CONFIG.numeric_embedding} embeddings, ensemble of {CONFIG.ensemble_size}), CPU ({torch.get_num_threads()} threads)"
+    )
     print(f"   hand-written loop : {base:>10,.0f} samples/s")
     print(f"   kfp-mlops trainer : {ours:>10,.0f} samples/s  ratio {ours / base:.2f}")
     print(f"   default DataLoader: {loader:>10,.0f} samples/s  ratio {loader / base:.2f}")
@@ -123,7 +129,9 @@ def main() -> None:
     print(f"2. MLflow per-epoch logging: {log_s / args.epochs * 1000:.1f} ms per epoch = {log_s / (train_s + log_s):.2%} of epoch time")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
-        print(f"3. CUDA on {torch.cuda.get_device_name(0)}: hand-written {hand_written(prep, data, args.epochs, gpu):,.0f} samples/s, trainer {trainer(prep, data, val, args.epochs, 'require')[0]:,.0f} samples/s (bf16 autocast)")
+        print(
+            f"3. CUDA on {torch.cuda.get_device_name(0)}: hand-written {hand_written(prep, data, args.epochs, gpu):,.0f} samples/s, trainer {trainer(prep, data, val, args.epochs, 'require')[0]:,.0f} samples/s (bf16 autocast)"
+        )
     else:
         print("3. no GPU on this machine: CUDA figures not measured")
 

@@ -49,8 +49,7 @@ def main() -> None:
         base = median_of([measure(BASELINE_SETUP, BASELINE.format(src=src)) for _ in range(args.repeat)])
         ours = median_of([measure(OURS_SETUP, OURS.format(src=src)) for _ in range(args.repeat)])
         print(
-            f"{rows:>12,} {base['seconds']:>10.2f} {ours['seconds']:>11.2f} {ours['seconds'] / base['seconds']:>6.2f} "
-            f"{base['peak_rss_mib']:>9.0f} MiB {ours['peak_rss_mib']:>10.0f} MiB",
+            f"{rows:>12,} {base['seconds']:>10.2f} {ours['seconds']:>11.2f} {ours['seconds'] / base['seconds']:>6.2f} {base['peak_rss_mib']:>9.0f} MiB {ours['peak_rss_mib']:>10.0f} MiB",
             flush=True,
         )
 

@@ -100,17 +100,7 @@ def _chunk(spec: DemoSpec, start_row: int, n: int) -> pa.RecordBatch:
     device_idx = rng.choice(3, n, p=device_p / device_p.sum())
     plan_idx = rng.choice(4, n, p=PLAN_P)
 
-    logit = (
-        -0.4
-        + 1.1 * score_a
-        - (0.7 - 2.0 * d) * score_b
-        + 0.6 * np.log1p(amount) / 4
-        - 0.015 * (age - 50)
-        + 0.12 * (txn - 3)
-        + PLAN_EFFECT[plan_idx]
-        + DEVICE_EFFECT[device_idx]
-        + entity_trait
-    )
+    logit = -0.4 + 1.1 * score_a - (0.7 - 2.0 * d) * score_b + 0.6 * np.log1p(amount) / 4 - 0.015 * (age - 50) + 0.12 * (txn - 3) + PLAN_EFFECT[plan_idx] + DEVICE_EFFECT[device_idx] + entity_trait
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
 
     tenure_arr = pa.array(tenure, mask=np.isnan(tenure))

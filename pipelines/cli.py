@@ -1,17 +1,17 @@
 """The kfp-mlops command: compile, run pipelines locally, make demo data.
 
-    kfp-mlops run training [--source-uri URI] [--label-column label] ...
-    kfp-mlops run training --help        lists the pipeline's parameters from its spec
-    kfp-mlops run deploy --arms champion=50,challenger=50   serve two versions locally
-    kfp-mlops run rollout                canary steps of the @challenger, each gated by the A/B analysis
-    kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
-    kfp-mlops run monitoring --demo-drift 0.6   drift, data quality and performance of @champion; retrain on need
-    kfp-mlops profile --model-name M --data TRAIN --test TEST   a monitoring reference for an older version
-    kfp-mlops schedule monitoring --host URL --cron "0 * * * *" --param source_uri=gs://...   a recurring run
-    kfp-mlops submit training --host URL --param source_uri=gs://... [--wait]   a run on Kubeflow, followed step by step
-    kfp-mlops upload training --host URL [--version-name V]   the pipeline, or a new version of it, to Kubeflow
-    kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
-    kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
+kfp-mlops run training [--source-uri URI] [--label-column label] ...
+kfp-mlops run training --help        lists the pipeline's parameters from its spec
+kfp-mlops run deploy --arms champion=50,challenger=50   serve two versions locally
+kfp-mlops run rollout                canary steps of the @challenger, each gated by the A/B analysis
+kfp-mlops deployments [stop NAME]    local deployments: where they answer, or stop one
+kfp-mlops run monitoring --demo-drift 0.6   drift, data quality and performance of @champion; retrain on need
+kfp-mlops profile --model-name M --data TRAIN --test TEST   a monitoring reference for an older version
+kfp-mlops schedule monitoring --host URL --cron "0 * * * *" --param source_uri=gs://...   a recurring run
+kfp-mlops submit training --host URL --param source_uri=gs://... [--wait]   a run on Kubeflow, followed step by step
+kfp-mlops upload training --host URL [--version-name V]   the pipeline, or a new version of it, to Kubeflow
+kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
+kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
 """
 
 from __future__ import annotations

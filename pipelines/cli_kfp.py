@@ -81,7 +81,9 @@ def _run_link(host: str, run_id: str) -> str:
 
 
 def cmd_submit(argv: Sequence[str]) -> int:
-    parser = _parser("kfp-mlops submit", "Run a compiled pipeline on Kubeflow Pipelines; with --wait, follow it step by step.", "name of a compiled pipeline (e.g. training) or the path of a compiled YAML")
+    parser = _parser(
+        "kfp-mlops submit", "Run a compiled pipeline on Kubeflow Pipelines; with --wait, follow it step by step.", "name of a compiled pipeline (e.g. training) or the path of a compiled YAML"
+    )
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter (repeatable)")
     parser.add_argument("--experiment", default="kfp-mlops", help="experiment to run in (created if missing; default: %(default)s)")
     parser.add_argument("--run-name", default=None, help="run name (default: the pipeline's name and the UTC time)")
@@ -119,7 +121,11 @@ def cmd_submit(argv: Sequence[str]) -> int:
 
 
 def cmd_upload(argv: Sequence[str]) -> int:
-    parser = _parser("kfp-mlops upload", "Upload a compiled pipeline to Kubeflow Pipelines, or a new version of it when one of that name exists.", "name of a compiled pipeline (e.g. training) or the path of a compiled YAML")
+    parser = _parser(
+        "kfp-mlops upload",
+        "Upload a compiled pipeline to Kubeflow Pipelines, or a new version of it when one of that name exists.",
+        "name of a compiled pipeline (e.g. training) or the path of a compiled YAML",
+    )
     parser.add_argument("--name", default=None, help="pipeline name on the cluster (default: the name in the spec)")
     parser.add_argument("--version-name", default=None, help="name of the new version (default: package version, content hash and UTC time)")
     parser.add_argument("--description", default=None, help="description (default: the pipeline's own)")
@@ -142,7 +148,11 @@ def cmd_upload(argv: Sequence[str]) -> int:
 
 
 def cmd_schedule(argv: Sequence[str]) -> int:
-    parser = _parser("kfp-mlops schedule", "Run a compiled pipeline on a schedule on Kubeflow (a recurring run), e.g. hourly monitoring.", "name of a compiled pipeline (e.g. monitoring) or the path of a compiled YAML")
+    parser = _parser(
+        "kfp-mlops schedule",
+        "Run a compiled pipeline on a schedule on Kubeflow (a recurring run), e.g. hourly monitoring.",
+        "name of a compiled pipeline (e.g. monitoring) or the path of a compiled YAML",
+    )
     parser.add_argument("--cron", required=True, help='when to run, 5 cron fields, e.g. "0 * * * *" for hourly')
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter (repeatable)")
     parser.add_argument("--experiment", default="kfp-mlops", help="experiment to run in (created if missing; default: %(default)s)")

@@ -32,4 +32,3 @@ def cmd_profile(argv: Sequence[str]) -> int:
         return exc.exit_code
     print(f"stored the reference profile of {args.model_name} version {version} (sha256 {digest[:12]}...)")
     return 0
-

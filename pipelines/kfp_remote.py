@@ -208,7 +208,9 @@ def api_errors(action: str) -> Iterator[None]:
         raise _refused(action, exc) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise KfpApiError(f"cannot {action}: the KFP API did not answer ({redact_text(str(reason))[:300]})", fix="check the host URL, your network or port-forward, and that the ml-pipeline service runs") from exc
+        raise KfpApiError(
+            f"cannot {action}: the KFP API did not answer ({redact_text(str(reason))[:300]})", fix="check the host URL, your network or port-forward, and that the ml-pipeline service runs"
+        ) from exc
 
 
 def _refused(action: str, exc: Any) -> KfpApiError:
@@ -275,7 +277,11 @@ def upload(client: Any, package: Path, *, name: str | None = None, version_name:
         except Exception as exc:
             # The API answers a taken name with a bare "Failed to create a pipeline version" (409).
             if getattr(exc, "status", None) == 409:
-                raise KfpApiError(f"pipeline {name!r} already has a version named {version_name!r}", status=409, fix="choose another --version-name, or leave it out: the default (package version, content hash, UTC time) is new at every upload") from exc
+                raise KfpApiError(
+                    f"pipeline {name!r} already has a version named {version_name!r}",
+                    status=409,
+                    fix="choose another --version-name, or leave it out: the default (package version, content hash, UTC time) is new at every upload",
+                ) from exc
             raise
         return pipeline_id, version.pipeline_version_id
 
@@ -341,7 +347,16 @@ def progress_lines(run: Any, seen: dict[str, str], steps: set[str] | None) -> li
     return [line for _, _, line in sorted(changed, key=lambda c: (c[0], c[1]))]
 
 
-def wait(client: Any, run_id: str, *, timeout: float, poll_seconds: float = 10.0, on_progress: Callable[[str], None] = print, sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> str:
+def wait(
+    client: Any,
+    run_id: str,
+    *,
+    timeout: float,
+    poll_seconds: float = 10.0,
+    on_progress: Callable[[str], None] = print,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> str:
     """Poll the run until it ends; ``on_progress`` gets a line each time a step changes state. Returns the final state.
 
     Raises ``RunTimeoutError`` after ``timeout`` seconds: the run itself goes on on the cluster.

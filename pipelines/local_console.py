@@ -33,7 +33,7 @@ class StepResult:
     state: str = "RUNNING"
     seconds: float = 0.0
     key: str = ""
-    log: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list, repr=False)
 
 
 def step_outputs(step_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -91,7 +91,6 @@ KEYS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]]], str]] = {
     "train": _train_key,
     "select-best": _train_key,
     "register": _register_key,
-    "deploy": lambda p, m: str(p.get("endpoint", "")),
     "analyze-experiment": lambda p, m: f"decision {p['Output']}" if "Output" in p else "",
     "monitor-models": _monitor_key,
     "check-rollout": lambda p, m: "settings checked",
@@ -102,6 +101,8 @@ def key_figure(step_dir: Path) -> str:
     """The one figure that says how a step went (rows read, test metric, decision); empty when there is none."""
     params, meta = step_outputs(step_dir)
     base = re.sub(r"-\d+$", "", step_dir.name)
+    if base == "deploy" and (step_dir / "endpoint").is_file():  # an output file, not a parameter
+        return redact_text((step_dir / "endpoint").read_text(encoding="utf-8").strip())
     try:
         return redact_text(KEYS[base](params, meta)) if base in KEYS else ""
     except (KeyError, TypeError, ValueError):

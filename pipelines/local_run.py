@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,7 +46,7 @@ class LocalRun:
     pipeline: str
     run_dir: Path
     arguments: dict[str, Any]
-    steps: list[StepResult] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list, repr=False)
     seconds: float = 0.0
     log: Path | None = None
     model: ModelSummary | None = None
@@ -168,6 +169,8 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
         return max(new, key=lambda p: p.stat().st_mtime) if new else None
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    # Our images hold exactly this package; running their steps in this environment is the point.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom or non-Python base image", category=RuntimeWarning)
     staging = root / f".{os.getpid()}-{time.time_ns()}.log"
     started = time.perf_counter()
     terminal = sys.stdout

@@ -3,12 +3,15 @@
 from kfp import dsl
 
 from kfp_mlops.components.monitor.component import monitor_models
-from kfp_mlops.pipelines.platform import with_mlflow_credentials
 from kfp_mlops.pipelines import catalog, training  # noqa: F401 - training is defined before this pipeline nests it
+from kfp_mlops.pipelines.platform import with_mlflow_credentials
 from kfp_mlops.pipelines.steps import prepare_training_data
 
 
-@dsl.pipeline(name="monitoring", description="Ingest, validate and featurize current data as training did, compare it with the registered models' reference profiles (drift, data quality, prediction drift, estimated and realized performance), and when retraining is advised run the training pipeline, whose gate registers and promotes a better model.")
+@dsl.pipeline(
+    name="monitoring",
+    description="Ingest, validate and featurize current data as training did, compare it with the registered models' reference profiles (drift, data quality, prediction drift, estimated and realized performance), and when retraining is advised run the training pipeline, whose gate registers and promotes a better model.",
+)
 def monitoring(
     source_uri: str,
     label_column: str = "label",

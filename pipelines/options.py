@@ -117,7 +117,11 @@ class ClusterOptions:
         if self.image_registry and not REGISTRY.match(self.image_registry.rstrip("/")):
             raise DataError(f"image_registry {self.image_registry!r} is not a registry path", where=where, fix="e.g. registry.example.com/ml or ghcr.io/my-org (no tag, no scheme)")
         if self.mlflow_tracking_uri and not re.match(r"^(https?|databricks|postgresql(\+\w+)?|mysql(\+\w+)?)://", self.mlflow_tracking_uri):
-            raise DataError(f"mlflow_tracking_uri {self.mlflow_tracking_uri!r} is not a tracking server a pod can reach", where=where, fix="e.g. http://mlflow.kubeflow:5000 (a file or sqlite store inside a pod is lost with it)")
+            raise DataError(
+                f"mlflow_tracking_uri {self.mlflow_tracking_uri!r} is not a tracking server a pod can reach",
+                where=where,
+                fix="e.g. http://mlflow.kubeflow:5000 (a file or sqlite store inside a pod is lost with it)",
+            )
         if self.gpu_count < 0:
             raise DataError(f"gpu_count is {self.gpu_count}", where=where, fix="give 0 (no GPU) or more")
         if self.gpu_type and not LABEL_VALUE.match(self.gpu_type):
@@ -132,13 +136,19 @@ def _placement(data: Any, where: str) -> Placement:
     if isinstance(data, Placement):
         return data
     if not isinstance(data, dict) or set(data) - {"node_selector", "tolerations"}:
-        raise DataError("a placement is a mapping with node_selector and/or tolerations", where=where, fix='e.g. {"node_selector": {"pool": "gpu"}, "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}')
+        raise DataError(
+            "a placement is a mapping with node_selector and/or tolerations",
+            where=where,
+            fix='e.g. {"node_selector": {"pool": "gpu"}, "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}',
+        )
     selector = data.get("node_selector") or {}
     if not isinstance(selector, dict):
         raise DataError("node_selector must map label keys to values", where=where, fix='e.g. {"pool": "gpu"}')
     for key, value in selector.items():
         if not isinstance(key, str) or not LABEL_KEY.match(key) or not isinstance(value, str) or not LABEL_VALUE.match(value):
-            raise DataError(f"node_selector {key!r}: {value!r} is not a Kubernetes label", where=where, fix="keys like pool or example.com/pool, values of letters, digits, '-', '_' and '.' (at most 63)")
+            raise DataError(
+                f"node_selector {key!r}: {value!r} is not a Kubernetes label", where=where, fix="keys like pool or example.com/pool, values of letters, digits, '-', '_' and '.' (at most 63)"
+            )
     tolerations = data.get("tolerations") or []
     if not isinstance(tolerations, list):
         raise DataError("tolerations must be a list", where=where, fix='e.g. [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]')

@@ -66,7 +66,9 @@ def _place(task: dsl.PipelineTask, placement: Placement) -> None:
     for key, value in placement.node_selector:
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for toleration in placement.tolerations:
-        kubernetes.add_toleration(task, key=toleration.key or None, operator=toleration.operator, value=toleration.value or None, effect=toleration.effect or None, toleration_seconds=toleration.toleration_seconds)
+        kubernetes.add_toleration(
+            task, key=toleration.key or None, operator=toleration.operator, value=toleration.value or None, effect=toleration.effect or None, toleration_seconds=toleration.toleration_seconds
+        )
 
 
 def on_training_nodes(task: dsl.PipelineTask) -> dsl.PipelineTask:

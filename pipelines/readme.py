@@ -65,7 +65,7 @@ def components_catalogue(compiled: Path) -> str:
         listed_out = [f"**{n}**" for n in outputs.get("artifacts", {})] + [f"{n}" for n in outputs.get("parameters", {})]
         image = executor["container"]["image"].rsplit("/", 1)[-1]
         lines.append(f"| `{name}` | {_cell(purpose)} | {', '.join(listed_in)} | {', '.join(listed_out)} | `{image}` |")
-    return "\n".join(lines) + "\n\nArtifacts in **bold**, parameters plain; `kfp.components.load_component_from_file(\"compiled/components/NAME.yaml\")` loads one."
+    return "\n".join(lines) + '\n\nArtifacts in **bold**, parameters plain; `kfp.components.load_component_from_file("compiled/components/NAME.yaml")` loads one.'
 
 
 def pipeline_parameters(compiled: Path) -> str:

@@ -17,7 +17,11 @@ from kfp_mlops.components.abtest.component import analyze_experiment, check_roll
 from kfp_mlops.components.deploy.component import deploy as deploy_step
 from kfp_mlops.pipelines.platform import serving_arguments
 
-@dsl.pipeline(name="rollout", description="Canary rollout of the @challenger: deploy at a first weight, then steps gated by the A/B analysis (SRM, primary metric, guardrails, always-valid statistics), promoting or rolling back automatically.")
+
+@dsl.pipeline(
+    name="rollout",
+    description="Canary rollout of the @challenger: deploy at a first weight, then steps gated by the A/B analysis (SRM, primary metric, guardrails, always-valid statistics), promoting or rolling back automatically.",
+)
 def rollout(
     model_name: str = "kfp-mlops-model",
     arms: str = "champion=90,challenger=10",
@@ -77,19 +81,60 @@ def rollout(
         seed: Seeds the replay.
     """
     checked = check_rollout(
-        arms=arms, second_weight=second_weight, third_weight=third_weight, target=target, replay_uri=replay_uri, label_column=label_column,
-        requests_per_step=requests_per_step, users=users, wait_minutes=wait_minutes, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect,
-        latency_margin=latency_margin, latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units,
+        arms=arms,
+        second_weight=second_weight,
+        third_weight=third_weight,
+        target=target,
+        replay_uri=replay_uri,
+        label_column=label_column,
+        requests_per_step=requests_per_step,
+        users=users,
+        wait_minutes=wait_minutes,
+        metric=metric,
+        unit=unit,
+        alpha=alpha,
+        min_effect=min_effect,
+        latency_margin=latency_margin,
+        latency_floor_ms=latency_floor_ms,
+        error_margin=error_margin,
+        max_p95_latency_ms=max_p95_latency_ms,
+        min_units=min_units,
     ).set_caching_options(False)
-    deployed = deploy_step(
-        model_name=model_name, arms=arms, target=target, mlflow_tracking_uri=mlflow_tracking_uri, deployment_name=deployment_name,
-        namespace=namespace, log_sink=log_sink, local_state_dir=local_state_dir, local_port=local_port, **serving_arguments(),
-    ).after(checked).set_caching_options(False)
+    deployed = (
+        deploy_step(
+            model_name=model_name,
+            arms=arms,
+            target=target,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            deployment_name=deployment_name,
+            namespace=namespace,
+            log_sink=log_sink,
+            local_state_dir=local_state_dir,
+            local_port=local_port,
+            **serving_arguments(),
+        )
+        .after(checked)
+        .set_caching_options(False)
+    )
     endpoint = deployed.outputs["endpoint"]
     common = dict(
-        model_name=model_name, log_sink=log_sink, metric=metric, unit=unit, alpha=alpha, min_effect=min_effect, latency_margin=latency_margin,
-        latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units, mode="apply",
-        wait_minutes=wait_minutes, target=target, deployment_name=deployment_name, namespace=namespace, local_state_dir=local_state_dir,
+        model_name=model_name,
+        log_sink=log_sink,
+        metric=metric,
+        unit=unit,
+        alpha=alpha,
+        min_effect=min_effect,
+        latency_margin=latency_margin,
+        latency_floor_ms=latency_floor_ms,
+        error_margin=error_margin,
+        max_p95_latency_ms=max_p95_latency_ms,
+        min_units=min_units,
+        mode="apply",
+        wait_minutes=wait_minutes,
+        target=target,
+        deployment_name=deployment_name,
+        namespace=namespace,
+        local_state_dir=local_state_dir,
         mlflow_tracking_uri=mlflow_tracking_uri,
     )
     traffic = dict(endpoint=endpoint, model_name=model_name, replay_uri=replay_uri, label_column=label_column, requests=requests_per_step, users=users)
@@ -98,7 +143,13 @@ def rollout(
     first = analyze_experiment(**common, arms=arms, since=deployed.outputs["deployed_at"], next_weight=second_weight).after(first_traffic).set_caching_options(False)
     with dsl.If(first.outputs["Output"] == "continue", name="second-step"):
         second_traffic = simulate_traffic(**traffic, seed=seed, step=2).after(first).set_caching_options(False)
-        second = analyze_experiment(**common, arms=first.outputs["next_arms"], since=first.outputs["next_since"], history=first.outputs["next_history"], next_weight=third_weight).after(second_traffic).set_caching_options(False)
+        second = (
+            analyze_experiment(**common, arms=first.outputs["next_arms"], since=first.outputs["next_since"], history=first.outputs["next_history"], next_weight=third_weight)
+            .after(second_traffic)
+            .set_caching_options(False)
+        )
         with dsl.If(second.outputs["Output"] == "continue", name="third-step"):
             third_traffic = simulate_traffic(**traffic, seed=seed, step=3).after(second).set_caching_options(False)
-            analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], history=second.outputs["next_history"], next_weight=0, on_inconclusive="rollback").after(third_traffic).set_caching_options(False)
+            analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], history=second.outputs["next_history"], next_weight=0, on_inconclusive="rollback").after(
+                third_traffic
+            ).set_caching_options(False)

@@ -8,7 +8,10 @@ from kfp_mlops.pipelines.platform import serving_arguments, with_mlflow_credenti
 from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 
 
-@dsl.pipeline(name="training", description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, register it if it beats the champion, and deploy a blessed version as the challenger at a first canary weight.")
+@dsl.pipeline(
+    name="training",
+    description="Ingest a dataset, validate it, build point-in-time correct features with Feast, train a PyTorch model tracked in MLflow, register it if it beats the champion, and deploy a blessed version as the challenger at a first canary weight.",
+)
 def training(
     source_uri: str,
     label_column: str = "label",

@@ -97,7 +97,7 @@ def s3_locked(monkeypatch):
 TIER_MARKERS = {
     "unit": "core logic and compiled specs; no pipeline run, no container (tests/unit, tests/compiled)",
     "service": "needs a local service: PostgreSQL, Redis, an mlflow server, the GCS emulator or moto S3",
-    "component": "whole pipelines through kfp.local and the CLI (tests/component)",
+    "component": "whole pipelines through kfp.local, the CLI and the notebooks (tests/component)",
     "container": "image builds and the pipeline step by step in containers; needs root, buildah and podman (tests/container)",
     "slow": "too slow for the fast lane (`-m 'unit and not service and not slow'`, under 3 minutes on 2 cores)",
 }
@@ -105,10 +105,33 @@ TIER_BY_FOLDER = {"unit": "unit", "compiled": "unit", "component": "component", 
 # How a test or one of its fixtures starts or reaches a service (tests/services.py and the fixtures above).
 # Matching the code, not a list of test names, keeps a new test that needs one out of the fast lane.
 SERVICE_SIGNS = ("port_open(5432)", "port_open(6379)", "MlflowServer(", '"redis-server"', "gcp-storage-emulator", "_moto(")
-# backend_venvs pip-installs four spec environments on first use.
-SLOW_FIXTURES = frozenset({"backend_venvs"})
-# Measured once (--durations, 2 shared cores): these alone took most of the fast lane's time.
-SLOW_TESTS = frozenset()
+# Fixtures that pip-install into new environments: four KFP backends' spec protos, MLServer.
+SLOW_FIXTURES = frozenset({"backend_venvs", "mlserver_env"})
+# The fast lane measured once with --durations on 2 busy shared cores: 1,044 s. These modules and tests took
+# about 890 s of it (training runs, model servers, concurrency and statistical checks); by the same durations
+# the rest takes ~155 s there, less on an idle 2-core runner.
+SLOW_TESTS = frozenset(
+    {
+        "tests/unit/test_train.py",
+        "tests/unit/test_registry_safety.py",
+        "tests/unit/test_serve.py",
+        "tests/unit/test_local_target.py",
+        "tests/unit/test_model_safety.py",
+        "tests/unit/test_register.py",
+        "tests/unit/test_mlserver_runtime.py",
+        "tests/unit/test_ab_stats.py::test_holm_and_bh_match_statsmodels_row_by_row",
+        "tests/unit/test_monitor_drift.py::test_chi_square_on_halves_flags_as_often_as_evidentlys_goodness_of_fit_predicts",
+        "tests/unit/test_monitor_drift.py::test_synthetic_columns_agree_with_evidently",
+        "tests/unit/test_monitor_drift.py::test_real_tables_split_by_an_attribute_agree_with_evidently",
+        "tests/unit/test_monitor_performance.py::test_band_covers_realized_metrics_under_covariate_shift",
+        "tests/unit/test_monitor_performance.py::test_a_shift_that_lowers_performance_alerts_and_random_halves_do_not",
+        "tests/unit/test_monitor_performance.py::test_band_keeps_covering_windows_much_larger_than_the_reference",
+        "tests/unit/test_distributed.py::test_launch_end_to_end_with_a_fake_controller",
+        "tests/unit/test_ingest_bad_input.py::test_http_5xx_gives_up_after_retries",
+        "tests/unit/test_train_quality.py::test_more_epochs_train_longer_while_the_validation_metric_improves",
+        "tests/unit/test_train_quality.py::test_embedding_and_ensemble_nets_export_load_weights_only_and_score_like_training",
+    }
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -125,7 +148,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         functions = [getattr(item, "function", None), *_fixture_functions(item)]
         if any(_uses_a_service(function) for function in functions if function is not None):
             item.add_marker("service")
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.split("[")[0] in SLOW_TESTS:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _is_listed_slow(item, tests_root):
             item.add_marker("slow")
 
 
@@ -136,8 +159,16 @@ def _tier_of(path: Path, tests_root: Path) -> str | None:
     return TIER_BY_FOLDER.get(parts[0]) if len(parts) > 1 else None
 
 
+def _is_listed_slow(item: pytest.Item, tests_root: Path) -> bool:
+    path = Path(item.path).resolve()
+    if not path.is_relative_to(tests_root):
+        return False
+    module = path.relative_to(tests_root.parent).as_posix()
+    return module in SLOW_TESTS or f"{module}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS
+
+
 def _fixture_functions(item: pytest.Item) -> list:
-    # pytest keeps the fixture closure of a test here (no public accessor); every plugin that inspects fixtures reads it.
+    # A test's fixture closure with the definitions pytest resolved for it; pytest has no public accessor.
     info = getattr(item, "_fixtureinfo", None)
     return [definition.func for definitions in (info.name2fixturedefs.values() if info else ()) for definition in definitions]
 

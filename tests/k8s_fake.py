@@ -220,8 +220,12 @@ class FakeKubeAPI:
                     existing = fake.objects.get(key)
                     owner = fake.managers.get(key, "")
                     if existing is not None and owner != manager and not force and _desired(existing) != _desired(obj):
-                        self._status(409, "Conflict", f'Apply failed with 1 conflict: conflict with "{owner}": .spec',
-                                     details={"causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{owner}"', "field": ".spec"}]})
+                        self._status(
+                            409,
+                            "Conflict",
+                            f'Apply failed with 1 conflict: conflict with "{owner}": .spec',
+                            details={"causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{owner}"', "field": ".spec"}]},
+                        )
                         return
                     if existing is None:
                         request.verbs.append("create")  # apply that creates needs the create verb too

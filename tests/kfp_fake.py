@@ -69,6 +69,7 @@ class FakeKfpApi:
         self.versions: dict[str, dict] = {}
         self.runs = FakeRuns()
         self.requests: list[tuple[str, str, Any]] = []
+        self.platform_specs: list[dict] = []  # the kfp-kubernetes documents runs were submitted with
         self.authorizations: list[str | None] = []
         api = self
 
@@ -208,6 +209,13 @@ class FakeKfpApi:
         if bool(run.pipeline_spec) == bool(run.pipeline_version_reference):
             raise ApiRefusal(400, 3, "Invalid input error: give either a pipeline spec or a pipeline version reference")
         spec = run.pipeline_spec
+        if isinstance(spec, dict) and "pipeline_spec" in spec:
+            # A package with a kfp-kubernetes document: kfp.Client sends both, the server splits them.
+            platform = spec.get("platform_spec")
+            if set(spec) != {"pipeline_spec", "platform_spec"} or not isinstance(platform, dict) or set(platform) != {"platforms"}:
+                raise ApiRefusal(400, 3, "Invalid input error: a wrapped spec holds exactly pipeline_spec and platform_spec (with platforms)")
+            self.platform_specs.append(platform)
+            spec = spec["pipeline_spec"]
         if run.pipeline_version_reference:
             version = self.versions.get(run.pipeline_version_reference.pipeline_version_id or "")
             if version is None:
@@ -286,7 +294,15 @@ class FakeKfpApi:
         return filename, spec
 
     def _add_version(self, pipeline_id: str, name: str, description: str, spec: dict, now: str) -> dict:
-        version: dict[str, Any] = {"pipeline_id": pipeline_id, "pipeline_version_id": str(uuid.uuid4()), "name": name, "display_name": name, "description": description, "created_at": now, "pipeline_spec": spec}
+        version: dict[str, Any] = {
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": str(uuid.uuid4()),
+            "name": name,
+            "display_name": name,
+            "description": description,
+            "created_at": now,
+            "pipeline_spec": spec,
+        }
         self.versions[version["pipeline_version_id"]] = version
         return version
 

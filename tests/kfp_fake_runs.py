@@ -78,8 +78,14 @@ class FakeRuns:
         created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         self.records[run_id] = {
-            "body": payload, "spec": spec, "namespace": namespace, "created": created, "polls": 0,
-            "workflow": f"{spec['pipelineInfo']['name']}-{suffix}", "levels": dag_levels(spec), "task_ids": {},
+            "body": payload,
+            "spec": spec,
+            "namespace": namespace,
+            "created": created,
+            "polls": 0,
+            "workflow": f"{spec['pipelineInfo']['name']}-{suffix}",
+            "levels": dag_levels(spec),
+            "task_ids": {},
         }
         return self.render(run_id)
 
@@ -130,10 +136,16 @@ class FakeRuns:
         state, ended = self._state(record)
         body = record["body"]
         run: dict[str, Any] = {
-            "run_id": run_id, "experiment_id": body.get("experiment_id", ""), "display_name": body.get("display_name", ""),
-            "storage_state": "AVAILABLE", "runtime_config": body.get("runtime_config", {}),
-            "service_account": body.get("service_account") or "pipeline-runner", "created_at": stamp(created),
-            "scheduled_at": stamp(created), "finished_at": at(ended), "state": state,
+            "run_id": run_id,
+            "experiment_id": body.get("experiment_id", ""),
+            "display_name": body.get("display_name", ""),
+            "storage_state": "AVAILABLE",
+            "runtime_config": body.get("runtime_config", {}),
+            "service_account": body.get("service_account") or "pipeline-runner",
+            "created_at": stamp(created),
+            "scheduled_at": stamp(created),
+            "finished_at": at(ended),
+            "state": state,
             "state_history": [{"update_time": stamp(created), "state": "PENDING"}] + ([{"update_time": at(1), "state": "RUNNING"}] if record["polls"] else []),
         }
         # A run started from an uploaded version names it; one started from a spec carries the spec.
@@ -166,7 +178,12 @@ class FakeRuns:
     def _task(self, record: dict, run_id: str, node: str, display_name: str, state: str, start: str, end: str) -> dict[str, Any]:
         task_id = record["task_ids"].setdefault(node, str(uuid.uuid4()))
         return {
-            "run_id": run_id, "task_id": task_id, "display_name": display_name, "create_time": stamp(record["created"]),
-            "start_time": start, "end_time": end if state not in ("RUNNING", "PENDING") else EPOCH, "state": state,
+            "run_id": run_id,
+            "task_id": task_id,
+            "display_name": display_name,
+            "create_time": stamp(record["created"]),
+            "start_time": start,
+            "end_time": end if state not in ("RUNNING", "PENDING") else EPOCH,
+            "state": state,
             "child_tasks": [{"pod_name": f"{node.split('.')[0]}-{abs(hash(node)) % 10**10}"}] if display_name == "executor" else [],
         }

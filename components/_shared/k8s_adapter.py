@@ -155,8 +155,15 @@ class KubeClient:
         for attempt in range(self.retries + 1):
             try:
                 return self.api.call_api(
-                    path, method, query_params=list(query), header_params={"Accept": "application/json", "Content-Type": content_type},
-                    body=body, response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True, _request_timeout=60,
+                    path,
+                    method,
+                    query_params=list(query),
+                    header_params={"Accept": "application/json", "Content-Type": content_type},
+                    body=body,
+                    response_type="object",
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=60,
                 )
             except ApiException as exc:
                 if exc.status not in TRANSIENT or attempt == self.retries:
@@ -230,7 +237,9 @@ class KubeClient:
             raise self._fail(failure, "delete", ref) from None
 
     # -- waiting -----------------------------------------------------------------------------
-    def _poll(self, ref: ResourceRef, what: str, timeout_s: float, poll_s: float, sleep: Callable[[float], None], clock: Callable[[], float], judge: Callable[[dict[str, Any]], tuple[str, str, str]]) -> tuple[str, str, str, float]:
+    def _poll(
+        self, ref: ResourceRef, what: str, timeout_s: float, poll_s: float, sleep: Callable[[float], None], clock: Callable[[], float], judge: Callable[[dict[str, Any]], tuple[str, str, str]]
+    ) -> tuple[str, str, str, float]:
         started = clock()
         outages = 0
         while True:
@@ -251,7 +260,10 @@ class KubeClient:
                 return state, reason, message, clock() - started
             if clock() - started >= timeout_s:
                 last = f" (last status: {reason}: {message})" if reason or message else ""
-                raise self.error(f"{ref} did not {what} within {timeout_s:.0f}s{last}", fix=f"raise the timeout, or inspect it: kubectl describe {ref.kind.plural}.{ref.kind.group or 'core'} -n {ref.namespace} {ref.name}")
+                raise self.error(
+                    f"{ref} did not {what} within {timeout_s:.0f}s{last}",
+                    fix=f"raise the timeout, or inspect it: kubectl describe {ref.kind.plural}.{ref.kind.group or 'core'} -n {ref.namespace} {ref.name}",
+                )
             sleep(poll_s)
 
     def wait_ready(self, ref: ResourceRef, *, timeout_s: float, poll_s: float = 5.0, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> float:
@@ -275,8 +287,17 @@ class KubeClient:
         return JobOutcome(ref.name, state == "ready", reason, message, seconds)
 
     # -- many objects, all or nothing --------------------------------------------------------
-    def apply_all_or_rollback(self, manifests: list[dict[str, Any]], *, timeout_s: float, poll_s: float = 5.0, field_manager: str = OURS, adopt: bool = False,
-                              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> ApplyOutcome:
+    def apply_all_or_rollback(
+        self,
+        manifests: list[dict[str, Any]],
+        *,
+        timeout_s: float,
+        poll_s: float = 5.0,
+        field_manager: str = OURS,
+        adopt: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ApplyOutcome:
         """Apply every manifest, then wait until all are Ready; on any failure restore what was there before.
 
         Existing objects not labelled ``managed-by: kfp-mlops`` are refused unless ``adopt``.

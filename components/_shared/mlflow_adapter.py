@@ -28,7 +28,9 @@ REACHABLE_WITHIN_S = 45.0
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 ATTEMPT_TAG = "kfp_mlops.attempt"
 MODEL_ARTIFACT_PATH = "model"
-SET_TRACKING_URI = "set the pipeline's mlflow_tracking_uri (an MLflow server, http://mlflow.kubeflow:5000) or the MLFLOW_TRACKING_URI environment variable of the step; on one machine, sqlite:////abs/path/mlflow.db"
+SET_TRACKING_URI = (
+    "set the pipeline's mlflow_tracking_uri (an MLflow server, http://mlflow.kubeflow:5000) or the MLFLOW_TRACKING_URI environment variable of the step; on one machine, sqlite:////abs/path/mlflow.db"
+)
 
 
 class TrackingError(KfpMlopsError):
@@ -82,7 +84,10 @@ def wait_until_reachable(tracking_uri: str, *, within_s: float | None = None) ->
         except requests.RequestException as exc:
             last = redact_text(f"{type(exc).__name__}: {str(exc)[:200]}")
         if time.monotonic() + 2.0 > deadline:
-            raise TrackingError(f"the MLflow tracking server {redact_uri(tracking_uri)} did not answer within {within_s:.0f}s ({last})", fix="check the URI, the server and the network policy between the step and the server")
+            raise TrackingError(
+                f"the MLflow tracking server {redact_uri(tracking_uri)} did not answer within {within_s:.0f}s ({last})",
+                fix="check the URI, the server and the network policy between the step and the server",
+            )
         time.sleep(2.0)
 
 

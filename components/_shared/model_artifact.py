@@ -185,4 +185,8 @@ def verify_files(folder: str | Path, expected: Mapping[str, str], where: str = "
         if not path.is_file():
             raise DataError(f"{name} is missing from the model", where=where or str(folder), fix="pass the complete model folder")
         if sha256_file(path) != want:
-            raise DataError(f"{name} does not match the hash recorded when the model was made: it was changed or replaced", where=where or str(folder), fix="retrain and re-register the model; do not edit model files")
+            raise DataError(
+                f"{name} does not match the hash recorded when the model was made: it was changed or replaced",
+                where=where or str(folder),
+                fix="retrain and re-register the model; do not edit model files",
+            )

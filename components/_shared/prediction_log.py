@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from kfp_mlops.components._shared import prediction_log_io as plio
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prediction_log_io import (
@@ -135,13 +136,7 @@ def write_feedback(sink: str, outcomes: list[Outcome], *, client: Any = None) ->
     if not outcomes:
         return 0
     for index, item in enumerate(outcomes):
-        if not (
-            isinstance(item, Outcome)
-            and isinstance(item.request_id, str)
-            and item.request_id
-            and isinstance(item.outcome, str)
-            and isinstance(item.time, datetime)
-        ):
+        if not (isinstance(item, Outcome) and isinstance(item.request_id, str) and item.request_id and isinstance(item.outcome, str) and isinstance(item.time, datetime)):
             raise DataError(
                 "an outcome needs a non-empty request_id, the outcome as text and a datetime time",
                 where=f"outcomes[{index}] = {item!r}"[:300],
@@ -150,15 +145,11 @@ def write_feedback(sink: str, outcomes: list[Outcome], *, client: Any = None) ->
     table = plio.rows_table(outcomes, FEEDBACK_SCHEMA)
     if client is None:
         client = objects.client_for(checked.root)
-    written = plio.write_partitioned(
-        checked, plio.FEEDBACK, table, lambda uri, data: objects.put_object(uri, data, client=client), datetime.now(timezone.utc)
-    )
+    written = plio.write_partitioned(checked, plio.FEEDBACK, table, lambda uri, data: objects.put_object(uri, data, client=client), datetime.now(timezone.utc))
     return sum(rows for _, rows in written)
 
 
-def read_predictions(
-    sink: str, *, since: datetime | None = None, until: datetime | None = None, arm: str | None = None
-) -> pa.Table:
+def read_predictions(sink: str, *, since: datetime | None = None, until: datetime | None = None, arm: str | None = None) -> pa.Table:
     """Logged predictions with ``since <= time < until`` (either may be None), of one ``arm`` if given.
 
     Returns a table with ``PREDICTION_SCHEMA``, sorted by time (empty when nothing was logged).
@@ -211,4 +202,3 @@ def unmatched_outcomes(joined: pa.Table) -> int:
     if value is None:
         raise DataError("the table did not come from join_outcomes", fix="pass join_outcomes' result")
     return int(value)
-

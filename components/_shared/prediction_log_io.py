@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from kfp_mlops.components._shared.errors import (
     DataError,
     SourceAccessDeniedError,
@@ -108,9 +109,7 @@ def parse_sink(uri: str) -> Sink:
     if scheme == "":
         parsed = urlparse(uri)
         if uri.lower().startswith("file://") and parsed.netloc not in ("", "localhost"):
-            raise UnsupportedSourceError(
-                f"file:// URI names a host ({parsed.netloc!r})", where=shown, fix="write file:///absolute/path (three slashes)"
-            )
+            raise UnsupportedSourceError(f"file:// URI names a host ({parsed.netloc!r})", where=shown, fix="write file:///absolute/path (three slashes)")
         return Sink(root=os.path.abspath(to_path(uri)).rstrip("/") or "/", scheme="")
     ref = parse_object_uri(uri)  # raises for a missing bucket or credentials in the URI
     key = ref.key.strip("/")
@@ -145,9 +144,7 @@ def split_by_day(table: pa.Table, time_column: str = "time") -> list[tuple[date,
     return parts
 
 
-def write_partitioned(
-    sink: Sink, kind: str, table: pa.Table, put: Callable[[str, bytes], None], now: datetime
-) -> list[tuple[str, int]]:
+def write_partitioned(sink: Sink, kind: str, table: pa.Table, put: Callable[[str, bytes], None], now: datetime) -> list[tuple[str, int]]:
     """Write ``table`` as one file per UTC date; returns (uri, rows) of each file written."""
     written = []
     for day, part in split_by_day(table):
@@ -344,9 +341,7 @@ def latest_outcomes(outcomes: pa.Table) -> pa.Table:
     names = outcomes.column_names
     missing = [c for c in ("request_id", "outcome") if c not in names]
     if missing:
-        raise DataError(
-            f"the outcomes table lacks {missing}", where=f"columns {names}", fix="pass a table with request_id and outcome columns (time optional)"
-        )
+        raise DataError(f"the outcomes table lacks {missing}", where=f"columns {names}", fix="pass a table with request_id and outcome columns (time optional)")
     ids = _converted(outcomes, "request_id", pa.string())
     values = _converted(outcomes, "outcome", pa.string())
     times = _converted(outcomes, "time", TIME_TYPE) if "time" in names else pa.nulls(outcomes.num_rows, TIME_TYPE)

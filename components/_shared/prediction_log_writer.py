@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
+
 from kfp_mlops.components._shared import prediction_log_io as plio
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prediction_log_io import ERROR_SCHEMA, PREDICTION_SCHEMA
@@ -77,9 +78,7 @@ class PredictionLogger:
             if not isinstance(value, int) or value < 1:
                 raise DataError(f"{name} must be a whole number >= 1, got {value!r}", where="PredictionLogger", fix=f"pass {name}=1 or more")
         if not (flush_s > 0 and math.isfinite(flush_s)) or retry_delay_s < 0:
-            raise DataError(
-                f"flush_s must be > 0 and retry_delay_s >= 0, got {flush_s!r} and {retry_delay_s!r}", where="PredictionLogger", fix="pass positive seconds"
-            )
+            raise DataError(f"flush_s must be > 0 and retry_delay_s >= 0, got {flush_s!r} and {retry_delay_s!r}", where="PredictionLogger", fix="pass positive seconds")
         self._sink = plio.parse_sink(sink)
         if self._sink.scheme == "":
             plio.make_local_folder(self._sink.folder(self.KIND))

@@ -78,7 +78,11 @@ def decide_task(label_type: pa.DataType, distinct: pa.Array, requested: str, *, 
     ordered = pc.array_sort_indices(distinct) if by_value else pc.array_sort_indices(distinct.cast(pa.string()))
     classes = distinct.take(ordered).cast(pa.string()).to_pylist()
     if len(classes) < 2:
-        raise LabelTaskError("single_class", f"the label has a single class: every row is {classes[0]!r}" if classes else "the label has no values", fix="a classifier needs at least two classes: check the label column")
+        raise LabelTaskError(
+            "single_class",
+            f"the label has a single class: every row is {classes[0]!r}" if classes else "the label has no values",
+            fix="a classifier needs at least two classes: check the label column",
+        )
     task = "binary" if len(classes) == 2 else "multiclass"
     if requested not in ("auto", task):
         raise LabelTaskError(

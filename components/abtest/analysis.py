@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+
 from kfp_mlops.components.abtest.logs import ArmData, ExperimentData
 from kfp_mlops.components.abtest.periods import Period, expected_shares, merged, over_periods
 from kfp_mlops.components.abtest.settings import AnalysisInputError, AnalysisSettings
@@ -276,7 +277,13 @@ def _decide(arms: dict[str, ArmData], challengers: list[str], comparisons: list[
     min_units = int(settings.min_units)
     if srm_check.mismatch:
         shown = ", ".join(f"{n} {c} (expected {srm_check.expected_shares.get(n, 0):.0%})" for n, c in srm_check.counts.items())
-        return Decision("blocked", "", [f"sample-ratio mismatch: {shown}; chi-square p={srm_check.chi_square_p:.2g}, sequential p={srm_check.sequential_p:.2g}. The split is broken (an arm failing, a routing bug), so no comparison can be trusted: fix the deployment, then restart the experiment"])
+        return Decision(
+            "blocked",
+            "",
+            [
+                f"sample-ratio mismatch: {shown}; chi-square p={srm_check.chi_square_p:.2g}, sequential p={srm_check.sequential_p:.2g}. The split is broken (an arm failing, a routing bug), so no comparison can be trusted: fix the deployment, then restart the experiment"
+            ],
+        )
     harmed = [c for c in comparisons if c.role == GUARDRAIL and c.significant]
     ceiling = settings.max_p95_latency_ms
     for name in challengers:
@@ -292,8 +299,12 @@ def _decide(arms: dict[str, ArmData], challengers: list[str], comparisons: list[
         return Decision("continue", "", [f"collecting data: {', '.join(f'{n} has {k}' for n, k in short.items())} of the {min_units} units per arm needed before a promotion"])
     winners = [c for c in comparisons if c.role == PRIMARY and c.significant]
     if winners:
-        best = max(winners, key=lambda c: (c.lower if settings.spec.higher_is_better else -c.upper))
-        return Decision("promote", best.challenger, [f"{best.challenger}: {best.question} (effect {best.effect:+.4g}, interval [{best.lower:.4g}, {best.upper:.4g}], adjusted p={best.adjusted_p:.2g}); no guardrail harmed"])
+        best = max(winners, key=lambda c: c.lower if settings.spec.higher_is_better else -c.upper)
+        return Decision(
+            "promote",
+            best.challenger,
+            [f"{best.challenger}: {best.question} (effect {best.effect:+.4g}, interval [{best.lower:.4g}, {best.upper:.4g}], adjusted p={best.adjusted_p:.2g}); no guardrail harmed"],
+        )
     return Decision("continue", "", ["no challenger is shown better or harmful yet: keep collecting (the analysis stays valid at every look)"])
 
 

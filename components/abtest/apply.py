@@ -90,7 +90,9 @@ def apply_decision(result: AnalysisResult, *, registry: Any, model_name: str, tr
                 if before is not None:
                     registry.set_alias(model_name, PREVIOUS, before.version)
             raise
-    return Applied("promoted", weights, version, replaced or "", [f"{model_name}@champion -> version {version}" + (f" (was {replaced}, now @previous)" if replaced else ""), f"all traffic to {winner!r}"])
+    return Applied(
+        "promoted", weights, version, replaced or "", [f"{model_name}@champion -> version {version}" + (f" (was {replaced}, now @previous)" if replaced else ""), f"all traffic to {winner!r}"]
+    )
 
 
 def _served_version(result: AnalysisResult, arm: str) -> str:

@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics, Output
+
 from kfp_mlops.components._shared.images import image
 
 
@@ -103,14 +104,41 @@ def analyze_experiment(
         from kfp_mlops.components.abtest.core import run_gate
         from kfp_mlops.components.abtest.report import write_report
 
-        request = build_request(dict(
-            model_name=model_name, log_sink=log_sink, arms=arms, control=control, metric=metric, unit=unit, alpha=alpha, method=method,
-            tuning=tuning, min_effect=min_effect, correction=correction, missing_outcome=missing_outcome, cuped_days=cuped_days,
-            latency_margin=latency_margin, latency_floor_ms=latency_floor_ms, error_margin=error_margin, max_p95_latency_ms=max_p95_latency_ms, min_units=min_units,
-            since=since, until=until, mode=mode, history=history, next_weight=next_weight, on_inconclusive=on_inconclusive,
-            wait_minutes=wait_minutes, poll_seconds=poll_seconds, target=target, deployment_name=deployment_name, namespace=namespace,
-            local_state_dir=local_state_dir,
-        ), environ=os.environ)
+        request = build_request(
+            dict(
+                model_name=model_name,
+                log_sink=log_sink,
+                arms=arms,
+                control=control,
+                metric=metric,
+                unit=unit,
+                alpha=alpha,
+                method=method,
+                tuning=tuning,
+                min_effect=min_effect,
+                correction=correction,
+                missing_outcome=missing_outcome,
+                cuped_days=cuped_days,
+                latency_margin=latency_margin,
+                latency_floor_ms=latency_floor_ms,
+                error_margin=error_margin,
+                max_p95_latency_ms=max_p95_latency_ms,
+                min_units=min_units,
+                since=since,
+                until=until,
+                mode=mode,
+                history=history,
+                next_weight=next_weight,
+                on_inconclusive=on_inconclusive,
+                wait_minutes=wait_minutes,
+                poll_seconds=poll_seconds,
+                target=target,
+                deployment_name=deployment_name,
+                namespace=namespace,
+                local_state_dir=local_state_dir,
+            ),
+            environ=os.environ,
+        )
         registry = open_registry(mlflow_tracking_uri, os.environ) if mode == "apply" else None
         outcome = run_gate(request, registry=registry)
         values = write_report(outcome.result, outcome.applied, html_path=Path(report.path), markdown_path=Path(summary.path))

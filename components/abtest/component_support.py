@@ -112,7 +112,9 @@ def check_rollout(params: dict[str, Any]) -> None:
     if not all(0 < w < 100 for w in steps[1:]) or steps != sorted(set(steps)):
         raise AnalysisInputError(f"the challenger's weights per step {steps} must grow and stay between 1 and 99", fix="e.g. --arms champion=90,challenger=10 --second-weight 25 --third-weight 50")
     if not 1 <= params["requests_per_step"] <= 10_000_000 or params["users"] < 0:
-        raise AnalysisInputError(f"requests_per_step {params['requests_per_step']} / users {params['users']} out of range", fix="requests_per_step from 1 to 10,000,000; users 0 (per-request assignment) or more")
+        raise AnalysisInputError(
+            f"requests_per_step {params['requests_per_step']} / users {params['users']} out of range", fix="requests_per_step from 1 to 10,000,000; users 0 (per-request assignment) or more"
+        )
     replay = params["replay_uri"].strip()
     if replay:
         if params["unit"] == "user" and params["users"] < 2:
@@ -121,4 +123,6 @@ def check_rollout(params: dict[str, Any]) -> None:
         if params["label_column"] not in table.column_names:
             raise AnalysisInputError(f"the replay table has no label column {params['label_column']!r} (it has {table.column_names[:12]})", fix="pass --label-column with the table's label")
     elif params["target"] == "local" and params["wait_minutes"] <= 0:
-        raise AnalysisInputError("no traffic will reach the gates: no replay table and no time to wait for real requests", fix="pass --replay-uri (a labelled table, e.g. a test split) or --wait-minutes")
+        raise AnalysisInputError(
+            "no traffic will reach the gates: no replay table and no time to wait for real requests", fix="pass --replay-uri (a labelled table, e.g. a test split) or --wait-minutes"
+        )

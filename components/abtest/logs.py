@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kfp_mlops.components._shared import prediction_log_io as plio
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.storage import objects
@@ -75,9 +76,14 @@ def read_experiment(sink: str, settings: AnalysisSettings) -> ExperimentData:
     checked = plio.parse_sink(sink)
     pre_since = settings.since - timedelta(days=settings.cuped_days) if settings.cuped_days and settings.since else settings.since
     with tempfile.TemporaryDirectory(prefix="abtest-") as scratch:
-        files = {kind: _local_parts(checked, kind, pre_since if kind != plio.ERRORS else settings.since, settings.until, Path(scratch) / kind) for kind in (plio.PREDICTIONS, plio.FEEDBACK, plio.ERRORS)}
+        files = {
+            kind: _local_parts(checked, kind, pre_since if kind != plio.ERRORS else settings.since, settings.until, Path(scratch) / kind) for kind in (plio.PREDICTIONS, plio.FEEDBACK, plio.ERRORS)
+        }
         if not files[plio.PREDICTIONS]:
-            raise DataError(f"no predictions are logged under {checked.shown} in the window {_window(settings)}", fix="check log_sink (the deployment's prediction log) and the window, and that traffic reached the endpoint")
+            raise DataError(
+                f"no predictions are logged under {checked.shown} in the window {_window(settings)}",
+                fix="check log_sink (the deployment's prediction log) and the window, and that traffic reached the endpoint",
+            )
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(Path(scratch) / "spill"), "threads": os.cpu_count() or 1})
         try:
             return _aggregate(con, files, settings)
@@ -152,10 +158,7 @@ def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings
     value, bad = _metric_sql(settings)
     # Per-request units read the join once (a view streams it); per-user units read it twice, so it is kept.
     kind = "VIEW" if settings.unit == "request" else "TEMP TABLE"
-    con.execute(
-        f"CREATE {kind} j AS SELECT p.arm, p.routing_key AS u, {bucket} AS b, p.latency_ms, {value} AS m, f.outcome IS NOT NULL AS has, {bad} AS bad "
-        "FROM p LEFT JOIN f USING (request_id)"
-    )
+    con.execute(f"CREATE {kind} j AS SELECT p.arm, p.routing_key AS u, {bucket} AS b, p.latency_ms, {value} AS m, f.outcome IS NOT NULL AS has, {bad} AS bad FROM p LEFT JOIN f USING (request_id)")
     # One pass over the joined requests for everything counted per request.
     per_request = con.execute(
         "SELECT arm, b, count(*), count(latency_ms), sum(latency_ms), sum(latency_ms * latency_ms), count(*) FILTER (WHERE NOT has), "
@@ -181,7 +184,9 @@ def _aggregate(con: Any, files: dict[str, list[str]], settings: AnalysisSettings
         metric_parts = {"n": m[0], "sum": m[1], "sum_sq": m[2]}
     else:
         if without_key == rows:
-            raise DataError("unit=user needs the splitter's routing key, and no request in the window carries one", fix="send each user's id in the X-Kfp-Mlops-Key header, or analyse with unit=request")
+            raise DataError(
+                "unit=user needs the splitter's routing key, and no request in the window carries one", fix="send each user's id in the X-Kfp-Mlops-Key header, or analyse with unit=request"
+            )
         units, metric_parts = _per_user(con, lambda query, columns: grid(con.execute(query).fetchall(), columns), settings)
         several = con.execute("SELECT count(*) FROM (SELECT u FROM w GROUP BY u HAVING count(DISTINCT arm) > 1)").fetchone()[0]
     errors = np.zeros(shape)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
 from kfp_mlops.components.abtest.logs import ArmData, ExperimentData
 from kfp_mlops.components.abtest.stats.estimate import Estimate, estimable
 from kfp_mlops.components.abtest.stats.moments import Moments

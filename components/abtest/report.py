@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from kfp_mlops.components._shared.atomic import write_text_atomic
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components.abtest.analysis import PRIMARY, AnalysisResult, Comparison
@@ -112,7 +113,12 @@ def _design(result: AnalysisResult) -> Table:
         ("alpha (whole experiment)", f"{s.alpha:g}"),
         ("correction", CORRECTIONS.get(s.correction, s.correction)),
         ("family size", f"{result.family_size} hypotheses (per challenger: {s.metric} better, {s.metric} worse, latency harm, 5xx harm)"),
-        ("per-interval level", "each interval at its test's level: " + {"holm": "alpha / (family - rank + 1), Holm's step", "bh": "alpha x rank / family, Benjamini-Hochberg's step"}.get(s.correction, "alpha") + " (the comparisons table gives each)"),
+        (
+            "per-interval level",
+            "each interval at its test's level: "
+            + {"holm": "alpha / (family - rank + 1), Holm's step", "bh": "alpha x rank / family, Benjamini-Hochberg's step"}.get(s.correction, "alpha")
+            + " (the comparisons table gives each)",
+        ),
         ("minimum effect", f"{s.min_effect:g}" + (" (any proven improvement)" if not s.min_effect else f" in {s.metric} units")),
         ("guardrails", f"mean latency +{s.latency_margin:.0%} and +{s.latency_floor_ms:g} ms, 5xx rate +{s.error_margin:g}, p95 latency ceiling {ceiling}"),
         ("fewest units per arm", f"{int(s.min_units):,}"),
@@ -132,11 +138,20 @@ def _arms(result: AnalysisResult) -> Table:
         facts = _arm_facts(arm)
         role = "control" if name == s.control else ("challenger" if result.srm.expected_shares.get(name, 0) > 0 else "weight 0")
         versions = ", ".join(arm.versions) if arm and arm.versions else DASH
-        rows.append(_cells(
-            name, role, fmt_count(facts["units"]), fmt_number(_arm_metric(arm)), fmt_count(facts["requests"]), fmt_percent(facts["error_rate"]),
-            fmt_ms(facts["mean_latency_ms"]), fmt_ms(facts["p95_latency_ms"]),
-            fmt_count(facts["awaiting"]), versions,
-        ))
+        rows.append(
+            _cells(
+                name,
+                role,
+                fmt_count(facts["units"]),
+                fmt_number(_arm_metric(arm)),
+                fmt_count(facts["requests"]),
+                fmt_percent(facts["error_rate"]),
+                fmt_ms(facts["mean_latency_ms"]),
+                fmt_ms(facts["p95_latency_ms"]),
+                fmt_count(facts["awaiting"]),
+                versions,
+            )
+        )
     return Table(header, rows)
 
 
@@ -177,8 +192,24 @@ def _comparisons(result: AnalysisResult) -> Table:
     for c in result.comparisons:
         value, effect, bound = _formats_for(c)
         interval = f"[{bound(c.lower)}, {bound(c.upper)}]" if math.isfinite(c.lower) or math.isfinite(c.upper) else DASH
-        rows.append(_cells(c.challenger, f"{c.metric} ({c.role})", c.question, value(c.control_value), value(c.challenger_value), effect(c.effect), interval, f"{c.level:.3g}", fmt_p(c.p_value), fmt_p(c.adjusted_p), _verdict(c)))
-    notes = [f"Effects are challenger minus control. Each interval is drawn at the level its test used, so it excludes the question's threshold exactly when the test rejects there; p-values count only on the side the question names, adjusted by {CORRECTIONS.get(result.settings.correction, result.settings.correction)}."]
+        rows.append(
+            _cells(
+                c.challenger,
+                f"{c.metric} ({c.role})",
+                c.question,
+                value(c.control_value),
+                value(c.challenger_value),
+                effect(c.effect),
+                interval,
+                f"{c.level:.3g}",
+                fmt_p(c.p_value),
+                fmt_p(c.adjusted_p),
+                _verdict(c),
+            )
+        )
+    notes = [
+        f"Effects are challenger minus control. Each interval is drawn at the level its test used, so it excludes the question's threshold exactly when the test rejects there; p-values count only on the side the question names, adjusted by {CORRECTIONS.get(result.settings.correction, result.settings.correction)}."
+    ]
     return Table(header, rows, notes)
 
 
@@ -188,8 +219,11 @@ def _power(result: AnalysisResult) -> Table | None:
         return None
     method = "always-valid" if result.settings.method == "always-valid" else "fixed horizon"
     rows = [
-        ("minimum detectable effect", f"{fmt_number(check.mde)} ({result.settings.metric} units, power {result.settings.power:.0%}, at the primary test's level {check.level:.3g})"
-         + ("" if result.settings.min_effect else "; min_effect is 0, so 10% of the control's value is assumed")),
+        (
+            "minimum detectable effect",
+            f"{fmt_number(check.mde)} ({result.settings.metric} units, power {result.settings.power:.0%}, at the primary test's level {check.level:.3g})"
+            + ("" if result.settings.min_effect else "; min_effect is 0, so 10% of the control's value is assumed"),
+        ),
         ("units needed, fixed horizon", fmt_count(check.units_needed)),
         ("units needed, always-valid", fmt_count(check.units_needed_sequential)),
         ("units so far", fmt_count(check.units_so_far)),

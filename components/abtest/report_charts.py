@@ -102,10 +102,7 @@ def interval_chart(
     parts.append("</svg>")
     note = ""
     if clipped:
-        note = (
-            f"At {clipped} of {len(usable)} looks the interval reaches beyond the chart (early looks are wide, or a bound is unbounded); "
-            "the band is cut at the edge there, marked with a triangle."
-        )
+        note = f"At {clipped} of {len(usable)} looks the interval reaches beyond the chart (early looks are wide, or a bound is unbounded); the band is cut at the edge there, marked with a triangle."
     return ChartResult("".join(parts), note)
 
 
@@ -258,7 +255,7 @@ def fmt_p(value: float) -> str:
 
 
 def fmt_p_is(value: float) -> str:
-    """"p = 0.23" or "p < 0.0001"."""
+    """ "p = 0.23" or "p < 0.0001"."""
     shown = fmt_p(value)
     return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 

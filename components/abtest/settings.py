@@ -100,7 +100,9 @@ def check_settings(settings: AnalysisSettings) -> AnalysisSettings:
     """``settings`` if every value is usable, else AnalysisInputError naming the first problem and its fix."""
     s = settings
     if s.metric not in METRICS:
-        raise AnalysisInputError(f"metric {s.metric!r} is not one of {', '.join(METRICS)}", fix="accuracy for classifiers, absolute_error for regressors, conversion or mean_outcome for business outcomes")
+        raise AnalysisInputError(
+            f"metric {s.metric!r} is not one of {', '.join(METRICS)}", fix="accuracy for classifiers, absolute_error for regressors, conversion or mean_outcome for business outcomes"
+        )
     if s.unit not in UNITS:
         raise AnalysisInputError(f"unit {s.unit!r} is not request or user", fix="user when the splitter routes by a sticky key (X-Kfp-Mlops-Key), else request")
     if s.method not in METHODS:
@@ -117,7 +119,14 @@ def check_settings(settings: AnalysisSettings) -> AnalysisSettings:
     for name, value in (("tuning", s.tuning), ("looks", s.looks), ("min_units", s.min_units)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
             raise AnalysisInputError(f"{name} {value!r} must be a number >= 1", fix=f"leave {name} at its default")
-    for name, value in (("min_effect", s.min_effect), ("cuped_days", s.cuped_days), ("latency_margin", s.latency_margin), ("latency_floor_ms", s.latency_floor_ms), ("error_margin", s.error_margin), ("max_p95_latency_ms", s.max_p95_latency_ms)):
+    for name, value in (
+        ("min_effect", s.min_effect),
+        ("cuped_days", s.cuped_days),
+        ("latency_margin", s.latency_margin),
+        ("latency_floor_ms", s.latency_floor_ms),
+        ("error_margin", s.error_margin),
+        ("max_p95_latency_ms", s.max_p95_latency_ms),
+    ):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise AnalysisInputError(f"{name} {value!r} must be a finite number >= 0", fix=f"pass {name}=0 to turn it off")
     if s.cuped_days and (s.unit != "user" or s.metric not in ("conversion", "mean_outcome")):

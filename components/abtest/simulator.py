@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from kfp_mlops.components._shared.errors import DataError, DeployError
 
 FEEDBACK_BATCH = 500

@@ -119,7 +119,6 @@ def merge_same_version(arms: list[ResolvedArm]) -> tuple[list[ResolvedArm], list
             continue
         by_version[arm.version] = dataclasses.replace(kept, weight=kept.weight + arm.weight)
         notes.append(
-            f"arms {kept.name!r} and {arm.name!r} both resolve to models:/{arm.model_name}/{arm.version}: "
-            f"served once, as arm {kept.name!r} at {kept.weight + arm.weight}% (merge_same_version)"
+            f"arms {kept.name!r} and {arm.name!r} both resolve to models:/{arm.model_name}/{arm.version}: served once, as arm {kept.name!r} at {kept.weight + arm.weight}% (merge_same_version)"
         )
     return list(by_version.values()), notes

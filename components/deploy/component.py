@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact, Markdown, Output, OutputPath
+
 from kfp_mlops.components._shared.images import image
 
 

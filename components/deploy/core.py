@@ -121,7 +121,10 @@ def _checked(request: DeployRequest) -> tuple[list[ArmRequest], Placement]:
         if request.target != "kserve":
             raise DeployInputError(f"canary_percent is a KServe setting; target {request.target!r} splits by the arm weights", fix="set the challenger's weight in arms instead")
         if not 0 < request.canary_percent < 100 or len(arms) != 2:
-            raise DeployInputError(f"a canary needs two arms (champion and challenger) and a percent between 1 and 99, got {request.canary_percent} with {len(arms)} arm(s)", fix="e.g. arms=champion=90,challenger=10 and canary_percent=10")
+            raise DeployInputError(
+                f"a canary needs two arms (champion and challenger) and a percent between 1 and 99, got {request.canary_percent} with {len(arms)} arm(s)",
+                fix="e.g. arms=champion=90,challenger=10 and canary_percent=10",
+            )
     if not 0 <= request.port <= 65535:
         raise DeployInputError(f"local port {request.port} is not a TCP port", fix="pass a port from 1024 to 65535, or 0 to pick a free one")
     if request.timeout_s <= 0:
@@ -141,7 +144,10 @@ def deployment_name(request: DeployRequest) -> str:
     else:
         name = re.sub(r"^[^a-z]+", "", re.sub(r"[^a-z0-9-]+", "-", request.model_name.lower()).strip("-"))
     if not DEPLOYMENT_NAME.fullmatch(name):
-        raise DeployInputError(f"deployment name {name!r} (from {request.deployment or request.model_name!r}) is not a DNS label of at most 40 characters", fix="pass deployment_name: lower-case letters, digits and '-', starting with a letter")
+        raise DeployInputError(
+            f"deployment name {name!r} (from {request.deployment or request.model_name!r}) is not a DNS label of at most 40 characters",
+            fix="pass deployment_name: lower-case letters, digits and '-', starting with a letter",
+        )
     return name
 
 

@@ -54,7 +54,9 @@ def render(arms: list[Arm], settings: ServeSettings, *, canary_percent: int | No
         return Rendered(services, _knative_warnings(settings))
     graph_name = settings.deployment
     if settings.deployment_mode == "Serverless" and len(f"{graph_name}-{settings.namespace}") > LABEL_LIMIT:
-        raise ManifestError(f"InferenceGraph host label {graph_name}-{settings.namespace!s} is longer than {LABEL_LIMIT} characters (Knative's domain template)", fix="shorten the deployment name or the namespace")
+        raise ManifestError(
+            f"InferenceGraph host label {graph_name}-{settings.namespace!s} is longer than {LABEL_LIMIT} characters (Knative's domain template)", fix="shorten the deployment name or the namespace"
+        )
     graph = {
         "apiVersion": GRAPH_API_VERSION,
         "kind": "InferenceGraph",

@@ -358,11 +358,7 @@ def _without_liveness(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deployment(state_dir: Path, state: dict[str, Any]) -> LocalDeployment:
-    arms = {
-        name: RunningArm(rec["url"], rec["pid"], rec["weight"], list(rec["argv"]), Path(rec["log"]), rec.get("alive", True))
-        for name in state["order"]
-        for rec in [state["arms"][name]]
-    }
+    arms = {name: RunningArm(rec["url"], rec["pid"], rec["weight"], list(rec["argv"]), Path(rec["log"]), rec.get("alive", True)) for name in state["order"] for rec in [state["arms"][name]]}
     splitter = state["splitter"]
     return LocalDeployment(splitter["url"], arms, splitter["pid"], state_dir / STATE_FILE, splitter.get("alive", True), Path(splitter["log"]))
 

@@ -84,15 +84,23 @@ def check_node_selector(selector: Any) -> dict[str, str]:
 def check_label_key(key: str, where: str) -> str:
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or not DNS_1123_SUBDOMAIN.match(prefix)):
-        raise DeployInputError(f"{where}: the prefix of label key {key!r} is not a DNS subdomain", fix="write the key as prefix/name with a lower-case DNS prefix, e.g. nvidia.com/gpu.product, or a name alone")
+        raise DeployInputError(
+            f"{where}: the prefix of label key {key!r} is not a DNS subdomain", fix="write the key as prefix/name with a lower-case DNS prefix, e.g. nvidia.com/gpu.product, or a name alone"
+        )
     if len(name) > 63 or not LABEL_NAME.match(name):
-        raise DeployInputError(f"{where}: label key {key!r} is not a Kubernetes label name", fix="use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (after an optional DNS prefix and '/')")
+        raise DeployInputError(
+            f"{where}: label key {key!r} is not a Kubernetes label name",
+            fix="use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (after an optional DNS prefix and '/')",
+        )
     return key
 
 
 def check_label_value(value: str, where: str) -> str:
     if len(value) > 63 or not LABEL_VALUE.match(value):
-        raise DeployInputError(f"{where}: {value!r} is not a Kubernetes label value", fix="use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, as the node's label shows it (kubectl get nodes --show-labels)")
+        raise DeployInputError(
+            f"{where}: {value!r} is not a Kubernetes label value",
+            fix="use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, as the node's label shows it (kubectl get nodes --show-labels)",
+        )
     return value
 
 
@@ -122,7 +130,7 @@ def _check_toleration(toleration: Any, index: int) -> dict[str, Any]:
     if key:
         check_label_key(key, f"{where}.key")
     elif operator != "Exists":
-        raise DeployInputError(f"{where} has no key, which tolerates every taint, but operator {operator}", fix='set operator to Exists to tolerate everything, or name the taint\'s key')
+        raise DeployInputError(f"{where} has no key, which tolerates every taint, but operator {operator}", fix="set operator to Exists to tolerate everything, or name the taint's key")
     if operator == "Exists" and value:
         raise DeployInputError(f"{where} has operator Exists and value {value!r}; Exists matches any value", fix="drop value, or use operator Equal")
     if operator == "Equal":
@@ -135,12 +143,15 @@ def _check_toleration(toleration: Any, index: int) -> dict[str, Any]:
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
             raise DeployInputError(f"{where}.tolerationSeconds is {seconds!r}, not a whole number of seconds", fix="pass seconds as a number >= 0, e.g. 300")
         if effect != "NoExecute":
-            raise DeployInputError(f"{where} sets tolerationSeconds with effect {effect or '(every effect)'!s}; Kubernetes allows it only with NoExecute", fix='set "effect": "NoExecute", or drop tolerationSeconds')
+            raise DeployInputError(
+                f"{where} sets tolerationSeconds with effect {effect or '(every effect)'!s}; Kubernetes allows it only with NoExecute", fix='set "effect": "NoExecute", or drop tolerationSeconds'
+            )
     return dict(toleration)
 
 
 def check_secret_name(name: str, where: str) -> str:
     if name and (len(name) > 253 or not DNS_1123_SUBDOMAIN.match(name)):
-        raise DeployInputError(f"{where} {name!r} is not a Secret name", fix="pass the name of a Secret in the deployment's namespace: lower-case letters, digits, '-' and '.', e.g. regcred (kubectl get secrets)")
+        raise DeployInputError(
+            f"{where} {name!r} is not a Secret name", fix="pass the name of a Secret in the deployment's namespace: lower-case letters, digits, '-' and '.', e.g. regcred (kubectl get secrets)"
+        )
     return name
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from kfp_mlops.components._shared.atomic import write_text_atomic
 from kfp_mlops.components._shared.markdown import md_code, md_table, md_text
 from kfp_mlops.components._shared.redact import redact_text

@@ -70,7 +70,9 @@ def render_v2(arms: list[Arm], settings: ServeSettings, *, runtime_requirements:
         raise ManifestError("no runtime requirements: Seldon would schedule the model on any server", fix="name the MLServer runtime that serves kfp-mlops models, e.g. ('kfp-mlops',)")
     missing = [arm.name for arm in arms if not arm.storage_uri]
     if missing:
-        raise ManifestError(f"arm(s) {', '.join(missing)} have no storage_uri: a Seldon v2 Model loads its files from storage", fix="set Arm.storage_uri to the model version's artifact location (MLflow download URI)")
+        raise ManifestError(
+            f"arm(s) {', '.join(missing)} have no storage_uri: a Seldon v2 Model loads its files from storage", fix="set Arm.storage_uri to the model version's artifact location (MLflow download URI)"
+        )
     models = []
     for arm in arms:
         name = object_name(settings, arm, limit=DNS_LIMIT, why="a Model name is a DNS label")

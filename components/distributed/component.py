@@ -92,8 +92,8 @@ def train_distributed(
     from kfp_mlops.components._shared.images import image as default_image
     from kfp_mlops.components._shared.mlflow_adapter import resolve_tracking_uri, wait_until_reachable
     from kfp_mlops.components._shared.model_artifact import ModelArtifact
-    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components._shared.redact import redact_uri
+    from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components.distributed.core import launch
     from kfp_mlops.components.distributed.k8s import api_client
     from kfp_mlops.components.distributed.manifests import JobSpec, job_name

@@ -68,7 +68,9 @@ def launch(
     client.create(manifest)
     outcome = client.wait(spec.namespace, spec.name, timeout_s=timeout_s, poll_s=poll_s)
     if not outcome.succeeded:
-        raise JobError(f"{kind_name} {spec.namespace}/{spec.name} failed: {outcome.reason} {outcome.message}".strip(), fix="read the job's pod logs (kubectl logs -l training.kubeflow.org/job-name=...)")
+        raise JobError(
+            f"{kind_name} {spec.namespace}/{spec.name} failed: {outcome.reason} {outcome.message}".strip(), fix="read the job's pod logs (kubectl logs -l training.kubeflow.org/job-name=...)"
+        )
     trained = job_dir / "model"
     if not trained.is_dir():
         raise JobError(f"{kind_name} {spec.name} reported success but wrote no model to {trained}", fix="check that every pod mounts the shared volume at the same path")

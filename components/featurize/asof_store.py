@@ -149,10 +149,7 @@ class AsofDuckDBOfflineStore(DaskOfflineStore):
         if end_date is not None:
             filters.append(f"{ident(timestamp_field)} < {literal(end_date.isoformat())}::TIMESTAMPTZ")
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
-        sql = (
-            f"SELECT {columns} FROM read_parquet({literal(path)}) {where} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order} DESC) = 1"
-        )
+        sql = f"SELECT {columns} FROM read_parquet({literal(path)}) {where} QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order} DESC) = 1"
 
         def evaluate() -> pa.Table:
             con = _connect()
@@ -175,11 +172,7 @@ def _historical_sql(config: RepoConfig, views: list[FeatureView], by_view: dict[
         key_map = fv.projection.join_key_map or {}
         source_ts = fv.batch_source.timestamp_field
         alias = f"f{i}"
-        inner = ", ".join(
-            [f"{ident(k)} AS {ident(f'__k{j}')}" for j, k in enumerate(keys)]
-            + [f"CAST({ident(source_ts)} AS TIMESTAMPTZ) AS __ts"]
-            + [ident(f) for f in features]
-        )
+        inner = ", ".join([f"{ident(k)} AS {ident(f'__k{j}')}" for j, k in enumerate(keys)] + [f"CAST({ident(source_ts)} AS TIMESTAMPTZ) AS __ts"] + [ident(f) for f in features])
         path = _source_path(fv.batch_source, config)
         on = " AND ".join(f"e.{ident(key_map.get(k, k))} = {alias}.{ident(f'__k{j}')}" for j, k in enumerate(keys))
         joins.append(f"ASOF LEFT JOIN (SELECT {inner} FROM read_parquet({literal(path)})) {alias} ON {on} AND {ts} >= {alias}.__ts")
@@ -190,8 +183,4 @@ def _historical_sql(config: RepoConfig, views: list[FeatureView], by_view: dict[
             if ttl:
                 value = f"CASE WHEN {alias}.__ts >= {ts} - INTERVAL {ttl} SECOND THEN {value} END"
             selects.append(f"{value} AS {ident(out)}")
-    return (
-        f"SELECT {', '.join(selects)} FROM entity_rows e "
-        + " ".join(joins)
-        + f" ORDER BY e.{ROW}"
-    )
+    return f"SELECT {', '.join(selects)} FROM entity_rows e " + " ".join(joins) + f" ORDER BY e.{ROW}"

@@ -85,8 +85,7 @@ def check_columns(schema: pa.Schema, spec: FeatureSpec, where: str) -> None:
     nested = [c for c in dict.fromkeys(served) if is_nested(schema.field(c).type)]
     if nested:
         raise DataError(
-            f"columns {nested} hold nested values ({', '.join(str(schema.field(c).type) for c in nested[:3])}); "
-            "nested values are not features and Feast cannot serve them",
+            f"columns {nested} hold nested values ({', '.join(str(schema.field(c).type) for c in nested[:3])}); nested values are not features and Feast cannot serve them",
             where=where,
             fix="drop them or flatten them into scalar columns in ingest, or leave them out of the feature spec",
         )
@@ -139,8 +138,7 @@ def _check_range(values: pa.Array, column: str, where: str, rows_before: int) ->
     except (ValueError, OverflowError):  # past Python's year 9999
         shown = f"{ints[first].as_py()} {getattr(t, 'unit', 'units')} from 1970-01-01"
     raise DataError(
-        f"timestamp column {column!r} holds {shown} at row {rows_before + first + 1}, outside the range Feast and pandas "
-        f"can store ({EARLIEST.date()} to {LATEST.date()})",
+        f"timestamp column {column!r} holds {shown} at row {rows_before + first + 1}, outside the range Feast and pandas can store ({EARLIEST.date()} to {LATEST.date()})",
         where=where,
         fix="drop or correct rows with placeholder or mistyped dates (such as 9999-12-31) upstream",
     )
@@ -151,8 +149,7 @@ def _text_timestamp_error(values: pa.Array, column: str, where: str, rows_before
         return DataError(
             f"timestamp column {column!r} is {values.type}, not a timestamp",
             where=where,
-            fix="pass the event time column as timestamp_column (--timestamp-column); ingest reads dates, ISO text and integer years "
-            "in that column as timestamps",
+            fix="pass the event time column as timestamp_column (--timestamp-column); ingest reads dates, ISO text and integer years in that column as timestamps",
         )
     texts = values.to_pylist()
     for i, text in enumerate(texts):

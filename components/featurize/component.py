@@ -79,7 +79,8 @@ def featurize(
     from kfp_mlops.components._shared.split_artifact import SplitInfo
     from kfp_mlops.components.featurize.checks import read_schema
     from kfp_mlops.components.featurize.compute import one_row_per_entity, time_span
-    from kfp_mlops.components.featurize.core import FeaturizeOptions, featurize as featurize_core
+    from kfp_mlops.components.featurize.core import FeaturizeOptions
+    from kfp_mlops.components.featurize.core import featurize as featurize_core
     from kfp_mlops.components.featurize.settings import REDIS_PASSWORD_ENV, REGISTRY_PASSWORD_ENV, StoreSettings
     from kfp_mlops.components.featurize.spec import FeatureSpec, default_spec
     from kfp_mlops.components.featurize.training_set import parse_fractions
@@ -98,8 +99,7 @@ def featurize(
             spec = FeatureSpec.from_json(feature_spec)
             if (spec.entity, spec.timestamp, spec.label) != (entity_column, timestamp_column, label_column):
                 raise DataError(
-                    f"the feature spec names entity/timestamp/label {spec.entity!r}/{spec.timestamp!r}/{spec.label!r}, "
-                    f"the pipeline {entity_column!r}/{timestamp_column!r}/{label_column!r}",
+                    f"the feature spec names entity/timestamp/label {spec.entity!r}/{spec.timestamp!r}/{spec.label!r}, the pipeline {entity_column!r}/{timestamp_column!r}/{label_column!r}",
                     fix="make them agree",
                 )
         else:
@@ -157,4 +157,6 @@ def featurize(
             metrics.log_metric(metric, value)
         write_text_atomic(summary.path, result.summary_markdown())
         split_how = f"random split (seed {result.split_seed}, stratified by {result.stratified_by or 'nothing'})" if result.split_strategy == "random" else f"time split at {result.boundaries}"
-        print(f"featurized: {result.rows} rows, {len(result.features)} features, {split_how}: {result.split_reason}; online values: {result.online_note or 'materialized'}; registry {stores['registry']}, online store {stores['online_store']}, timings {result.seconds}")
+        print(
+            f"featurized: {result.rows} rows, {len(result.features)} features, {split_how}: {result.split_reason}; online values: {result.online_note or 'materialized'}; registry {stores['registry']}, online store {stores['online_store']}, timings {result.seconds}"
+        )

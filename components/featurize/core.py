@@ -256,8 +256,7 @@ def feast_errors(settings: StoreSettings, doing: str) -> Iterator[None]:
         error = FeatureStoreError(
             f"{doing} failed: {message[:2000]}",
             where=f"registry {stores['registry']}, online store {stores['online_store']}",
-            fix="check that the registry and online store are reachable from this step and that "
-            "PGPASSWORD / REDIS_PASSWORD hold their passwords",
+            fix="check that the registry and online store are reachable from this step and that PGPASSWORD / REDIS_PASSWORD hold their passwords",
         )
         # A client library's own message may hold the password in a form not scrubbed above.
         if settings.secrets():
@@ -273,10 +272,11 @@ def offline_latest(table: FeatureTable, spec: FeatureSpec, entities: list[Any]) 
     try:
         con.register("wanted", pa.table({"k": entities}))
         key, ts = ident(spec.entity), ident(spec.timestamp)
-        rows = con.sql(
-            f"SELECT * FROM read_parquet({literal(str(table.path))}) WHERE {key} IN (SELECT k FROM wanted) "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC) = 1"
-        ).to_arrow_table().to_pylist()
+        rows = (
+            con.sql(f"SELECT * FROM read_parquet({literal(str(table.path))}) WHERE {key} IN (SELECT k FROM wanted) QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC) = 1")
+            .to_arrow_table()
+            .to_pylist()
+        )
     finally:
         con.close()
     return {row[spec.entity]: row for row in rows}

@@ -88,8 +88,7 @@ def build_objects(spec_dict: dict[str, Any], feature_types: dict[str, str] | Non
         name=f"{spec.name}_features",
         entities=[entity],
         ttl=spec.ttl_delta,
-        schema=[Field(name=spec.entity, dtype=_feast_type(entity_type))]
-        + [Field(name=name, dtype=_feast_type(feature_types[name])) for name in spec.feature_names()],
+        schema=[Field(name=spec.entity, dtype=_feast_type(entity_type))] + [Field(name=name, dtype=_feast_type(feature_types[name])) for name in spec.feature_names()],
         source=source,
         online=True,
     )

@@ -247,7 +247,6 @@ class FeatureSpec:
         if invalid:
             raise DataError(f"feature names {invalid[:5]} are not identifiers Feast accepts", fix="rename those columns (letters, digits, underscores)")
 
-
     def _check_types(self) -> None:
         # Specs built in Python skip from_dict's checks; a wrong type must not reach a regex or SQL.
         for what, value in (("entity", self.entity), ("timestamp", self.timestamp), ("label", self.label)):

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components.featurize.training_set import SPLITS, Split, check_fractions
 from kfp_mlops.components._shared.task import check_task_name, infer_task
+from kfp_mlops.components.featurize.training_set import SPLITS, Split, check_fractions
 
 log = logging.getLogger(__name__)
 

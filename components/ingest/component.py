@@ -63,7 +63,8 @@ def ingest(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
-    from kfp_mlops.components.ingest.core import IngestOptions, ingest as ingest_core
+    from kfp_mlops.components.ingest.core import IngestOptions
+    from kfp_mlops.components.ingest.core import ingest as ingest_core
     from kfp_mlops.components.ingest.formats import CsvOptions
 
     with exit_on_error("ingest"):

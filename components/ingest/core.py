@@ -311,8 +311,7 @@ def _check_schema(schema: pa.Schema, uri: str) -> None:
         raise DataError(
             f"column(s) holding nested values (struct, list or map): {', '.join(nested[:20])}",
             where=uri,
-            fix="flatten them upstream into one scalar column per field (e.g. address.city), "
-            "or serialize them to JSON text; then ingest again",
+            fix="flatten them upstream into one scalar column per field (e.g. address.city), or serialize them to JSON text; then ingest again",
         )
     names = schema.names
     dupes = sorted(n for n, count in Counter(names).items() if count > 1)

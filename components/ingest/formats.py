@@ -290,8 +290,7 @@ def _parse_temporal(batch: pa.RecordBatch, temporal: dict[str, pa.DataType], row
             raise DataError(
                 f"column {name!r} holds {value[:60]!r} at row {rows_before + bad + 1}, which is not a {describe(target)} (column_types makes it one)",
                 where=f"{uri}, line {line}" if line else uri,
-                fix=f"write {TEMPORAL_FIX_EXAMPLES} there, or empty the cell (a missing value); "
-                f'or read the column as text: column_types {{"{name}": "string"}} (--column-types)',
+                fix=f'write {TEMPORAL_FIX_EXAMPLES} there, or empty the cell (a missing value); or read the column as text: column_types {{"{name}": "string"}} (--column-types)',
             )
         columns[index] = parsed
     fields = [pa.field(f.name, temporal[f.name]) if f.name in temporal else f for f in batch.schema]

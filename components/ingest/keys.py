@@ -48,8 +48,7 @@ def check_names(entity: str, timestamp: str) -> None:
     if entity and entity != AUTO and entity == timestamp:
         raise DataError(
             f"{entity!r} is given as both the entity and the timestamp column",
-            fix="name the entity key column (--entity-column) and the event time column (--timestamp-column) separately, "
-            "or pass auto or '' for one of them",
+            fix="name the entity key column (--entity-column) and the event time column (--timestamp-column) separately, or pass auto or '' for one of them",
         )
 
 

@@ -100,8 +100,7 @@ def _checked_years(values: pa.Array, column: str, rows_before: int, where: str) 
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
-            f"event time column {column!r} holds numbers, and {values[i].as_py()!r} at row {rows_before + i + 1} is not a year "
-            f"from {YEAR_MIN} to {YEAR_MAX} (numbers are read as years)",
+            f"event time column {column!r} holds numbers, and {values[i].as_py()!r} at row {rows_before + i + 1} is not a year from {YEAR_MIN} to {YEAR_MAX} (numbers are read as years)",
             where=where,
             fix="pass a column of dates, times or years as the timestamp column (--timestamp-column, pipeline parameter timestamp_column), "
             "or --timestamp-column '' for no event time (rows are then split at random)",

@@ -27,7 +27,9 @@ def profile_registered_version(registry: Registry, name: str, version_or_alias: 
 
     version = resolve_version(registry, name, version_or_alias)
     if has_profile(registry, version) and not replace:
-        raise DataError("the version already has a reference profile", where=f"{name} version {version.version}", fix="pass --replace to overwrite it (monitoring compares with the new one from then on)")
+        raise DataError(
+            "the version already has a reference profile", where=f"{name} version {version.version}", fix="pass --replace to overwrite it (monitoring compares with the new one from then on)"
+        )
     for path, what in ((reference_path, "training data"), (test_path, "test split")):
         if not path.exists():
             raise DataError(f"the {what} does not exist", where=str(path), fix="pass the featurize step's train and test outputs of the run that trained this version")

@@ -22,8 +22,8 @@ from kfp_mlops.components.monitor import quality
 from kfp_mlops.components.monitor.current import ColumnSketch, is_numeric_type
 from kfp_mlops.components.monitor.drift import METHODS, P_VALUE_METHODS, column_drift, drift_columns
 from kfp_mlops.components.monitor.performance import MIN_ALERT_LABELS, PerformanceSketch, estimate
-from kfp_mlops.components.monitor.reference import ModelProfile, model_outputs
 from kfp_mlops.components.monitor.profile import FEW_VALUES
+from kfp_mlops.components.monitor.reference import ModelProfile, model_outputs
 from kfp_mlops.components.monitor.results import ERROR, NUMERIC, MonitorResult
 from kfp_mlops.components.monitor.sources import LOGGED_SCORE, PREDICTED, CurrentData
 

@@ -170,7 +170,11 @@ def fit_reference(task: str, y: np.ndarray, scores: np.ndarray, predicted: np.nd
         raise DataError("held-out rows with a missing label, score or prediction", where=where, fix="drop incomplete rows before building the reference")
     _check_values(task, scores, predicted, y, where)
     if y.size < MIN_REFERENCE_ROWS:
-        raise DataError(f"only {y.size} held-out rows; performance estimation needs at least {MIN_REFERENCE_ROWS}", where=where, fix="keep a larger test split (split_fractions), so that performance can be estimated")
+        raise DataError(
+            f"only {y.size} held-out rows; performance estimation needs at least {MIN_REFERENCE_ROWS}",
+            where=where,
+            fix="keep a larger test split (split_fractions), so that performance can be estimated",
+        )
     if np.unique(y).size < 2:
         raise DataError(f"the held-out labels hold one class only ({y[0]:g})", where=where, fix="use a test split that contains every class (a stratified split)")
     y, predicted = y.astype(np.int64), predicted.astype(np.int64)
@@ -268,7 +272,9 @@ class PerformanceSketch:
         scores, predicted = _column(scores, "score", where), _column(predicted, "predicted label", where)
         labels = np.full(scores.size, np.nan) if y is None else _column(y, "label", where)
         if not scores.size == predicted.size == labels.size:
-            raise DataError(f"scores ({scores.size}), predictions ({predicted.size}) and labels ({labels.size}) differ in length", where=where, fix="pass one score, prediction and label (or NaN) per row")
+            raise DataError(
+                f"scores ({scores.size}), predictions ({predicted.size}) and labels ({labels.size}) differ in length", where=where, fix="pass one score, prediction and label (or NaN) per row"
+            )
         usable = np.isfinite(scores) & np.isfinite(predicted)
         skipped = int(scores.size - usable.sum())
         scores, predicted, labels = scores[usable], predicted[usable], labels[usable]
@@ -310,9 +316,7 @@ class PerformanceSketch:
         return self
 
 
-def estimate(
-    reference: PerformanceReference, sketch: PerformanceSketch, *, min_labels: int = MIN_ALERT_LABELS, reference_error: bool = True
-) -> list[PerformanceResult]:
+def estimate(reference: PerformanceReference, sketch: PerformanceSketch, *, min_labels: int = MIN_ALERT_LABELS, reference_error: bool = True) -> list[PerformanceResult]:
     """Estimated (with a ±3 standard-error band) and realized metrics of the current rows.
 
     NannyML's standard error, std / sqrt(n * fraction), counts only the sampling error of the current

@@ -57,9 +57,7 @@ def _ece(y: np.ndarray, probabilities: np.ndarray) -> float:
     # Equal widths with the remainder in the last bin, as NannyML splits them.
     starts = np.arange(bin_count) * width
     stops = np.append(starts[1:], n)
-    return float(
-        sum((stop - start) / n * abs(probabilities[start:stop].mean() - y[start:stop].mean()) for start, stop in zip(starts, stops))
-    )
+    return float(sum((stop - start) / n * abs(probabilities[start:stop].mean() - y[start:stop].mean()) for start, stop in zip(starts, stops)))
 
 
 def fit_isotonic(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,9 @@ def schema_findings(profile: ModelProfile, schema: pa.Schema) -> list[QualityFin
             continue
         data_type = schema.field(index).type
         if column.kind == NUMERIC and not (is_numeric_type(data_type) or pa.types.is_null(data_type)):
-            found.append(QualityFinding(name, "wrong_type", ERROR, math.nan, math.nan, f"input {name!r} is {data_type} in the current data; the model reads it as a number ({column.dtype} in the reference)"))
+            found.append(
+                QualityFinding(name, "wrong_type", ERROR, math.nan, math.nan, f"input {name!r} is {data_type} in the current data; the model reads it as a number ({column.dtype} in the reference)")
+            )
     return found
 
 

@@ -111,9 +111,7 @@ def model_outputs(task: str, predictions: np.ndarray) -> tuple[np.ndarray, np.nd
     return predictions.max(axis=1).astype(float), predictions.argmax(axis=1)
 
 
-def build_profile(
-    contract: ModelArtifact, *, reference_path: str | Path, test_y: np.ndarray, test_predictions: np.ndarray, test_path: str | Path = ""
-) -> ModelProfile:
+def build_profile(contract: ModelArtifact, *, reference_path: str | Path, test_y: np.ndarray, test_predictions: np.ndarray, test_path: str | Path = "") -> ModelProfile:
     """The profile of a trained model: inputs from ``reference_path`` (Parquet), score and calibration from its test-split predictions."""
     kinds = {f.name: (CATEGORICAL if f.kind == "categorical" else NUMERIC) for f in contract.features}
     columns = profile_parquet(str(reference_path), kinds)
@@ -138,7 +136,13 @@ def build_profile(
         score=profile_column(SCORE_COLUMN, NUMERIC, [pa.array(scores)]),
         performance=performance,
         sample=_sample(str(reference_path), list(kinds)),
-        source={"reference": str(reference_path), "test": str(test_path), "reference_rows": next(iter(columns.values())).rows if columns else 0, "test_rows": int(len(scores)), "performance_note": performance_note},
+        source={
+            "reference": str(reference_path),
+            "test": str(test_path),
+            "reference_rows": next(iter(columns.values())).rows if columns else 0,
+            "test_rows": int(len(scores)),
+            "performance_note": performance_note,
+        },
     )
 
 

@@ -118,8 +118,7 @@ def _alert(p: PerformanceResult) -> Cell:
 
 def summary_table(results: list[MonitorResult]) -> Table:
     """One row per model: the numbers that say whether to look closer."""
-    header = ["model", "version", "source", "rows", "drifted columns", "dataset drift", "schema drift", "prediction drift",
-              "estimated vs reference [band]", "realized", "retrain"]
+    header = ["model", "version", "source", "rows", "drifted columns", "dataset drift", "schema drift", "prediction drift", "estimated vs reference [band]", "realized", "retrain"]
     rows = []
     for r in results:
         share = Cell(f"{len(r.drifted_columns)} of {len(r.columns)} ({fmt_percent(r.drift_share, 1)})", "bad" if r.dataset_drift else "")
@@ -128,8 +127,21 @@ def summary_table(results: list[MonitorResult]) -> Table:
         else:
             prediction = Cell(f"{'yes' if r.prediction.drifted else 'no'} ({method_words(r.prediction.method)} {fmt_score(r.prediction)})", "bad" if r.prediction.drifted else "good")
         estimated, realized = _performance_lines(r)
-        rows.append(_cells(Cell(r.model_name, "name"), r.model_version, Cell(r.source, "name"), fmt_count(r.n_rows), share,
-                           _yes_no(r.dataset_drift), _yes_no(r.schema_drift), prediction, estimated, realized, _yes_no(r.retrain)))
+        rows.append(
+            _cells(
+                Cell(r.model_name, "name"),
+                r.model_version,
+                Cell(r.source, "name"),
+                fmt_count(r.n_rows),
+                share,
+                _yes_no(r.dataset_drift),
+                _yes_no(r.schema_drift),
+                prediction,
+                estimated,
+                realized,
+                _yes_no(r.retrain),
+            )
+        )
     return Table(header, rows)
 
 
@@ -147,8 +159,12 @@ DRIFT_HEADER = ["column", "kind", "method", "score", "drift when", "verdict", "n
 
 def drift_table(result: MonitorResult) -> Table:
     """Every input column, drifted first."""
-    notes = [(f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted ({fmt_percent(result.drift_share, 1)}); "
-              f"the dataset counts as drifted from {fmt_percent(result.drift_share_threshold, 0)}.")]
+    notes = [
+        (
+            f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted ({fmt_percent(result.drift_share, 1)}); "
+            f"the dataset counts as drifted from {fmt_percent(result.drift_share_threshold, 0)}."
+        )
+    ]
     return Table(DRIFT_HEADER, [_drift_row(c) for c in sorted_columns(result.columns)], notes)
 
 
@@ -165,10 +181,15 @@ def quality_table(findings: list[QualityFinding]) -> Table:
 
 def performance_table(performance: list[PerformanceResult]) -> Table:
     """Reference, estimate with its band, realized value and the alert per metric."""
-    rows = [_cells(p.metric, fmt_number(p.reference), fmt_number(p.estimated), _band(p, DASH), fmt_number(p.realized), fmt_count(p.n_labelled),
-                   fmt_number(p.alert_below), _alert(p)) for p in performance]
-    notes = [("The estimate needs no labels (confidence-based, with a \u00b13 standard-error band); it follows shifts in the inputs "
-              "but cannot see the relation between inputs and label changing. Only the realized value, from labels, shows that.")]
+    rows = [
+        _cells(p.metric, fmt_number(p.reference), fmt_number(p.estimated), _band(p, DASH), fmt_number(p.realized), fmt_count(p.n_labelled), fmt_number(p.alert_below), _alert(p)) for p in performance
+    ]
+    notes = [
+        (
+            "The estimate needs no labels (confidence-based, with a \u00b13 standard-error band); it follows shifts in the inputs "
+            "but cannot see the relation between inputs and label changing. Only the realized value, from labels, shows that."
+        )
+    ]
     return Table(["metric", "reference", "estimated", "band", "realized", "labelled rows", "alert below", "alert"], rows, notes)
 
 
@@ -180,8 +201,7 @@ def _figure(drift: ColumnDrift, label: str) -> str:
     state = '<span class="bad">drift</span>' if drift.drifted else "no drift"
     how = f"{method_words(drift.method)} {fmt_score(drift)}, drift when {fmt_threshold(drift)}"
     svg = share_chart(drift.histogram, aria_label=f"Reference and current shares of {label}") if drift.histogram else ""
-    return (f'<figure class="{"drifted" if drift.drifted else ""}"><figcaption>{esc(label)}: {state} '
-            f'<span class="how">({esc(how)})</span></figcaption>{svg}</figure>')
+    return f'<figure class="{"drifted" if drift.drifted else ""}"><figcaption>{esc(label)}: {state} <span class="how">({esc(how)})</span></figcaption>{svg}</figure>'
 
 
 def _charts(columns: list[ColumnDrift], limit: int) -> str:
@@ -218,8 +238,13 @@ def _model_html(result: MonitorResult, index: int, max_charts: int) -> str:
     if result.warnings:
         parts.append('<div class="warnings"><b>Warnings</b><ul>' + "".join(f"<li>{esc(w)}</li>" for w in result.warnings) + "</ul></div>")
     parts.append(f'<p class="note">Current data: {esc(result.source)}, {fmt_count(result.n_rows)} rows{esc(_timing(result.seconds))}.</p>')
-    parts += ["<h3>Column drift</h3>", f'<div class="scroll">{html_table(drift_table(result))}</div>' if result.columns else "",
-              "<h3>Reference and current distributions</h3>", _charts(result.columns, max_charts), "<h3>Prediction drift</h3>"]
+    parts += [
+        "<h3>Column drift</h3>",
+        f'<div class="scroll">{html_table(drift_table(result))}</div>' if result.columns else "",
+        "<h3>Reference and current distributions</h3>",
+        _charts(result.columns, max_charts),
+        "<h3>Prediction drift</h3>",
+    ]
     if result.prediction is None:
         parts.append('<p class="note">Not computed: the current data has no usable prediction column.</p>')
     else:
@@ -293,8 +318,13 @@ def _model_markdown(result: MonitorResult) -> list[str]:
     lines += ["", "### Performance", ""]
     for p in result.performance:
         realized = f"realized {fmt_number(p.realized)} (n = {fmt_count(p.n_labelled)})" if math.isfinite(p.realized) else "no labels yet"
-        lines.append("- " + md_text(f"{p.metric}: estimated {' '.join(t for t in (fmt_number(p.estimated), _band(p)) if t)}, reference {fmt_number(p.reference)}, {realized}, "
-                                    f"alert below {fmt_number(p.alert_below)}: {_alert(p).text}"))
+        lines.append(
+            "- "
+            + md_text(
+                f"{p.metric}: estimated {' '.join(t for t in (fmt_number(p.estimated), _band(p)) if t)}, reference {fmt_number(p.reference)}, {realized}, "
+                f"alert below {fmt_number(p.alert_below)}: {_alert(p).text}"
+            )
+        )
     if not result.performance:
         lines.append("Not estimated\\.")
     return lines
@@ -336,9 +366,16 @@ def metric_keys(names: list[str], fallback: str) -> list[str]:
 
 def _model_metrics(r: MonitorResult) -> dict[str, float]:
     out: dict[str, float] = {
-        "rows": r.n_rows, "columns": len(r.columns), "drifted_columns": len(r.drifted_columns), "drift_share": r.drift_share,
-        "dataset_drift": r.dataset_drift, "schema_drift": r.schema_drift, "drift_detected": r.drift_detected, "retrain": r.retrain,
-        "quality_errors": sum(f.severity == ERROR for f in r.quality), "quality_warnings": sum(f.severity == WARNING for f in r.quality),
+        "rows": r.n_rows,
+        "columns": len(r.columns),
+        "drifted_columns": len(r.drifted_columns),
+        "drift_share": r.drift_share,
+        "dataset_drift": r.dataset_drift,
+        "schema_drift": r.schema_drift,
+        "drift_detected": r.drift_detected,
+        "retrain": r.retrain,
+        "quality_errors": sum(f.severity == ERROR for f in r.quality),
+        "quality_warnings": sum(f.severity == WARNING for f in r.quality),
     }
     if r.prediction is not None:
         out.update(prediction_drift=r.prediction.drifted, prediction_drift_score=r.prediction.score)
@@ -370,9 +407,13 @@ def summary_metrics(results: list[MonitorResult]) -> dict[str, float]:
         return _model_metrics(results[0])
     names = [r.model_name for r in results]
     labels = [f"{r.model_name}_v{r.model_version}" if names.count(r.model_name) > 1 else r.model_name for r in results]
-    out = {"models": float(len(results)), "models_retrain": float(sum(r.retrain for r in results)),
-           "models_drifted": float(sum(r.drift_detected for r in results)), "models_schema_drift": float(sum(r.schema_drift for r in results)),
-           "models_failed": float(sum(r.failed for r in results))}
+    out = {
+        "models": float(len(results)),
+        "models_retrain": float(sum(r.retrain for r in results)),
+        "models_drifted": float(sum(r.drift_detected for r in results)),
+        "models_schema_drift": float(sum(r.schema_drift for r in results)),
+        "models_failed": float(sum(r.failed for r in results)),
+    }
     for prefix, result in zip(metric_keys(labels, "model"), results):
         out.update({f"{prefix}.{key}": value for key, value in _model_metrics(result).items()})
     return out

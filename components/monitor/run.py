@@ -138,7 +138,10 @@ def run_monitor(request: MonitorRequest, *, environment: Mapping[str, str], repo
     for failure in failures:
         print(f"not monitored: {failure}")
     retrain, drifted = any(r.retrain for r in results), any(r.drift_detected for r in results)
-    text = "\n".join(f"{r.model_name} v{r.model_version}: {r.n_rows} rows, drift share {r.drift_share:.0%}, drift {'yes' if r.drift_detected else 'no'}, retrain {'yes' if r.retrain else 'no'}: {'; '.join(r.reasons)}" for r in results)
+    text = "\n".join(
+        f"{r.model_name} v{r.model_version}: {r.n_rows} rows, drift share {r.drift_share:.0%}, drift {'yes' if r.drift_detected else 'no'}, retrain {'yes' if r.retrain else 'no'}: {'; '.join(r.reasons)}"
+        for r in results
+    )
     return MonitorOutcome(results, summary_metrics(results), text, retrain, drifted, {"total": time.perf_counter() - started})
 
 

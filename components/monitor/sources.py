@@ -71,7 +71,7 @@ def dataset(path: str | Path, *, columns: list[str] | None = None, batch_rows: i
 
 def prediction_logs(sink: str, *, model_name: str, since: datetime | None, until: datetime | None, label_column: str) -> CurrentData:
     """One model's logged predictions in ``[since, until)``: its inputs, score and predicted class, and the joined outcome as ``label_column``."""
-    local = sink[len("file://"):] if sink.startswith("file://") else sink
+    local = sink[len("file://") :] if sink.startswith("file://") else sink
     if "://" not in local and not Path(local).is_dir():
         raise DataError("the log sink does not exist", where=redact_uri(sink), fix="pass the model server's log_sink (the folder or s3:// / gs:// prefix it writes to)")
     table = read_predictions(sink, since=since, until=until)
@@ -96,4 +96,8 @@ def _decode_features(column: pa.ChunkedArray, where: str) -> pa.Table:
     try:
         return pajson.read_json(io.BytesIO(lines), read_options=pajson.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DataError(f"the logged features cannot be read as columns ({str(exc).splitlines()[0][:200]})", where=where, fix="log predictions with kfp-mlops serve; a feature that changes type between requests (number, then text) is a client bug") from exc
+        raise DataError(
+            f"the logged features cannot be read as columns ({str(exc).splitlines()[0][:200]})",
+            where=where,
+            fix="log predictions with kfp-mlops serve; a feature that changes type between requests (number, then text) is a client bug",
+        ) from exc

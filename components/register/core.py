@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components._shared.model_artifact import ModelArtifact
@@ -144,8 +145,7 @@ def _score_registered(registry: Registry, name: str, version: str, table: pa.Tab
         old = transform.contract
         if (old.label, old.task, sorted(old.feature_names)) != (new.label, new.task, sorted(new.feature_names)):
             raise Incomparable(
-                f"it was trained on other inputs: champion {old.task} on {old.label!r} from {sorted(old.feature_names)[:20]}, "
-                f"new {new.task} on {new.label!r} from {sorted(new.feature_names)[:20]}"
+                f"it was trained on other inputs: champion {old.task} on {old.label!r} from {sorted(old.feature_names)[:20]}, new {new.task} on {new.label!r} from {sorted(new.feature_names)[:20]}"
             )
         return score_champion(transform, table, where)
 
@@ -171,13 +171,19 @@ def comparison_text(result: RegisterResult) -> str:
     """One plain line for the step's log."""
     verdict = "BLESSED" if result.gate.blessed else "NOT blessed"
     against = result.gate.against + (f" (version {result.champion_version})" if result.champion_version else "") + (f": {result.incomparable_reason}" if result.incomparable_reason else "")
-    checks = "; ".join(f"{c.metric} {c.kind}: {'pass' if c.passed else 'FAIL'} ({c.note})" if c.note else f"{c.metric} {c.kind} {c.bound:g}: {'pass' if c.passed else 'FAIL'}" for c in result.gate.checks)
+    checks = "; ".join(
+        f"{c.metric} {c.kind}: {'pass' if c.passed else 'FAIL'} ({c.note})" if c.note else f"{c.metric} {c.kind} {c.bound:g}: {'pass' if c.passed else 'FAIL'}" for c in result.gate.checks
+    )
     return f"{verdict}: {result.version.name} version {result.version.version}. Compared against: {against}. Checks: {checks}. Aliases: {_aliases(result)}"
 
 
 def comparison_markdown(result: RegisterResult) -> str:
     verdict = "BLESSED" if result.gate.blessed else "NOT blessed"
-    against = md_text(result.gate.against) + (f" (version {md_text(result.champion_version)})" if result.champion_version else "") + (f": {md_text(result.incomparable_reason)}" if result.incomparable_reason else "")
+    against = (
+        md_text(result.gate.against)
+        + (f" (version {md_text(result.champion_version)})" if result.champion_version else "")
+        + (f": {md_text(result.incomparable_reason)}" if result.incomparable_reason else "")
+    )
     lines = [
         f"# {verdict}: {md_text(result.version.name)} version {md_text(result.version.version)}",
         "",

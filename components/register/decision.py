@@ -57,6 +57,10 @@ def gate(new: Scored, champion: Scored | None, *, had_champion: bool, thresholds
         checks = statistical_checks(new, champion)
     against = "champion" if comparable else ("incomparable champion" if had_champion else "no champion")
     if had_champion and not comparable:
-        note = incomparable_reason + ("; replaced as asked (replace_incomparable)" if replace_incomparable else "; kept: if this is another model, give it its own name (--model-name); to replace the champion anyway, pass replace_incomparable=true (--replace-incomparable true)")
+        note = incomparable_reason + (
+            "; replaced as asked (replace_incomparable)"
+            if replace_incomparable
+            else "; kept: if this is another model, give it its own name (--model-name); to replace the champion anyway, pass replace_incomparable=true (--replace-incomparable true)"
+        )
         checks.append(Check("inputs", "comparable champion", float("nan"), None, 0.0, replace_incomparable, note))
     return GateResult(blessed=all(c.passed for c in checks), checks=checks, against=against)

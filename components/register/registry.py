@@ -192,7 +192,10 @@ class Registry:
             if holder is not None and holder.get(_OWNER_TAG) == owner:
                 break  # our create went through although the server answered otherwise
             if holder is not None and holder.get(_LOCK_TAG) != "1":
-                raise RegistryError(f"a registered model named {held!r} exists and is not a kfp-mlops lock", fix=f"rename that model: kfp-mlops reserves names starting with {LOCK_PREFIX!r} for its promotion locks and never deletes a model it did not create")
+                raise RegistryError(
+                    f"a registered model named {held!r} exists and is not a kfp-mlops lock",
+                    fix=f"rename that model: kfp-mlops reserves names starting with {LOCK_PREFIX!r} for its promotion locks and never deletes a model it did not create",
+                )
             if holder is not None and time.time() - _float(holder.get(_TIME_TAG)) > stale_s:
                 self._release(held, holder.get(_OWNER_TAG, ""))  # its holder died mid-promotion
                 continue

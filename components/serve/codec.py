@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
+
 from kfp_mlops.components._shared.errors import KfpMlopsError
 from kfp_mlops.components.train.preprocessing import Preprocessing
 
@@ -127,7 +128,9 @@ class FeatureCodec:
                 if -_EXACT_INT <= v <= _EXACT_INT:
                     x = float(v)
                 else:
-                    raise RequestError(f"feature {name!r} is {v}, beyond the integers a float64 holds exactly (±2^53)", where=_where(request_field, row), fix=f"send a number within ±{_EXACT_INT} for {name!r}")
+                    raise RequestError(
+                        f"feature {name!r} is {v}, beyond the integers a float64 holds exactly (±2^53)", where=_where(request_field, row), fix=f"send a number within ±{_EXACT_INT} for {name!r}"
+                    )
             elif v is None:
                 append(None)
                 continue
@@ -144,7 +147,11 @@ class FeatureCodec:
                 raise RequestError(f"numeric feature {name!r} got {_kind(v)}", where=_where(request_field, row), fix=f"send a number (or null) for {name!r}")
             if x - x != 0.0:  # NaN or infinite: only text such as "inf" gets here
                 if self.refuse_non_finite:
-                    raise RequestError(f"numeric feature {name!r} is {v!r}, not a finite number, and this model refuses non-finite values", where=_where(request_field, row), fix=f"send a finite number or null for {name!r}")
+                    raise RequestError(
+                        f"numeric feature {name!r} is {v!r}, not a finite number, and this model refuses non-finite values",
+                        where=_where(request_field, row),
+                        fix=f"send a finite number or null for {name!r}",
+                    )
                 append(None)
                 continue
             append(x)
@@ -181,7 +188,9 @@ class FeatureCodec:
             raise RequestError("the body has no 'instances' (or 'inputs')", fix='send {"instances": [{feature: value, ...}, ...]}')
         rows = body[field]
         if not isinstance(rows, list) or not rows:
-            raise RequestError(f"'{field}' must be a non-empty list of rows", where=field, fix=f"send at least one row: a JSON object of features, or a list of values in the order {self.feature_names}")
+            raise RequestError(
+                f"'{field}' must be a non-empty list of rows", where=field, fix=f"send at least one row: a JSON object of features, or a list of values in the order {self.feature_names}"
+            )
         allowed = self.feature_set | frozenset(extra)
         names = list(self.feature_names) + [e for e in extra if e not in self.feature_set]
         columns: dict[str, list[Any]] = {name: [] for name in names}
@@ -190,7 +199,11 @@ class FeatureCodec:
             if type(row) is dict:
                 if not row.keys() <= allowed:
                     unknown = sorted(k for k in row if k not in allowed)
-                    raise RequestError(f"unknown feature {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""), where=_where(field, i), fix=f"send only the model's features: {self.feature_names}")
+                    raise RequestError(
+                        f"unknown feature {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+                        where=_where(field, i),
+                        fix=f"send only the model's features: {self.feature_names}",
+                    )
                 get = row.get
                 for name, column in columns.items():
                     column.append(get(name, MISSING))

@@ -39,7 +39,11 @@ class FeatureLookup:
             self.service_name = f"{spec['name']}_training"
             entity_type = str((spec.get("_schema") or {}).get("entity", "string"))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise FeatureStoreError(f"the feature repo has no readable feature_spec.json ({type(exc).__name__}: {exc})", where=str(spec_path), fix="pass --feature-repo the feature_repo folder written by kfp-mlops featurize") from exc
+            raise FeatureStoreError(
+                f"the feature repo has no readable feature_spec.json ({type(exc).__name__}: {exc})",
+                where=str(spec_path),
+                fix="pass --feature-repo the feature_repo folder written by kfp-mlops featurize",
+            ) from exc
         self.integer_keys = entity_type.startswith(("int", "uint"))
         self.store_name = self._describe_store()
         self._lock = threading.Lock()
@@ -49,7 +53,11 @@ class FeatureLookup:
         served = {f.name for view in self._service.feature_view_projections for f in view.features}
         self.features = [name for name in model_features if name in served]
         if not self.features:
-            raise FeatureStoreError(f"feature service {self.service_name!r} holds none of the model's features {model_features[:10]}", where=str(self.repo), fix="pass the feature_repo of the featurize run the model was trained from")
+            raise FeatureStoreError(
+                f"feature service {self.service_name!r} holds none of the model's features {model_features[:10]}",
+                where=str(self.repo),
+                fix="pass the feature_repo of the featurize run the model was trained from",
+            )
         del store
 
     def _describe_store(self) -> str:
@@ -81,7 +89,9 @@ class FeatureLookup:
 
     def _failure(self, doing: str, exc: Exception) -> FeatureStoreError:
         message = redact_text(f"{type(exc).__name__}: {exc}")[:500]
-        return FeatureStoreError(f"{doing} failed: {message}", where=self.store_name, fix="check that the feature store is reachable and readable from the model server; requests with every feature sent still work")
+        return FeatureStoreError(
+            f"{doing} failed: {message}", where=self.store_name, fix="check that the feature store is reachable and readable from the model server; requests with every feature sent still work"
+        )
 
     def fill(self, columns: dict[str, list[Any]], rows: int, request_field: str) -> LookupResult:
         """Fill the ``MISSING`` features of rows that carry the entity key, in one batched lookup."""
@@ -95,7 +105,11 @@ class FeatureLookup:
         for i in wanted:
             key = keys_column[i]
             if self.integer_keys and type(key) is not int or not self.integer_keys and type(key) is not str:
-                raise RequestError(f"entity key {self.entity!r} is {key!r}; this feature store keys entities by {'integer' if self.integer_keys else 'text'}", where=f"{request_field}[{i}]", fix=f"send {self.entity!r} as {'an integer' if self.integer_keys else 'text'}")
+                raise RequestError(
+                    f"entity key {self.entity!r} is {key!r}; this feature store keys entities by {'integer' if self.integer_keys else 'text'}",
+                    where=f"{request_field}[{i}]",
+                    fix=f"send {self.entity!r} as {'an integer' if self.integer_keys else 'text'}",
+                )
             keys.append(key)
         unique = list(dict.fromkeys(keys))
         found = self._lookup(unique)

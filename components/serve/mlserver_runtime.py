@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mlserver import MLModel
+from mlserver.errors import InferenceError, MLServerError
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+from mlserver.utils import get_model_uri
+
 from kfp_mlops.components.serve.codec import (
     MISSING,
     FeatureCodec,
@@ -27,10 +32,6 @@ from kfp_mlops.components.serve.codec import (
 )
 from kfp_mlops.components.serve.model_source import model_folder_in
 from kfp_mlops.components.train.serving import ServingTransform
-from mlserver import MLModel
-from mlserver.errors import InferenceError, MLServerError
-from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
-from mlserver.utils import get_model_uri
 
 
 class BadRequest(MLServerError):
@@ -68,7 +69,9 @@ class KfpMlopsRuntime(MLModel):
         outputs = [ResponseOutput(name="prediction", shape=[rows], datatype="FP64" if scored.probabilities is None else "BYTES", data=scored.predictions)]
         if scored.probabilities is not None:
             k = scored.probabilities.shape[1]
-            outputs.append(ResponseOutput(name="probabilities", shape=[rows, k], datatype="FP32", data=scored.probabilities.reshape(-1).tolist(), parameters={"classes": list(self._transform.prep.classes)}))
+            outputs.append(
+                ResponseOutput(name="probabilities", shape=[rows, k], datatype="FP32", data=scored.probabilities.reshape(-1).tolist(), parameters={"classes": list(self._transform.prep.classes)})
+            )
         return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id, outputs=outputs)
 
 

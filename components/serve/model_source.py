@@ -100,7 +100,9 @@ def resolve_model(uri: str, *, tracking_uri: str, scratch: Path) -> LoadedModel:
     registered = _REGISTERED.match(uri)
     if registered:
         if not tracking_uri:
-            raise ModelReferenceError(f"{shown} names a registered model but no tracking URI is set", fix="pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the MLflow server that holds the registry")
+            raise ModelReferenceError(
+                f"{shown} names a registered model but no tracking URI is set", fix="pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the MLflow server that holds the registry"
+            )
         registry = Registry(tracking_uri)
         name = registered["name"]
         version = registered["version"]
@@ -113,7 +115,9 @@ def resolve_model(uri: str, *, tracking_uri: str, scratch: Path) -> LoadedModel:
                 )
             version = found.version
         elif registry.version(name, version) is None:
-            raise ModelReferenceError(f"{shown}: model {name!r} has no version {version} in the registry at {redact_uri(tracking_uri)}", fix="pass a version that exists, or an alias such as models:/NAME@champion")
+            raise ModelReferenceError(
+                f"{shown}: model {name!r} has no version {version} in the registry at {redact_uri(tracking_uri)}", fix="pass a version that exists, or an alias such as models:/NAME@champion"
+            )
         folder, expected = registered_model_folder(registry, name, version, scratch)
         transform = ServingTransform.load(folder, expected_hashes=expected)
         return LoadedModel(transform, folder, expected, shown, name, version)
@@ -145,6 +149,8 @@ def _download_run_model(uri: str, tracking_uri: str, scratch: Path) -> Path:
         from mlflow.exceptions import MlflowException
 
         if isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            raise ModelReferenceError(f"{redact_uri(uri)}: no such run or model in the tracking server at {redact_uri(tracking_uri)}", fix="check the run id (the train step's mlflow_run_id) and the artifact path") from exc
+            raise ModelReferenceError(
+                f"{redact_uri(uri)}: no such run or model in the tracking server at {redact_uri(tracking_uri)}", fix="check the run id (the train step's mlflow_run_id) and the artifact path"
+            ) from exc
         raise mlflow_adapter.failure(f"downloading {redact_uri(uri)}", exc) from exc
     return model_folder_in(local, redact_uri(uri))

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import orjson
 import torch
+
 from kfp_mlops.components._shared.errors import FeatureStoreError, KfpMlopsError
 from kfp_mlops.components.serve.codec import (
     Encoded,
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 
 # Imported after the CLI parsed its own arguments: kserve parses sys.argv at import.
 import kserve  # noqa: E402  isort: skip
+from kserve.protocol.rest.server import RESTServer  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
 from kfp_mlops.components.serve.transport import (  # noqa: E402
     JSON,
     PatientMultiProcess,
@@ -52,12 +58,21 @@ from kfp_mlops.components.serve.transport import (  # noqa: E402
     error_response,
     quiet_access_log,
 )
-from kserve.protocol.rest.server import RESTServer  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
 
-V2_DATATYPES = {"double": "FP64", "float": "FP32", "halffloat": "FP16", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint64": "UINT64", "uint32": "UINT32", "uint16": "UINT16", "uint8": "UINT8", "bool": "BOOL"}
+V2_DATATYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "halffloat": "FP16",
+    "int64": "INT64",
+    "int32": "INT32",
+    "int16": "INT16",
+    "int8": "INT8",
+    "uint64": "UINT64",
+    "uint32": "UINT32",
+    "uint16": "UINT16",
+    "uint8": "UINT8",
+    "bool": "BOOL",
+}
 
 
 @dataclass(frozen=True)
@@ -215,7 +230,20 @@ class ServedModel(kserve.Model):
         for i in range(n):
             features = orjson.dumps({name: column[i] for name, column in zip(names, columns)}).decode()
             prediction = scored.predictions[i]
-            logger.log(PredictionRecord(request_id if n == 1 else f"{request_id}/{i}", now, self.options.arm, self.registered_name, self.version, features, prediction if isinstance(prediction, str) else str(prediction), scored.scores[i], latency_ms, routing_key))
+            logger.log(
+                PredictionRecord(
+                    request_id if n == 1 else f"{request_id}/{i}",
+                    now,
+                    self.options.arm,
+                    self.registered_name,
+                    self.version,
+                    features,
+                    prediction if isinstance(prediction, str) else str(prediction),
+                    scored.scores[i],
+                    latency_ms,
+                    routing_key,
+                )
+            )
 
     def log_error(self, request_id: str, routing_key: str, status: int) -> None:
         """Count a failed request against this arm (the A/B error-rate guardrail reads these)."""
@@ -387,9 +415,29 @@ class KfpModelServer(kserve.ModelServer):
 
     def start(self, models: list[kserve.Model]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
-        rest = HostRESTServer("kserve.model_server:app", self.dataplane, self.model_repository_extension, self.http_port, host=self.options.host, options=self.options, workers=self.workers, grace_period=self.grace_period, event_loop=self.event_loop, timeout_keep_alive=self.timeout_keep_alive)
+        rest = HostRESTServer(
+            "kserve.model_server:app",
+            self.dataplane,
+            self.model_repository_extension,
+            self.http_port,
+            host=self.options.host,
+            options=self.options,
+            workers=self.workers,
+            grace_period=self.grace_period,
+            event_loop=self.event_loop,
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
         if self.workers > 1:
-            multi = PatientMultiProcess("kserve.model_server:app", self.dataplane, self.model_repository_extension, self.http_port, workers=self.workers, grace_period=self.grace_period, event_loop=self.event_loop, timeout_keep_alive=self.timeout_keep_alive)
+            multi = PatientMultiProcess(
+                "kserve.model_server:app",
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                workers=self.workers,
+                grace_period=self.grace_period,
+                event_loop=self.event_loop,
+                timeout_keep_alive=self.timeout_keep_alive,
+            )
             multi._rest_server = rest  # its worker processes run our server's app and bind our host
             self._rest_multiprocess_server = multi
             self.servers.append(multi.start())

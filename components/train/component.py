@@ -133,8 +133,16 @@ def train(
         with tempfile.TemporaryDirectory(prefix="checkpoints-") as scratch:
             result = train_model(
                 TrainInputs(
-                    Path(train.path), Path(validation.path), Path(test.path), label_column, frozenset(parse_columns(exclude_columns, "exclude_columns")), task, non_finite, fingerprint,
-                    categorical_columns=parse_columns(categorical_columns, "categorical_columns"), numeric_columns=parse_columns(numeric_columns, "numeric_columns"),
+                    Path(train.path),
+                    Path(validation.path),
+                    Path(test.path),
+                    label_column,
+                    frozenset(parse_columns(exclude_columns, "exclude_columns")),
+                    task,
+                    non_finite,
+                    fingerprint,
+                    categorical_columns=parse_columns(categorical_columns, "categorical_columns"),
+                    numeric_columns=parse_columns(numeric_columns, "numeric_columns"),
                     keys=split.keys | frozenset(filter(None, (k.strip() for k in key_columns.split(",")))),
                 ),  # fmt: skip
                 TrainConfig(

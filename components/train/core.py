@@ -19,8 +19,8 @@ from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings
 from kfp_mlops.components._shared.model_artifact import MODEL_FILE, PREPROCESSING_FILE, Feature, ModelArtifact, hash_files
 from kfp_mlops.components._shared.redact import redact_uri
-from kfp_mlops.components.train import mlflow_model
 from kfp_mlops.components.train import metrics as M
+from kfp_mlops.components.train import mlflow_model
 from kfp_mlops.components.train.loop import Distributed, FitResult, Tensors, TrainConfig, fit, predict
 from kfp_mlops.components.train.model import export
 from kfp_mlops.components.train.preprocessing import Preprocessing
@@ -214,7 +214,12 @@ def write_report(result: TrainResult, path: Path) -> None:
     rows = result.rows
     stop = "early stopping (no validation improvement for patience epochs)" if fit_result.stopped_early else "max_epochs reached"
     summary = {
-        "label": f"{prep.label} ({prep.task}" + (f"; classes {', '.join(prep.classes[:20])}{f' ... and {len(prep.classes) - 20} more' if len(prep.classes) > 20 else ''})" if prep.classes else f"; standardized for training with mean {prep.label_mean:.4g}, std {prep.label_std:.4g}; metrics in label units)"),
+        "label": f"{prep.label} ({prep.task}"
+        + (
+            f"; classes {', '.join(prep.classes[:20])}{f' ... and {len(prep.classes) - 20} more' if len(prep.classes) > 20 else ''})"
+            if prep.classes
+            else f"; standardized for training with mean {prep.label_mean:.4g}, std {prep.label_std:.4g}; metrics in label units)"
+        ),
         "rows": ", ".join(f"{name} {n:,}" for name, n in rows.items()) if rows else "",
         "features": f"{len(prep.numeric)} numeric, {len(prep.categorical)} categorical (table below)",
         "device": fit_result.device + (" (bf16 autocast)" if fit_result.mixed_precision else ""),

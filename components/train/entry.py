@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         import torch
         import torch.distributed as tdist
 
+        from kfp_mlops.components._shared.errors import DataError
+        from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
         from kfp_mlops.components.train.core import TrainInputs, train_model
         from kfp_mlops.components.train.loop import Distributed, TrainConfig, parse_hidden_layers
         from kfp_mlops.components.train.preprocessing import parse_columns
-        from kfp_mlops.components._shared.errors import DataError
-        from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 
         try:
             tags = json.loads(args.tags)
@@ -90,8 +90,16 @@ def main(argv: list[str] | None = None) -> None:
         try:
             result = train_model(
                 TrainInputs(
-                    args.train, args.validation, args.test, args.label, frozenset(filter(None, args.exclude.split(","))), args.task, args.non_finite, args.fingerprint,
-                    categorical_columns=parse_columns(args.categorical_columns, "--categorical-columns"), numeric_columns=parse_columns(args.numeric_columns, "--numeric-columns"),
+                    args.train,
+                    args.validation,
+                    args.test,
+                    args.label,
+                    frozenset(filter(None, args.exclude.split(","))),
+                    args.task,
+                    args.non_finite,
+                    args.fingerprint,
+                    categorical_columns=parse_columns(args.categorical_columns, "--categorical-columns"),
+                    numeric_columns=parse_columns(args.numeric_columns, "--numeric-columns"),
                 ),  # fmt: skip
                 TrainConfig(
                     hidden=parse_hidden_layers(args.hidden),
@@ -110,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
                     lr_schedule=args.lr_schedule,
                 ),
                 model_dir=args.model_dir,
-                tracking=TrackingSettings(args.tracking_uri, experiment=args.experiment, tags=tuple((str(k), str(v)) for k, v in tags.items() if v), attempt_key=args.attempt_key) if args.tracking_uri else None,
+                tracking=TrackingSettings(args.tracking_uri, experiment=args.experiment, tags=tuple((str(k), str(v)) for k, v in tags.items() if v), attempt_key=args.attempt_key)
+                if args.tracking_uri
+                else None,
                 checkpoint_dir=args.checkpoint_dir,
                 dist=dist,
             )

@@ -13,9 +13,8 @@ Input: a DataFrame with the feature columns. Output: a DataFrame with
 
 import mlflow
 
-from kfp_mlops.components.train.serving import ServingTransform
-
 from kfp_mlops.components.train.mlflow_model import ARTIFACT
+from kfp_mlops.components.train.serving import ServingTransform
 
 
 class TabularModel(mlflow.pyfunc.PythonModel):

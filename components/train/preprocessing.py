@@ -113,7 +113,9 @@ class Preprocessing:
             try:
                 values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls arrive as NaN
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise DataError(f"numeric feature {col.name!r} has values that are not numbers ({str(exc).splitlines()[0][:120]})", where=where, fix=f"send numbers (or null) for {col.name!r}") from exc
+                raise DataError(
+                    f"numeric feature {col.name!r} has values that are not numbers ({str(exc).splitlines()[0][:120]})", where=where, fix=f"send numbers (or null) for {col.name!r}"
+                ) from exc
             if self.non_finite == "error":
                 nan_or_inf = int(np.sum(~np.isfinite(values))) - column.null_count
                 if nan_or_inf > 0:

@@ -112,7 +112,9 @@ class ServingTransform:
         try:
             table = pa.Table.from_pandas(frame[self.prep.feature_names], preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(f"the input cannot be read as a table ({str(exc).splitlines()[0][:200]})", where=where, fix="send one value per feature: numbers for numeric features, text for categorical ones") from exc
+            raise DataError(
+                f"the input cannot be read as a table ({str(exc).splitlines()[0][:200]})", where=where, fix="send one value per feature: numbers for numeric features, text for categorical ones"
+            ) from exc
         out = self.predict_table(table, where)
         if self.prep.task == "regression":
             return pd.DataFrame({"prediction": out})

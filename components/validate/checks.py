@@ -176,7 +176,13 @@ def _check_against(stats: DatasetStats, reference: DatasetSchema, add: Add) -> N
             add("warning", "unexpected_nulls", st.name, f"{st.nulls:,} nulls ({st.null_fraction:.2%}) in a column the schema marks non-nullable", "impute, or mark the column nullable")
         if st.out_of_range and st.name not in keys:
             share = st.out_of_range / max(st.count, 1)
-            add("warning", "out_of_range", st.name, f"{st.out_of_range:,} values ({share:.2%}) outside [{ref.min}, {ref.max}]; seen [{st.min}, {st.max}]", "check units and the source, or widen the range in the schema")
+            add(
+                "warning",
+                "out_of_range",
+                st.name,
+                f"{st.out_of_range:,} values ({share:.2%}) outside [{ref.min}, {ref.max}]; seen [{st.min}, {st.max}]",
+                "check units and the source, or widen the range in the schema",
+            )
         if st.out_of_domain:
             examples = ", ".join(repr(v) for v in st.unseen_examples)
             add("warning", "new_category", st.name, f"{st.out_of_domain:,} values outside the domain, e.g. {examples}", "map them to known values, or add them to the schema's domain")

@@ -55,7 +55,8 @@ def validate(
     """
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
-    from kfp_mlops.components.validate.core import ValidateOptions, validate as validate_core, write_outputs
+    from kfp_mlops.components.validate.core import ValidateOptions, write_outputs
+    from kfp_mlops.components.validate.core import validate as validate_core
     from kfp_mlops.components.validate.schema import DatasetSchema
 
     with exit_on_error("validate"):

@@ -21,6 +21,7 @@ import pyarrow as pa
 from kfp_mlops.components._shared.atomic import write_json_atomic, write_text_atomic
 from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
 from kfp_mlops.components._shared.redact import redact_uri
+from kfp_mlops.components._shared.task import check_task_name
 from kfp_mlops.components.validate import distribution
 from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank, sort_anomalies
 from kfp_mlops.components.validate.labels import check_label
@@ -29,7 +30,6 @@ from kfp_mlops.components.validate.report import render_report
 from kfp_mlops.components.validate.sample import LabelTracker, RowSampler
 from kfp_mlops.components.validate.schema import DatasetSchema
 from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics
-from kfp_mlops.components._shared.task import check_task_name
 
 
 @dataclass(frozen=True)

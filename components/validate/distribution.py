@@ -135,4 +135,3 @@ def _jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
         return float((a[nz] * np.log2(a[nz] / m[nz])).sum())
 
     return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
-

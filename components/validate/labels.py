@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kfp_mlops.components._shared.task import LabelTaskError
 from kfp_mlops.components.validate.checks import Anomaly
 from kfp_mlops.components.validate.sample import LabelTracker
 from kfp_mlops.components.validate.schema import DatasetSchema
 from kfp_mlops.components.validate.statistics import DatasetStats
-from kfp_mlops.components._shared.task import LabelTaskError
 
 # Featurize splits by time into train, validation and test; a class needs a row in each
 # to be learned and evaluated, and train refuses a class its training split never saw.

@@ -39,10 +39,7 @@ def _e(value: object) -> str:
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: frozenset[int] = frozenset()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -110,9 +107,9 @@ def render_report(stats: DatasetStats, anomalies: list[Anomaly], *, title: str, 
     ]
     columns_html = _table(["column", "type", "nulls", "min", "max", "mean", "std", "top values"], column_rows, numeric=frozenset({3, 4, 5, 6}))
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        '<!doctype html><html><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_e(title)}</h1><div class=\"sub\">{_e(mode)} · source <code>{_e(source)}</code></div>"
+        f'<h1>{_e(title)}</h1><div class="sub">{_e(mode)} · source <code>{_e(source)}</code></div>'
         f'<div class="cards">{card_html}</div>'
         f"<h2>Anomalies</h2>{anomaly_html}"
         f"<h2>Columns</h2>{columns_html}"

@@ -32,10 +32,7 @@ FULL_OPTIONS = (
 
 
 def _compile_with(out: Path, options: str) -> list[Path]:
-    code = (
-        "from kfp_mlops.pipelines.compile import compile_all; from kfp_mlops.pipelines.options import ClusterOptions;"
-        f"compile_all({str(out)!r}, ClusterOptions.from_mapping(dict({options})))"
-    )
+    code = f"from kfp_mlops.pipelines.compile import compile_all; from kfp_mlops.pipelines.options import ClusterOptions;compile_all({str(out)!r}, ClusterOptions.from_mapping(dict({options})))"
     subprocess.run(["python", "-c", code], check=True, cwd=REPO)
     return sorted(out.rglob("*.yaml"))
 
@@ -141,4 +138,3 @@ def test_image_registry_override(with_secrets):
     spec = yaml.safe_load(next(p for p in with_secrets if p.name == "training.yaml").read_text().split("\n---\n")[0])
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {f"registry.example.com:5000/ml/kfp-mlops-{role}:{__version__}" for role in ("data", "features", "train", "serve")}, images
-

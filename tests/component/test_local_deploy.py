@@ -34,18 +34,21 @@ def two_versions(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ab")
     wd = tmp / "wd"
     common = ("--workdir", str(wd), "--demo-rows", "4000", "--max-epochs", "8", "--hidden-layers", "32")
-    first = _cli("run", "training", *common, cwd=tmp)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    # Each run deploys what it blessed (the CLI's deploy_target is local): version 1 alone
-    # (champion and challenger at once), then version 2 as the challenger at the first canary weight.
-    assert "model: kfp-mlops-model version 1 (blessed; @challenger, @champion)" in first.stdout, first.stdout[-2000:]
-    # A fixed bar instead of the statistical gate, so the second version is blessed (and deployed) for sure.
-    second = _cli("run", "training", *common, "--split-seed", "1", "--promote", "false", "--gate-thresholds", '{"roc_auc": {"min": 0.6}}', cwd=tmp)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    canary = status_local(wd / "deployments" / MODEL)
-    assert canary is not None and canary.healthy and {arm: running.weight for arm, running in canary.arms.items()} == {"champion": 90, "challenger": 10}, second.stdout[-2000:]
-    assert "serving at http://" in second.stdout
-    return tmp, wd
+    try:
+        first = _cli("run", "training", *common, cwd=tmp)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        # Each run deploys what it blessed (the CLI's deploy_target is local): version 1 alone
+        # (champion and challenger at once), then version 2 as the challenger at the first canary weight.
+        assert "model: kfp-mlops-model version 1 (blessed; @challenger, @champion)" in first.stdout, first.stdout[-2000:]
+        # A fixed bar instead of the statistical gate, so the second version is blessed (and deployed) for sure.
+        second = _cli("run", "training", *common, "--split-seed", "1", "--promote", "false", "--gate-thresholds", '{"roc_auc": {"min": 0.6}}', cwd=tmp)
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        canary = status_local(wd / "deployments" / MODEL)
+        assert canary is not None and canary.healthy and {arm: running.weight for arm, running in canary.arms.items()} == {"champion": 90, "challenger": 10}, second.stdout[-2000:]
+        assert "serving at http://" in second.stdout
+        yield tmp, wd
+    finally:
+        stop_local(wd / "deployments" / MODEL)  # what the training runs deployed, whatever the tests did
 
 
 def test_deploy_champion_and_challenger_locally_send_traffic_and_feedback(two_versions):

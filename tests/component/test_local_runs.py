@@ -1,7 +1,6 @@
 """The components and the training pipeline run through kfp.local (SubprocessRunner) as users run them."""
 # No "from __future__ import annotations": KFP reads the pipeline signature at definition time.
 
-
 import json
 import os
 import subprocess
@@ -10,10 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp import dsl, local
 
+from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.components.ingest.component import ingest
 from kfp_mlops.components.validate.component import validate
 from kfp_mlops.demo import DemoSpec, write_demo_dataset
@@ -87,7 +85,17 @@ def test_cli_runs_training_on_demo_data(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "writing 5,000 rows of demo data" in out
-    for listed in ("ingest/dataset", "validate/report", "validate/schema", "validate/anomalies", "featurize/train", "featurize/test", "featurize/feature_repo/feature_store.yaml", "train/model/model.pt2", "train/report"):
+    for listed in (
+        "ingest/dataset",
+        "validate/report",
+        "validate/schema",
+        "validate/anomalies",
+        "featurize/train",
+        "featurize/test",
+        "featurize/feature_repo/feature_store.yaml",
+        "train/model/model.pt2",
+        "train/report",
+    ):
         assert listed in out, listed
     train_output = json.loads(next((tmp_path / "wd" / "runs").glob("*/train/executor_output.json")).read_text())["artifacts"]
     charts = train_output["classification_metrics"]["artifacts"][0]["metadata"]
@@ -111,9 +119,39 @@ def test_cli_runs_training_on_demo_data(tmp_path):
 
 def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
     (tmp_path / "mine.csv").write_text("customer,when,spend,churned\n" + "".join(f"c{i},2026-01-{i % 28 + 1:02d}T00:00:00Z,{i * 3.5},{i % 2}\n" for i in range(200)))
-    ok = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "churned", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), "--deploy-target", "none", cwd=tmp_path)
+    ok = _cli(
+        "run",
+        "training",
+        "--source-uri",
+        str(tmp_path / "mine.csv"),
+        "--label-column",
+        "churned",
+        "--entity-column",
+        "customer",
+        "--timestamp-column",
+        "when",
+        "--workdir",
+        str(tmp_path / "wd"),
+        "--deploy-target",
+        "none",
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
-    bad = _cli("run", "training", "--source-uri", str(tmp_path / "mine.csv"), "--label-column", "target", "--entity-column", "customer", "--timestamp-column", "when", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    bad = _cli(
+        "run",
+        "training",
+        "--source-uri",
+        str(tmp_path / "mine.csv"),
+        "--label-column",
+        "target",
+        "--entity-column",
+        "customer",
+        "--timestamp-column",
+        "when",
+        "--workdir",
+        str(tmp_path / "wd"),
+        cwd=tmp_path,
+    )
     assert bad.returncode != 0
     assert "missing_label" in bad.stdout + bad.stderr and "label column not found" in bad.stdout + bad.stderr
 

@@ -19,8 +19,8 @@ workspace is deleted. The next step's inputs come from the kept store only.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -237,8 +237,7 @@ class Launcher:
             "inputs": {"parameterValues": values, "artifacts": artifacts},
             "outputs": {
                 "artifacts": {
-                    name: {"artifacts": [{"name": name, "type": spec["artifactType"], "uri": self.output_uri(task, name), "metadata": {}}]}
-                    for name, spec in outputs.get("artifacts", {}).items()
+                    name: {"artifacts": [{"name": name, "type": spec["artifactType"], "uri": self.output_uri(task, name), "metadata": {}}]} for name, spec in outputs.get("artifacts", {}).items()
                 },
                 "parameters": {name: {"outputFile": f"{PARAMETER_DIR}/{name}"} for name in outputs.get("parameters", {})},
                 "outputFile": OUTPUT_METADATA,

@@ -174,7 +174,19 @@ def test_metrics_are_finite_floats_with_safe_keys(results, case):
     values = metrics(result)
     assert values and all(type(v) is float and math.isfinite(v) for v in values.values())
     assert all(re.fullmatch(r"[A-Za-z0-9_]+", key) for key in values)
-    for key in ("srm_chi_square_p", "srm_sequential_p", "units_champion", "accuracy_champion", "effect_challenger", "lower_challenger", "upper_challenger", "adjusted_p_challenger", "p95_latency_ms_challenger", "error_rate_challenger", "units_needed"):
+    for key in (
+        "srm_chi_square_p",
+        "srm_sequential_p",
+        "units_champion",
+        "accuracy_champion",
+        "effect_challenger",
+        "lower_challenger",
+        "upper_challenger",
+        "adjusted_p_challenger",
+        "p95_latency_ms_challenger",
+        "error_rate_challenger",
+        "units_needed",
+    ):
         assert key in values, key
     primary = next(c for c in result.comparisons if c.challenger == "challenger" and c.role == "primary")
     assert values["effect_challenger"] == pytest.approx(primary.effect)

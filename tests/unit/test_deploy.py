@@ -13,13 +13,13 @@ import pytest
 
 from kfp_mlops.components._shared.errors import DataError, DeployError
 from kfp_mlops.components._shared.k8s_adapter import api_client
+from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components._shared.model_artifact import MODEL_FILE
 from kfp_mlops.components.deploy.arms import DeployInputError
 from kfp_mlops.components.deploy.core import DeployRequest, deploy
 from kfp_mlops.components.deploy.local_target import status_local
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.registry import Registry
-from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from tests.k8s_fake import SCHEMAS, FakeKubeAPI, crd_schema, validate_manifest
 from tests.unit.test_model_safety import FAST
@@ -44,7 +44,16 @@ def registered(tmp_path_factory):
 
 def _request(**changes) -> DeployRequest:
     """A KServe deployment as the cluster's deploy step would send it (the server pods reach MLflow by its service name)."""
-    base = {"model_name": "fraud", "arms": "champion=90,challenger=10", "target": "kserve", "tracking_uri": "http://mlflow.ml:5000", "namespace": NS, "image": "registry.example.com/kfp-mlops-serve:0.1.0", "poll_s": 0.02, "timeout_s": 5.0}
+    base = {
+        "model_name": "fraud",
+        "arms": "champion=90,challenger=10",
+        "target": "kserve",
+        "tracking_uri": "http://mlflow.ml:5000",
+        "namespace": NS,
+        "image": "registry.example.com/kfp-mlops-serve:0.1.0",
+        "poll_s": 0.02,
+        "timeout_s": 5.0,
+    }
     return DeployRequest(**{**base, **changes})
 
 

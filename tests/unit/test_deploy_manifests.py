@@ -7,6 +7,7 @@ import copy
 import dataclasses
 
 import pytest
+
 from kfp_mlops.components._shared.errors import DeployError
 from kfp_mlops.components._shared.k8s_adapter import KubeClient, api_client
 from kfp_mlops.components.deploy.manifests import (
@@ -18,7 +19,6 @@ from kfp_mlops.components.deploy.manifests import (
     render_seldon_v2,
 )
 from kfp_mlops.components.deploy.rbac import render_rbac
-
 from tests.k8s_fake import FakeKubeAPI, crd_schema, validate_manifest
 from tests.unit.test_k8s_adapter import Clock
 
@@ -30,8 +30,15 @@ SCHEMAS = {
     "Experiment": ("seldon-v2.mlops.seldon.io_experiments.yaml", "v1alpha1"),
 }
 SETTINGS = ServeSettings(
-    deployment="fraud", namespace="ml", image="ghcr.io/kfp-mlops/kfp-mlops-serve:0.1.0", tracking_uri="https://mlflow.example.com", mlflow_secret="mlflow-credentials",
-    log_sink="s3://logs/fraud", feature_repo="/feature_repo", gpus=1, service_account="fraud-serving",
+    deployment="fraud",
+    namespace="ml",
+    image="ghcr.io/kfp-mlops/kfp-mlops-serve:0.1.0",
+    tracking_uri="https://mlflow.example.com",
+    mlflow_secret="mlflow-credentials",
+    log_sink="s3://logs/fraud",
+    feature_repo="/feature_repo",
+    gpus=1,
+    service_account="fraud-serving",
 )
 V2_SETTINGS = dataclasses.replace(SETTINGS, gpus=0)  # a Seldon v2 Model has no pod: GPUs are set on the user's MLServer Server
 
@@ -71,8 +78,24 @@ def test_kserve_services_run_our_server_behind_a_splitter():
     assert [s["metadata"]["name"] for s in services] == ["fraud-champion", "fraud-challenger"]
     container = services[1]["spec"]["predictor"]["containers"][0]
     assert container["command"] == ["python", "-m", "kfp_mlops.components.serve"]
-    assert container["args"] == ["--model-uri", "models:/fraud/4", "--model_name", "fraud", "--host", "0.0.0.0", "--http-port", "8080", "--arm", "challenger",
-                                 "--log-sink", "s3://logs/fraud", "--feature-repo", "/feature_repo", "--max-payload-bytes", "1048576"]
+    assert container["args"] == [
+        "--model-uri",
+        "models:/fraud/4",
+        "--model_name",
+        "fraud",
+        "--host",
+        "0.0.0.0",
+        "--http-port",
+        "8080",
+        "--arm",
+        "challenger",
+        "--log-sink",
+        "s3://logs/fraud",
+        "--feature-repo",
+        "/feature_repo",
+        "--max-payload-bytes",
+        "1048576",
+    ]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready" and container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": 1} == container["resources"]["requests"]
     env = {e["name"]: e for e in container["env"]}

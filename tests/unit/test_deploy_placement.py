@@ -182,7 +182,7 @@ def test_cluster_deploy_renders_placement_from_the_step_parameters(first_run):
     for target in ("kserve", "seldon"):
         result = deploy(_request(target=target, arms="champion=100", **PLACED), registry=registry)
         assert all(_errors(m) == [] for m in result.manifests)
-        (pod, container), = _pods(result.manifests)
+        ((pod, container),) = _pods(result.manifests)
         assert pod["nodeSelector"] == GPU_NODES and pod["tolerations"] == GPU_TAINT and pod["imagePullSecrets"] == [{"name": "regcred"}]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1 == container["resources"]["requests"]["nvidia.com/gpu"]
         assert bool(result.warnings) == (target == "kserve"), "Serverless KServe names the Knative feature flags"

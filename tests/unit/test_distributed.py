@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
+from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.components.distributed.core import launch
 from kfp_mlops.components.distributed.k8s import JobClient, JobError, api_client
 from kfp_mlops.components.distributed.manifests import JobSpec, JobSpecError, job_name, pytorchjob, render, trainjob
-from kfp_mlops.components._shared.model_artifact import ModelArtifact
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.registry import Registry
 from tests.k8s_fake import FakeKubeAPI, crd_schema, validate_manifest
@@ -149,8 +149,28 @@ def test_launch_end_to_end_with_a_fake_controller(tmp_path):
             spec=_spec(mount_path=str(shared)),
             label="label",
             exclude="entity_id,event_timestamp",
-            extra_args=["--epochs", "2", "--hidden", "16", "--gpu", "forbid", "--weight-decay", "0.001", "--non-finite", "error", "--early-stopping-metric", "log_loss",
-                        "--tracking-uri", uri, "--experiment", "distributed", "--tags", '{"kfp.run_id": "run-1"}', "--attempt-key", "job-1"],
+            extra_args=[
+                "--epochs",
+                "2",
+                "--hidden",
+                "16",
+                "--gpu",
+                "forbid",
+                "--weight-decay",
+                "0.001",
+                "--non-finite",
+                "error",
+                "--early-stopping-metric",
+                "log_loss",
+                "--tracking-uri",
+                uri,
+                "--experiment",
+                "distributed",
+                "--tags",
+                '{"kfp.run_id": "run-1"}',
+                "--attempt-key",
+                "job-1",
+            ],
             shared_dir=shared,
             model_dir=tmp_path / "out" / "model",
             api_client=api_client(api.url),

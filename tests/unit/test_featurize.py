@@ -77,9 +77,7 @@ def test_joined_values_equal_merge_asof(demo_run, tmp_path):
     dataset, result, out, paths = demo_run
     features = pq.read_table(out / "repo" / "data" / "features.parquet").to_pandas()
     labels = pq.read_table(dataset, columns=["entity_id", "event_timestamp", "label"]).to_pandas()
-    expected = pd.merge_asof(
-        labels.sort_values("event_timestamp"), features.sort_values("event_timestamp"), on="event_timestamp", by="entity_id", direction="backward"
-    )
+    expected = pd.merge_asof(labels.sort_values("event_timestamp"), features.sort_values("event_timestamp"), on="event_timestamp", by="entity_id", direction="backward")
     got = pd.concat([pq.read_table(paths[name]).to_pandas() for name in SPLITS])
     key = ["entity_id", "event_timestamp"]
     merged = expected.merge(got, on=key, suffixes=("_want", "_got"), validate="one_to_one")
@@ -137,7 +135,9 @@ def test_leakage_a_feature_one_second_after_the_label_is_never_joined(tmp_path):
 def test_ttl_expires_old_features(tmp_path):
     spec = FeatureSpec.from_dict({**SPEC.to_dict(), "ttl": "2d", "aggregates": []})
     events = _events(tmp_path, "e.parquet", [(1, T0, 1.0, "DE", 0), (2, T0 + dt.timedelta(days=9), 2.0, "FR", 1)])
-    labels = _events(tmp_path, "l.parquet", [(1, T0 + dt.timedelta(days=1), 1), (1, T0 + dt.timedelta(days=3), 0), (2, T0 + dt.timedelta(days=10), 1)], columns=("entity_id", "event_timestamp", "label"))
+    labels = _events(
+        tmp_path, "l.parquet", [(1, T0 + dt.timedelta(days=1), 1), (1, T0 + dt.timedelta(days=3), 0), (2, T0 + dt.timedelta(days=10), 1)], columns=("entity_id", "event_timestamp", "label")
+    )
     _, _, paths = _run(tmp_path, events, spec=spec, labels=labels, split_fractions=(0.34, 0.33, 0.33))
     joined = pd.concat([pq.read_table(paths[n]).to_pandas() for n in SPLITS]).sort_values("event_timestamp")
     assert joined["amount"].tolist()[:1] == [1.0] and pd.isna(joined["amount"].tolist()[1]) and joined["amount"].tolist()[2] == 2.0

@@ -52,9 +52,7 @@ def run_component(tmp_path: Path, dataset: Path, labels: Path | None = None, **p
         "metrics": Metrics(uri=str(out / "metrics")),
         "summary": Markdown(uri=str(out / "summary")),
     }
-    featurize_component.python_func(
-        dataset=Dataset(uri=str(dataset)), labels=Dataset(uri=str(labels)) if labels else None, **artifacts, **{**DEFAULTS, **params}
-    )
+    featurize_component.python_func(dataset=Dataset(uri=str(dataset)), labels=Dataset(uri=str(labels)) if labels else None, **artifacts, **{**DEFAULTS, **params})
     return artifacts
 
 
@@ -115,7 +113,7 @@ def test_redis_password_never_written_and_every_process_opens_the_repo(tmp_path,
     captured = capfd.readouterr()
     repo = Path(artifacts["feature_repo"].path)
     assert_no_secret(PASSWORD, tmp_path, artifacts, captured.out, captured.err, caplog.text)
-    assert "password=\"${REDIS_PASSWORD}\"" in (repo / "feature_store.yaml").read_text()
+    assert 'password="${REDIS_PASSWORD}"' in (repo / "feature_store.yaml").read_text()
     assert artifacts["feature_repo"].metadata["online_store"] == f"redis://127.0.0.1:{port}/0"
     assert artifacts["feature_repo"].metadata["requires_env"] == ["REDIS_PASSWORD"]
     assert "online store redis://127.0.0.1" in captured.out
@@ -196,7 +194,9 @@ def test_bad_store_parameters_are_data_errors_before_anything_runs(tmp_path, cap
 def test_url_password_and_env_password_that_differ_are_refused(tmp_path, capfd, monkeypatch):
     other = f"other-{uuid.uuid4().hex}"
     monkeypatch.setenv("REDIS_PASSWORD", other)
-    message = component_fails(tmp_path, capfd, tmp_path / "never-read.parquet", 2, "online_store URL carries one password and REDIS_PASSWORD another", online_store=f"redis://:{PASSWORD}@127.0.0.1:6379")
+    message = component_fails(
+        tmp_path, capfd, tmp_path / "never-read.parquet", 2, "online_store URL carries one password and REDIS_PASSWORD another", online_store=f"redis://:{PASSWORD}@127.0.0.1:6379"
+    )
     assert PASSWORD not in message and other not in message
 
 
@@ -287,7 +287,9 @@ def test_passwords_reach_feast_unchanged(tmp_path, monkeypatch, password):
     assert config.registry.sqlalchemy_config_kwargs["connect_args"]["password"] == password
 
 
-@pytest.mark.parametrize(("variable", "password"), [("REDIS_PASSWORD", "a,b"), ("REDIS_PASSWORD", 'a"b'), ("REDIS_PASSWORD", "a\\b"), ("REDIS_PASSWORD", "it's"), ("PGPASSWORD", "it's"), ("PGPASSWORD", "two\nlines")])
+@pytest.mark.parametrize(
+    ("variable", "password"), [("REDIS_PASSWORD", "a,b"), ("REDIS_PASSWORD", 'a"b'), ("REDIS_PASSWORD", "a\\b"), ("REDIS_PASSWORD", "it's"), ("PGPASSWORD", "it's"), ("PGPASSWORD", "two\nlines")]
+)
 def test_passwords_feast_cannot_carry_are_named_without_the_value(variable, password):
     from kfp_mlops.components.featurize.settings import StoreSettings, runtime_config
 
@@ -316,7 +318,7 @@ def test_out_of_range_label_times_are_refused(tmp_path, capfd):
         (
             {"online_store": "rediss://feast:pw@Cache.example.com/2"},
             ("", "rediss://feast@cache.example.com:6379/2"),
-            "connection_string: 'cache.example.com:6379,db=2,ssl=true,username=\"feast\",password=\"${REDIS_PASSWORD}\"'",
+            'connection_string: \'cache.example.com:6379,db=2,ssl=true,username="feast",password="${REDIS_PASSWORD}"\'',
             ["REDIS_PASSWORD"],
         ),
         ({"registry": "postgresql+psycopg://u:p%40ss@db:5432/feast"}, ("postgresql+psycopg://u@db:5432/feast", ""), "path: postgresql+psycopg://u@db:5432/feast\n", ["PGPASSWORD"]),

@@ -212,7 +212,9 @@ def test_component_bad_column_types_json_exits_2(tmp_path, capsys):
 
     for column_types in ('["zip"]', '{"zip": 5}', "{zip: string}"):
         with pytest.raises(SystemExit) as exited:
-            component.python_func(source_uri=_write(tmp_path, "z.csv", "zip\n1\n"), dataset=Dataset(uri=str(tmp_path / "o" / "d")), summary=Markdown(uri=str(tmp_path / "o" / "s")), column_types=column_types)
+            component.python_func(
+                source_uri=_write(tmp_path, "z.csv", "zip\n1\n"), dataset=Dataset(uri=str(tmp_path / "o" / "d")), summary=Markdown(uri=str(tmp_path / "o" / "s")), column_types=column_types
+            )
         assert exited.value.code == 2
         err = capsys.readouterr().err
         assert "column_types" in err or "column types" in err

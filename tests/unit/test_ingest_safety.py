@@ -130,7 +130,9 @@ def test_secrets_never_reach_outputs_logs_or_stdout(kind, secret_server, tmp_pat
     core = ingest(uri, tmp_path / "core" / "dataset.parquet", options=IngestOptions(entity_column="user"))
     assert core.rows == 300, "the credentials were still used to download"
     checked = validate(core.path, options=ValidateOptions(label_column="label", key_columns=("user",)))
-    write_outputs(checked, schema_path=tmp_path / "core/schema", statistics_path=tmp_path / "core/stats", anomalies_path=tmp_path / "core/anomalies", report_path=tmp_path / "core/report.html", source=uri)
+    write_outputs(
+        checked, schema_path=tmp_path / "core/schema", statistics_path=tmp_path / "core/stats", anomalies_path=tmp_path / "core/anomalies", report_path=tmp_path / "core/report.html", source=uri
+    )
     _assert_no_secret(json.dumps(core.metadata()), core.summary_markdown(), files=tmp_path / "core")
     # The component bodies, as a KFP launcher runs them.
     returned, dataset = _run_ingest_component(tmp_path / "ingest", source_uri=uri, entity_column="user")
@@ -283,6 +285,7 @@ def test_disk_full_exits_3_naming_the_output_and_leaves_nothing(small_disk, tmp_
     pq.write_table(pa.table({"x": np.random.default_rng(0).random(300_000), "y": np.random.default_rng(1).random(300_000)}), source)
     out = small_disk / "out" if small_disk is not None else tmp_path / "out"
     if small_disk is None:
+
         def full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
@@ -350,7 +353,7 @@ def test_summary_escapes_hostile_column_names(tmp_path):
     result = ingest(str(tmp_path / "h.parquet"), tmp_path / "o.parquet", options=IngestOptions(entity_column=names[0]))
     md = result.summary_markdown()
     assert "<img" not in md and "**bold**" not in md and "](javascript" not in md
-    table = md[md.index("| column"):].strip().splitlines()
+    table = md[md.index("| column") :].strip().splitlines()
     assert all(line.startswith("|") for line in table), "a column name broke out of the table"
     unescaped_pipes = [len(re.findall(r"(?<!\\)\|", line)) for line in table]
     assert set(unescaped_pipes) == {3}, "a column name added or removed a table cell"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from kfp_mlops.components._shared.errors import DeployError
 from kfp_mlops.components._shared.k8s_adapter import (
     APPLY_PATCH,
@@ -24,7 +25,6 @@ from kfp_mlops.components.deploy.manifests import (
     render_kserve,
     render_seldon_v1,
 )
-
 from tests.k8s_fake import FakeKubeAPI
 
 NS = "ml"

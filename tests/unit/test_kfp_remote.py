@@ -16,7 +16,7 @@ from kfp_server_api import ApiException
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.pipelines import kfp_remote
 from kfp_mlops.pipelines.cli import main
-from kfp_mlops.pipelines.kfp_remote import KfpApiError, RunTimeoutError, check_params, connect, describe_submission, default_version_name, failure_summary, submit, upload, wait
+from kfp_mlops.pipelines.kfp_remote import KfpApiError, RunTimeoutError, check_params, connect, default_version_name, describe_submission, failure_summary, submit, upload, wait
 from tests.kfp_fake import FakeKfpApi
 
 COMPILED = Path(__file__).resolve().parents[2] / "compiled"
@@ -227,7 +227,12 @@ def test_wait_gives_up_after_its_timeout_and_says_the_run_goes_on(api, client):
 
 
 def test_steps_are_told_from_kfp_machinery_without_a_spec():
-    steps = kfp_remote.user_steps({"root": {"dag": {"tasks": {"loop": {"componentRef": {"name": "comp-loop"}}, "a": {"componentRef": {"name": "comp-a"}}}}}, "components": {"comp-loop": {"dag": {"tasks": {"b": {"componentRef": {"name": "comp-b"}}}}}, "comp-a": {}, "comp-b": {}}})
+    steps = kfp_remote.user_steps(
+        {
+            "root": {"dag": {"tasks": {"loop": {"componentRef": {"name": "comp-loop"}}, "a": {"componentRef": {"name": "comp-a"}}}}},
+            "components": {"comp-loop": {"dag": {"tasks": {"b": {"componentRef": {"name": "comp-b"}}}}}, "comp-a": {}, "comp-b": {}},
+        }
+    )
     assert steps == {"a", "b"}  # the loop is a DAG, not a step
     names = ["root", "root-driver", "ingest-driver", "ingest", "executor", "train"]
     assert [n for n in names if kfp_remote.is_user_step(n, None)] == ["ingest", "train"]
@@ -313,7 +318,10 @@ def test_the_installed_command_fails_in_one_message_without_a_traceback(tmp_path
     command = Path(sys.executable).with_name("kfp-mlops")
     done = subprocess.run(
         [str(command), "submit", "training", "--host", f"http://127.0.0.1:{closed_port()}", "--param", "source_uri=x", "--compiled-dir", str(COMPILED)],
-        capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": str(command.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HOME": str(tmp_path), "PATH": str(command.parent)},
     )
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("kfp-mlops submit: cannot connect to") and "Traceback" not in done.stderr and "WARNING" not in done.stderr

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # A stand-in for the model server: the same --arm/--host/--http-port flags, readiness at
 # /v2/health/ready, and every other path echoed with the arm that answered.
-STAND_IN = r'''
+STAND_IN = r"""
 import argparse, asyncio, os, sys
 from aiohttp import web
 parser = argparse.ArgumentParser()
@@ -65,7 +65,7 @@ app = web.Application(client_max_size=64 * 1024 * 1024)
 app.router.add_get("/v2/health/ready", ready)
 app.router.add_route("*", "/{tail:.*}", echo)
 web.run_app(app, host=args.host, port=args.http_port, print=None, access_log=None)
-'''
+"""
 
 
 @pytest.fixture(scope="module")

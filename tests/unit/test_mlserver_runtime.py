@@ -56,7 +56,12 @@ def logged_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mlserver-model")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     paths = _splits(tmp / "data", rows=3_000)
-    result = train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), TrainConfig(hidden=(16,), max_epochs=2), model_dir=tmp / "model", tracking=TrackingSettings(uri, experiment="mlserver"))
+    result = train_model(
+        TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS),
+        TrainConfig(hidden=(16,), max_epochs=2),
+        model_dir=tmp / "model",
+        tracking=TrackingSettings(uri, experiment="mlserver"),
+    )
     stored = Path(download_artifacts(artifact_uri=result.contract.mlflow_model_uri, dst_path=str(tmp / "stored"), tracking_uri=uri))
     return tmp, stored, paths
 

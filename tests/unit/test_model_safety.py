@@ -161,7 +161,12 @@ def test_register_never_runs_the_champions_code_and_checks_its_hashes(trained, t
     for code in code_files:
         code.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n" + code.read_text())
     second_dir = tmp_path / "second"
-    second = train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), TrainConfig(hidden=(8,), max_epochs=1, seed=3), model_dir=second_dir, tracking=TrackingSettings(uri, experiment="safety"))
+    second = train_model(
+        TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS),
+        TrainConfig(hidden=(8,), max_epochs=1, seed=3),
+        model_dir=second_dir,
+        tracking=TrackingSettings(uri, experiment="safety"),
+    )
     out = register_model(second_dir, second.contract, paths["test"], registry=registry, name="guarded", thresholds=None, promote=False, tags={})
     assert out.champion_metrics is not None and not marker.exists(), "the champion was scored from its files, its code never imported"
     model_files = [p for p in stored.rglob(MODEL_FILE)]

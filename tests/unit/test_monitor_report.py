@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from kfp_mlops.components.monitor import drift
 from kfp_mlops.components.monitor.report import (
     MAX_CHARTS,
@@ -71,19 +72,38 @@ def churn() -> MonitorResult:
         QualityFinding("plan", "new_category", ERROR, NAN, 0.2, "plan has categories the model never saw."),
     ]
     return MonitorResult(
-        "churn", "7", "s3://logs/churn/2026-11-28", 1200, columns, column("score", drifted=True, method="ks"), quality,
+        "churn",
+        "7",
+        "s3://logs/churn/2026-11-28",
+        1200,
+        columns,
+        column("score", drifted=True, method="ks"),
+        quality,
         [performance("accuracy", estimated=0.71, realized=0.69, n_labelled=350), performance("roc_auc", estimated=0.84, realized=0.83, n_labelled=350)],
-        drift_share=12 / 20, dataset_drift=True, drift_detected=True, retrain=True,
+        drift_share=12 / 20,
+        dataset_drift=True,
+        drift_detected=True,
+        retrain=True,
         reasons=["12 of 20 columns drifted (60%), at or above 50%.", "Estimated accuracy 0.71 is below the alert threshold 0.8."],
-        warnings=["age is null far more often than in the reference."], seconds={"read": 1.25, "drift": 0.5},
+        warnings=["age is null far more often than in the reference."],
+        seconds={"read": 1.25, "drift": 0.5},
     )
 
 
 def hostile() -> MonitorResult:
     """Nothing drifted, no prediction, no usable scores (NaN estimates); every text hostile."""
     return MonitorResult(
-        HOSTILE, "1|2\nthree", f"/data/{HOSTILE}", 300, [column(HOSTILE, drifted=False, kind=CATEGORICAL, method="z", note=HOSTILE)],
-        None, [], [performance("accuracy", estimated=NAN)], drift_share=0.0, reasons=[f"No drift in {HOSTILE}."], warnings=[HOSTILE],
+        HOSTILE,
+        "1|2\nthree",
+        f"/data/{HOSTILE}",
+        300,
+        [column(HOSTILE, drifted=False, kind=CATEGORICAL, method="z", note=HOSTILE)],
+        None,
+        [],
+        [performance("accuracy", estimated=NAN)],
+        drift_share=0.0,
+        reasons=[f"No drift in {HOSTILE}."],
+        warnings=[HOSTILE],
     )
 
 
@@ -92,8 +112,20 @@ def wide() -> MonitorResult:
     columns = [column(f"f{i:03d}", drifted=i % 5 == 0, method="ks" if i % 2 else "jensenshannon") for i in range(199)]
     columns.append(ColumnDrift("empty_col", NUMERIC, "ks", NAN, 0.05, False, 5000, 0, "no values in the current data to compare"))
     quality = [QualityFinding("", "empty", WARNING, NAN, NAN, "Few rows."), QualityFinding("income", "missing_column", ERROR, NAN, NAN, "income is missing.")]
-    return MonitorResult("wide", "3", "bq://project.table", 90, columns, None, quality, [], drift_share=40 / 200, schema_drift=True, drift_detected=True,
-                         reasons=["income, a model input, is missing: the model cannot score these rows."])
+    return MonitorResult(
+        "wide",
+        "3",
+        "bq://project.table",
+        90,
+        columns,
+        None,
+        quality,
+        [],
+        drift_share=40 / 200,
+        schema_drift=True,
+        drift_detected=True,
+        reasons=["income, a model input, is missing: the model cannot score these rows."],
+    )
 
 
 def section(page: str, index: int) -> str:
@@ -266,7 +298,7 @@ def test_markdown_has_the_summary_table_and_per_model_findings(results: list[Mon
     md = summary_markdown(results)
     lines = md.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("| model |")))
-    table = lines[start:start + 5]
+    table = lines[start : start + 5]
     assert table[1] == "|" + "---|" * 11 and not lines[start + 5].startswith("|")
     for row in table:
         assert len(re.findall(r"(?<!\\)\|", row)) == 12, row

@@ -89,7 +89,9 @@ def test_drifted_inputs_are_flagged_named_and_advise_retraining(watched):
 
 def test_a_shifted_feature_at_a_set_effect_size_is_the_one_flagged(watched):
     tmp, uri, _, _ = watched
-    shift = lambda t: t.set_column(t.schema.get_field_index("tenure_days"), "tenure_days", pc.add(t.column("tenure_days"), pa.scalar(0.5 * float(np.nanstd(t.column("tenure_days").to_numpy(zero_copy_only=False))))))  # noqa: E731
+    shift = lambda t: t.set_column(
+        t.schema.get_field_index("tenure_days"), "tenure_days", pc.add(t.column("tenure_days"), pa.scalar(0.5 * float(np.nanstd(t.column("tenure_days").to_numpy(zero_copy_only=False)))))
+    )  # noqa: E731
     outcome, _ = _run(uri, tmp, current_path=str(_current(tmp / "cur", transform=shift)))
     (result,) = outcome.results
     assert result.drifted_columns == ["tenure_days"], result.drifted_columns
@@ -299,7 +301,9 @@ def test_a_missing_log_sink_is_an_error_and_unusable_logged_scores_are_counted(w
     now = datetime.now(timezone.utc)
     with PredictionLogger(str(sink), queue_size=1000) as logger:
         for i, row in enumerate(rows):
-            logger.log(PredictionRecord(f"q{i}", now - timedelta(minutes=5), "champion", NAME, "1", json.dumps({n: row[n] for n in contract.feature_names}), "1", float("nan") if i % 4 == 0 else 0.7, 1.0, ""))
+            logger.log(
+                PredictionRecord(f"q{i}", now - timedelta(minutes=5), "champion", NAME, "1", json.dumps({n: row[n] for n in contract.feature_names}), "1", float("nan") if i % 4 == 0 else 0.7, 1.0, "")
+            )
     write_feedback(str(sink), [Outcome(f"q{i}", str(int(r["label"])), now) for i, r in enumerate(rows)])
     outcome, _ = _run(uri, tmp_path, log_sink=str(sink), window_hours=1)
     (result,) = outcome.results

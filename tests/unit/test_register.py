@@ -9,12 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from kfp_mlops.components._shared.errors import DataError
+from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.gate import Threshold, decide, parse_thresholds
 from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, lock_name
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.loop import TrainConfig
-from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from tests.unit.test_train import KEYS, _splits
 
 FAST = TrainConfig(hidden=(16,), max_epochs=2, batch_size=256, patience=2)

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
+from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.gate import Threshold
 from kfp_mlops.components.register.registry import CHALLENGER, CHAMPION, LOCK_PREFIX, PREVIOUS, Registry
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.loop import TrainConfig
-from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from tests.services import MlflowServer, port_open, require
 from tests.unit.test_train import KEYS, _splits
 

@@ -36,7 +36,12 @@ def models(tmp_path_factory):
     shuffled = _splits(tmp / "shuffled", rows=8_000, transform=lambda t: t.set_column(t.schema.get_field_index("label"), "label", pa.array(t.column("label").to_numpy()[::-1].copy())))
     out = {}
     for key, data in (("good", paths), ("bad", shuffled)):
-        result = train_model(TrainInputs(data["train"], data["validation"], data["test"], "label", KEYS), TrainConfig(hidden=(32,), max_epochs=4), model_dir=tmp / key, tracking=TrackingSettings(uri, experiment="registry"))
+        result = train_model(
+            TrainInputs(data["train"], data["validation"], data["test"], "label", KEYS),
+            TrainConfig(hidden=(32,), max_epochs=4),
+            model_dir=tmp / key,
+            tracking=TrackingSettings(uri, experiment="registry"),
+        )
         out[key] = (tmp / key, result.contract)
     return uri, paths, out
 
@@ -101,7 +106,9 @@ def test_two_concurrent_registers_leave_the_better_model_champion(models):
     start = time.time() + 10  # both processes past their imports
     procs = []
     for key, delay in (("good", 0.0), ("bad", 0.5)):
-        procs.append(subprocess.Popen([sys.executable, "-c", RACE, uri, "raced", str(out[key][0]), str(paths["test"]), str(start + delay)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", RACE, uri, "raced", str(out[key][0]), str(paths["test"]), str(start + delay)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        )
     results = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
     good_version, bad_line = results[0][0].split()[0], results[1][0].split()
@@ -159,7 +166,12 @@ def test_a_retry_marks_the_killed_attempts_run_killed(models, tmp_path):
     assert len(running) == 1, "the first attempt was mid-run when it was killed"
     (tmp_path / ".model.killed1.tmp").mkdir()  # what an attempt killed while writing its output leaves
     (tmp_path / ".model.killed1.tmp" / "model.pt2").write_bytes(b"half")
-    retry = train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), TrainConfig(hidden=(8,), max_epochs=1), model_dir=tmp_path / "model", tracking=TrackingSettings(uri, experiment="killed", attempt_key="task-7"))
+    retry = train_model(
+        TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS),
+        TrainConfig(hidden=(8,), max_epochs=1),
+        model_dir=tmp_path / "model",
+        tracking=TrackingSettings(uri, experiment="killed", attempt_key="task-7"),
+    )
     assert client.get_run(running[0].info.run_id).info.status == "KILLED"
     assert client.get_run(retry.mlflow_run_id).info.status == "FINISHED"
     assert ModelArtifact.read(tmp_path / "model").mlflow_run_id == retry.mlflow_run_id

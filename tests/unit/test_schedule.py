@@ -22,7 +22,23 @@ def api(monkeypatch, tmp_path):
 
 
 def test_the_monitoring_pipeline_is_scheduled_hourly_in_a_new_experiment(api, capsys):
-    code = cmd_schedule(["monitoring", "--host", api.url, "--cron", "0 * * * *", "--param", "source_uri=gs://bucket/current/", "--param", "drift_share=0.3", "--param", "retrain=false", "--compiled-dir", str(COMPILED)])
+    code = cmd_schedule(
+        [
+            "monitoring",
+            "--host",
+            api.url,
+            "--cron",
+            "0 * * * *",
+            "--param",
+            "source_uri=gs://bucket/current/",
+            "--param",
+            "drift_share=0.3",
+            "--param",
+            "retrain=false",
+            "--compiled-dir",
+            str(COMPILED),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     (run,) = api.recurring_runs.values()
     assert run["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *" and run["max_concurrency"] == "1" or run["max_concurrency"] == 1

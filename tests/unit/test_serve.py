@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from kfp_mlops.components._shared import prediction_log
 from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components._shared.model_artifact import MODEL_FILE
 from kfp_mlops.components.register.core import register_model
@@ -25,8 +26,6 @@ from kfp_mlops.components.train.serving import ServingTransform
 from tests.services import free_port, wait_for_port
 from tests.unit.test_model_safety import FAST, _with_nulls
 from tests.unit.test_train import KEYS, _splits
-
-from kfp_mlops.components._shared import prediction_log
 
 SERVE = [sys.executable, "-m", "kfp_mlops.components.serve", "--host", "127.0.0.1"]
 
@@ -68,7 +67,9 @@ def model(tmp_path_factory):
 def server(model):
     tmp, uri, _ = model
     sink = tmp / "predictions"
-    server = Server(["--model-uri", "models:/served@champion", "--tracking-uri", uri, "--log-sink", str(sink), "--log-flush-seconds", "0.2", "--max-payload-bytes", "200000", "--arm", "blue"], tmp / "server.log")
+    server = Server(
+        ["--model-uri", "models:/served@champion", "--tracking-uri", uri, "--log-sink", str(sink), "--log-flush-seconds", "0.2", "--max-payload-bytes", "200000", "--arm", "blue"], tmp / "server.log"
+    )
     server.sink = sink
     yield server
     server.stop()
@@ -225,7 +226,9 @@ def featurized(tmp_path_factory):
     paths = {name: tmp / "out" / f"{name}.parquet" for name in SPLITS}
     featurize(dataset, SPEC, repo_dir=tmp / "out" / "repo", split_paths=paths)
     train_model(TrainInputs(paths["train"], paths["validation"], paths["test"], "label", KEYS), FAST, model_dir=tmp / "model")
-    server = Server(["--model-uri", str(tmp / "model"), "--model-name", "m", "--feature-repo", str(tmp / "out" / "repo"), "--log-sink", str(tmp / "logs"), "--log-flush-seconds", "0.2"], tmp / "server.log")
+    server = Server(
+        ["--model-uri", str(tmp / "model"), "--model-name", "m", "--feature-repo", str(tmp / "out" / "repo"), "--log-sink", str(tmp / "logs"), "--log-flush-seconds", "0.2"], tmp / "server.log"
+    )
     yield tmp, paths, server
     server.stop()
 

@@ -68,7 +68,11 @@ def test_rows_and_v2_tensors_decode_to_the_same_columns():
     codec = FeatureCodec(_prep())
     rows = [{"amount": 1.5, "age": None, "flag": True, "as_text": "2", "country": "fr", "hour": 4, "hour_float": 3.0, "active": False}, [2.0, 3, False, None, "zz", None, 5.0, True]]
     columns, n, field = codec.v1_columns({"instances": rows})
-    v2 = {"inputs": [{"name": name, "datatype": dtype, "shape": [2], "data": columns[name]} for name, dtype in zip(codec.feature_names, ["FP64", "INT64", "BOOL", "BYTES", "BYTES", "INT32", "FP32", "BOOL"])]}
+    v2 = {
+        "inputs": [
+            {"name": name, "datatype": dtype, "shape": [2], "data": columns[name]} for name, dtype in zip(codec.feature_names, ["FP64", "INT64", "BOOL", "BYTES", "BYTES", "INT32", "FP32", "BOOL"])
+        ]
+    }
     v2_columns, v2_n, _ = codec.v2_columns(v2)
     assert (n, field, v2_n) == (2, "instances", 2) and v2_columns == columns
     alias, _, alias_field = codec.v1_columns({"inputs": rows})

@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.components.train import metrics as M
+from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components._shared.model_artifact import MODEL_FILE, PREPROCESSING_FILE
+from kfp_mlops.components.train import metrics as M
 from kfp_mlops.components.train.core import TrainInputs, train_model
 from kfp_mlops.components.train.entry import weights_digest
 from kfp_mlops.components.train.loop import CHECKPOINT, TrainConfig, TrainError
-from kfp_mlops.components.train.serving import load_program
 from kfp_mlops.components.train.preprocessing import Preprocessing, fit
-from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
+from kfp_mlops.components.train.serving import load_program
 from kfp_mlops.demo import DemoSpec, iter_demo_batches
 
 KEYS = frozenset({"entity_id", "event_timestamp"})

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from kfp_mlops.components._shared.errors import DataError, ValidationFailedError
+from kfp_mlops.components._shared.task import infer_task
 from kfp_mlops.components.ingest.core import IngestOptions, ingest
 from kfp_mlops.components.validate.core import ValidateOptions, validate
 from kfp_mlops.components.validate.schema import DatasetSchema
-from kfp_mlops.components._shared.task import infer_task
 
 NEVER = dict(fail_on_severity="never")
 

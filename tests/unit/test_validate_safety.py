@@ -107,7 +107,10 @@ def test_hand_edited_schema_with_wrong_field_types(edit, fragment, tmp_path):
     assert "s.json" in str(caught.value) and "What to do:" in str(caught.value)
 
 
-@pytest.mark.parametrize("edit,fragment", [({"key_columns": "age"}, "'key_columns' must be a list"), ({"label_classes": [0, 1]}, "'label_classes' must be a list of strings"), ({"label_column": 3}, "'label_column' must be a string")])
+@pytest.mark.parametrize(
+    "edit,fragment",
+    [({"key_columns": "age"}, "'key_columns' must be a list"), ({"label_classes": [0, 1]}, "'label_classes' must be a list of strings"), ({"label_column": 3}, "'label_column' must be a string")],
+)
 def test_hand_edited_schema_with_wrong_top_level_types(edit, fragment, tmp_path):
     schema = {"version": 1, "columns": [{"name": "age", "type": "int64", "kind": "integer"}], **edit}
     (tmp_path / "s.json").write_text(json.dumps(schema))

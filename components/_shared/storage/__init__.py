@@ -100,9 +100,7 @@ def stage_sources(uri: str, staging_dir: Path) -> list[StagedFile]:
         SourceError: the source kept failing after retries.
     """
     if not uri or not uri.strip():
-        raise UnsupportedSourceError(
-            "no source URI given", fix="pass a local path, file://, http(s)://, gs:// or s3:// URI"
-        )
+        raise UnsupportedSourceError("no source URI given", fix="pass a local path, file://, http(s)://, gs:// or s3:// URI")
     scheme = urlparse(uri).scheme.lower()
     if len(scheme) <= 1:  # a bare path (a one-letter "scheme" is a Windows drive)
         scheme = ""

@@ -36,11 +36,7 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
         if ref.single_object:
             names = [ref.key]
         else:
-            names = [
-                b.name
-                for b in client.list_blobs(bucket, prefix=ref.prefix)
-                if is_data_name(b.name) and (ref.pattern is None or fnmatch.fnmatchcase(b.name, ref.pattern))
-            ]
+            names = [b.name for b in client.list_blobs(bucket, prefix=ref.prefix) if is_data_name(b.name) and (ref.pattern is None or fnmatch.fnmatchcase(b.name, ref.pattern))]
         staging_dir.mkdir(parents=True, exist_ok=True)
         staged = []
         for i, name in enumerate(sorted(names)):
@@ -51,9 +47,7 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
         return staged
     except gexc.NotFound as exc:
         what = "object" if _bucket_exists(bucket) else "bucket"
-        raise SourceNotFoundError(
-            f"GCS {what} not found", where=redact_uri(uri), fix=f"check the {what} name and the project it lives in"
-        ) from exc
+        raise SourceNotFoundError(f"GCS {what} not found", where=redact_uri(uri), fix=f"check the {what} name and the project it lives in") from exc
     except gexc.Forbidden as exc:
         raise SourceAccessDeniedError(
             "GCS denied access",

@@ -62,7 +62,5 @@ def stage(uri: str, staging_dir: Path) -> list[StagedFile]:
     try:
         call_with_retry(lambda: _download(uri, target), what=f"download {shown}")
     except (requests.RequestException, TransientError) as exc:
-        raise SourceError(
-            f"download kept failing after retries ({redact_text(str(exc))})", where=shown, fix="check that the server is up and retry"
-        ) from exc
+        raise SourceError(f"download kept failing after retries ({redact_text(str(exc))})", where=shown, fix="check that the server is up and retry") from exc
     return [StagedFile(uri=shown, path=target)]

@@ -28,9 +28,7 @@ def resolve(uri: str) -> list[StagedFile]:
         files = sorted(f for f in p.rglob("*") if f.is_file() and is_data_name(f.name))
         return [StagedFile(uri=str(f), path=f) for f in files]
     if not p.exists():
-        raise SourceNotFoundError(
-            "file does not exist", where=redact_uri(uri), fix="check the path (relative paths start from the working directory)"
-        )
+        raise SourceNotFoundError("file does not exist", where=redact_uri(uri), fix="check the path (relative paths start from the working directory)")
     try:
         with p.open("rb"):
             pass

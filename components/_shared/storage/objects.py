@@ -170,9 +170,7 @@ def _put_local(target: Path, data: bytes, uri: str) -> None:
         # mkstemp creates the file 0600: a log of predictions may hold personal data.
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     except PermissionError as exc:
-        raise SourceAccessDeniedError(
-            "folder is not writable", where=str(target.parent), fix="fix its permissions or choose another folder"
-        ) from exc
+        raise SourceAccessDeniedError("folder is not writable", where=str(target.parent), fix="fix its permissions or choose another folder") from exc
     except OSError as exc:
         raise SourceError(f"cannot create a file ({exc.strerror})", where=str(target.parent), fix="check the folder and the disk") from exc
     try:

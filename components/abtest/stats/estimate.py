@@ -112,11 +112,7 @@ def _plain_arm(arm: Moments, kind: str) -> _ArmMoments:
         ratio = safe_divide(arm.sum, arm.den_sum)
         den_mean = safe_divide(arm.den_sum, n)
         # Delta method for sum(y)/sum(d) with units i.i.d.: Var ~ Var(y - R d) / (n mean(d)^2).
-        spread = (
-            sample_variance(n, arm.sum, arm.sum_sq)
-            - 2.0 * ratio * sample_covariance(n, arm.sum, arm.den_sum, arm.num_den_sum)
-            + ratio**2 * sample_variance(n, arm.den_sum, arm.den_sum_sq)
-        )
+        spread = sample_variance(n, arm.sum, arm.sum_sq) - 2.0 * ratio * sample_covariance(n, arm.sum, arm.den_sum, arm.num_den_sum) + ratio**2 * sample_variance(n, arm.den_sum, arm.den_sum_sq)
         return _ArmMoments(ratio, safe_divide(np.maximum(spread, 0.0), n * den_mean**2), n)
     return _ArmMoments(arm.mean, safe_divide(_unit_variance(arm, kind), n), n)
 

@@ -94,10 +94,7 @@ class Moments:
             present = [name for name in group if getattr(self, name) is not None]
             if present and len(present) != len(group):
                 missing = [name for name in group if getattr(self, name) is None]
-                raise ValueError(
-                    f"Moments: the {label} fields come together; {', '.join(present)} given but "
-                    f"{', '.join(missing)} missing. Pass all of {', '.join(group)} or none."
-                )
+                raise ValueError(f"Moments: the {label} fields come together; {', '.join(present)} given but {', '.join(missing)} missing. Pass all of {', '.join(group)} or none.")
 
     @classmethod
     def of(
@@ -164,10 +161,7 @@ class Moments:
         for field in fields(self):
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if (mine is None) != (theirs is None):
-                raise ValueError(
-                    f"Moments.merged: {field.name} is set on one side only; partial aggregates "
-                    "must carry the same fields (all ratio sums, all covariate sums, or none)."
-                )
+                raise ValueError(f"Moments.merged: {field.name} is set on one side only; partial aggregates must carry the same fields (all ratio sums, all covariate sums, or none).")
             combined[field.name] = None if mine is None else np.add(mine, theirs)
         return Moments(**combined)
 

@@ -65,9 +65,7 @@ def assignment_counts(rng: np.random.Generator, sims: int, units_per_look: Array
     return np.cumsum(draws, axis=1)
 
 
-def covariate_moments(
-    rng: np.random.Generator, sims: int, n: int, mean: float, sd: float, rho: float, covariate_mean: float = 0.0, covariate_sd: float = 1.0
-) -> Moments:
+def covariate_moments(rng: np.random.Generator, sims: int, n: int, mean: float, sd: float, rho: float, covariate_mean: float = 0.0, covariate_sd: float = 1.0) -> Moments:
     """One look's Moments of n units whose metric has correlation rho with a pre-period covariate.
 
     The unit pairs (y, x) are bivariate normal; their means are drawn from N(mu, Sigma / n) and
@@ -134,4 +132,3 @@ def stopping_units(rejected: np.ndarray, units_at_look: ArrayLike) -> np.ndarray
     units = np.asarray(units_at_look, dtype=float)
     look = first_look(rejected)
     return np.where(look >= 0, units[np.maximum(look, 0)], units[-1])
-
