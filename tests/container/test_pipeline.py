@@ -93,7 +93,7 @@ def test_training_pipeline_step_by_step_as_on_a_cluster(train_image, features_im
     from mlflow.tracking import MlflowClient
 
     first = run_training(tmp_path / "run1", stores, source)
-    assert first["register"].parameters == {"blessed": True, "version": "1"}, first["register"].log
+    assert first["register"].parameters == {"Output": True, "blessed": True, "version": "1"}, first["register"].log
     assert "Compared against: no champion" in first["register"].stdout
     client = MlflowClient(tracking_uri=stores["mlflow"], registry_uri=stores["mlflow"])
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
@@ -108,7 +108,7 @@ def test_training_pipeline_step_by_step_as_on_a_cluster(train_image, features_im
     second = run_training(tmp_path / "run2", stores, source)  # fresh workspaces, a new run id
     register = second["register"]
     assert "Compared against: champion (version 1)" in register.stdout, register.log
-    assert register.parameters == {"blessed": False, "version": "2"}, "same data and seed: an equal model is registered, not promoted"
+    assert register.parameters == {"Output": False, "blessed": False, "version": "2"}, "same data and seed: an equal model is registered, not promoted"
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
     assert client.get_model_version_by_alias(MODEL, "challenger").version == "2"
     assert second["train"].artifacts["model"].uri != first["train"].artifacts["model"].uri
