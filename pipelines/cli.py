@@ -181,6 +181,9 @@ def cmd_compile(argv: Sequence[str]) -> int:
         data.update({k: v for k, v in args.items() if v is not None})
         options = ClusterOptions.from_mapping(data)
         paths = compile_all(output_dir, options)
+    except OSError as exc:
+        print(f"kfp-mlops compile: cannot write to {output_dir}: {exc.strerror}", file=sys.stderr)
+        return 2
     except KfpMlopsError as exc:
         print(f"kfp-mlops compile: {exc}", file=sys.stderr)
         return exc.exit_code

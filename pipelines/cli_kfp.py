@@ -31,7 +31,9 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser(prog: str, description: str, pipeline_help: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog="The API token comes from the environment variable named by --token-env (never a flag: flags land in shell history).")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, allow_abbrev=False, epilog="The API token comes from the environment variable named by --token-env (never a flag: flags land in shell history)."
+    )
     parser.add_argument("pipeline", help=pipeline_help)
     _common_flags(parser)
     return parser
@@ -53,6 +55,10 @@ def resolve_package(pipeline: str, compiled_dir: Path) -> Path:
 def _connect(args: argparse.Namespace) -> Any:
     from kfp_mlops.pipelines.kfp_remote import connect
 
+    if args.token_env != "KFP_TOKEN" and not os.environ.get(args.token_env):
+        raise DataError(
+            f"--token-env names the environment variable {args.token_env!r}, which is not set", fix="export the token in an environment variable and give its name (a token itself is never a flag)"
+        )
     return connect(args.host, namespace=args.namespace, token=os.environ.get(args.token_env) or None)
 
 

@@ -157,6 +157,7 @@ def connect(host: str, *, namespace: str | None = None, token: str | None = None
 
     if not host:
         raise DataError("no KFP API host given", fix="give the endpoint, e.g. https://kubeflow.example.com/pipeline")
+    _answers(host, token)
     # kfp.Client logs each failed health check with a traceback (and urllib3 each retry) before it
     # raises a bare TimeoutError: keep the last failure to say why, and those logs off the console.
     failures = _HealthCheckFailures()
@@ -178,6 +179,24 @@ def connect(host: str, *, namespace: str | None = None, token: str | None = None
     finally:
         root.removeFilter(failures)
         retries.setLevel(retries_level)
+
+
+ANSWER_TIMEOUT_S = 15.0
+
+
+def _answers(host: str, token: str | None) -> None:
+    """Fail fast when the host accepts connections but never answers (a stuck port-forward or ingress): kfp.Client has no timeout."""
+    import requests
+
+    url = (host if "://" in host else f"http://{host}").rstrip("/") + "/apis/v2beta1/healthz"
+    try:
+        requests.get(url, timeout=ANSWER_TIMEOUT_S, headers={"Authorization": f"Bearer {token}"} if token else {})
+    except requests.Timeout as exc:
+        raise KfpApiError(
+            f"{redact_text(host)} accepted the connection but did not answer within {ANSWER_TIMEOUT_S:.0f} s", fix="check the endpoint (a port-forward or ingress that is stuck?) and try again"
+        ) from exc
+    except requests.RequestException:
+        pass  # refused, unresolvable, TLS: kfp.Client's own check says why
 
 
 class _HealthCheckFailures(logging.Filter):

@@ -23,6 +23,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
 FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 FAILURE_TAIL_LINES = 25
+# Where a step's own words start: our components' error line, a traceback, an error message.
+ERROR_START = re.compile(r"^(kfp-mlops \S+ failed|Traceback \(most recent call last\)|\w*(Error|Exception)\b:)")
 
 
 @dataclass
@@ -155,9 +157,16 @@ class StepConsole(io.TextIOBase):
         if not self.verbose:
             self.terminal.write(format_step(step) + "\n")
             if step.state == "FAILED":
-                tail = [line for line in step.log if line.strip()][-FAILURE_TAIL_LINES:]
+                tail = failure_tail(step.log)
                 self.terminal.write("".join(f"      | {line.strip()}\n" for line in tail))
             self.terminal.flush()
+
+
+def failure_tail(log: list[str]) -> list[str]:
+    """The last lines of a failed step's log, from the first line where the error itself starts."""
+    lines = [line for line in log if line.strip()][-FAILURE_TAIL_LINES * 4 :]
+    start = next((i for i, line in enumerate(lines) if ERROR_START.match(line.strip())), max(0, len(lines) - FAILURE_TAIL_LINES))
+    return lines[start:][-FAILURE_TAIL_LINES:]
 
 
 def format_step(step: StepResult) -> str:

@@ -69,6 +69,8 @@ class LocalRun:
 
     @property
     def endpoint(self) -> str:
+        if self.arguments.get("mode") == "dry-run":
+            return ""  # rendered and checked only: nothing serves
         found = [p.read_text().strip() for p in sorted(self.run_dir.glob("deploy*/endpoint"))]
         return found[-1] if found and found[-1] else ""
 
@@ -185,8 +187,10 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
             failure = exc
         finally:
             console.flush()
-    folder = run_dir() or root
-    log = folder / LOG_NAME
+    folder = run_dir()
+    # A run that failed before its first output has no folder: its log gets a name of its own.
+    log = folder / LOG_NAME if folder is not None else root / f"{name or 'pipeline'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    folder = folder or root
     shutil.move(str(staging), log)
     run = LocalRun(name or getattr(pipeline, "name", "pipeline"), folder, arguments, console.steps, time.perf_counter() - started, log)
     if failure is not None:

@@ -99,5 +99,6 @@ def serving_arguments() -> dict[str, Any]:
         "node_selector": options.serving.node_selector_json(),
         "tolerations": options.serving.tolerations_json(),
         "image_pull_secret": options.image_pull_secret,
+        "mlflow_secret": options.mlflow_secret,  # the model servers read the registry too
         "server_image": options.image("serve") if options.image_registry else "",
     }

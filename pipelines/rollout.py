@@ -15,7 +15,7 @@ from kfp import dsl
 
 from kfp_mlops.components.abtest.component import analyze_experiment, check_rollout, simulate_traffic
 from kfp_mlops.components.deploy.component import deploy as deploy_step
-from kfp_mlops.pipelines.platform import serving_arguments
+from kfp_mlops.pipelines.platform import serving_arguments, with_mlflow_credentials
 
 
 @dsl.pipeline(
@@ -116,6 +116,7 @@ def rollout(
         .after(checked)
         .set_caching_options(False)
     )
+    with_mlflow_credentials(deployed)
     endpoint = deployed.outputs["endpoint"]
     common = dict(
         model_name=model_name,
@@ -140,16 +141,18 @@ def rollout(
     traffic = dict(endpoint=endpoint, model_name=model_name, replay_uri=replay_uri, label_column=label_column, requests=requests_per_step, users=users)
 
     first_traffic = simulate_traffic(**traffic, seed=seed, step=1).set_caching_options(False)
-    first = analyze_experiment(**common, arms=arms, since=deployed.outputs["deployed_at"], next_weight=second_weight).after(first_traffic).set_caching_options(False)
+    first = with_mlflow_credentials(analyze_experiment(**common, arms=arms, since=deployed.outputs["deployed_at"], next_weight=second_weight).after(first_traffic).set_caching_options(False))
     with dsl.If(first.outputs["Output"] == "continue", name="second-step"):
         second_traffic = simulate_traffic(**traffic, seed=seed, step=2).after(first).set_caching_options(False)
-        second = (
+        second = with_mlflow_credentials(
             analyze_experiment(**common, arms=first.outputs["next_arms"], since=first.outputs["next_since"], history=first.outputs["next_history"], next_weight=third_weight)
             .after(second_traffic)
             .set_caching_options(False)
         )
         with dsl.If(second.outputs["Output"] == "continue", name="third-step"):
             third_traffic = simulate_traffic(**traffic, seed=seed, step=3).after(second).set_caching_options(False)
-            analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], history=second.outputs["next_history"], next_weight=0, on_inconclusive="rollback").after(
-                third_traffic
-            ).set_caching_options(False)
+            with_mlflow_credentials(
+                analyze_experiment(**common, arms=second.outputs["next_arms"], since=second.outputs["next_since"], history=second.outputs["next_history"], next_weight=0, on_inconclusive="rollback")
+                .after(third_traffic)
+                .set_caching_options(False)
+            )

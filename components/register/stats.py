@@ -48,7 +48,12 @@ def _delong(y: np.ndarray, scores: list[np.ndarray]) -> tuple[np.ndarray, np.nda
     positive = y == 1
     m, n = int(positive.sum()), int((~positive).sum())
     if m < 2 or n < 2:
-        raise ValueError("DeLong needs at least two rows of each class")
+        from kfp_mlops.components._shared.errors import DataError
+
+        raise DataError(
+            f"the test split has {m} row(s) of the positive class and {n} of the other; the gate's ROC AUC interval (DeLong) needs at least two of each",
+            fix="train on more rows, or give the test split a larger share (split_fractions), so that both classes appear in it",
+        )
     aucs, v10, v01 = [], [], []
     for s in scores:
         x, z = s[positive], s[~positive]

@@ -130,3 +130,18 @@ def test_the_cli_refuses_bad_options_before_writing(tmp_path):
     assert not out.exists(), "nothing written"
     proc = subprocess.run([sys.executable, "-m", "kfp_mlops.pipelines.cli", "compile", "--output-dir", str(out), "--training-tolerations", "[{oops"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "is not JSON" in proc.stderr
+
+
+def test_every_step_that_reads_or_moves_aliases_gets_the_mlflow_secret(compiled):
+    expected = {
+        "training": {"exec-train", "exec-register", "exec-deploy"},
+        "rollout": {"exec-deploy", "exec-analyze-experiment", "exec-analyze-experiment-2", "exec-analyze-experiment-3"},
+        "deploy": {"exec-deploy"},
+        "monitoring": {"exec-monitor-models", "exec-train", "exec-register"},
+    }
+    for name, steps in expected.items():
+        _, platform = _docs(compiled / f"{name}.yaml")
+        with_secret = {e for e, config in platform.items() if any(s["secretName"] == "mlflow-creds" for s in config.get("secretAsEnv", []))}
+        assert steps <= with_secret, (name, sorted(steps - with_secret))
+    spec, _ = _docs(compiled / "rollout.yaml")
+    assert _deploy_inputs(spec)["mlflow_secret"]["runtimeValue"]["constant"] == "mlflow-creds", "the model servers read the registry too"

@@ -325,3 +325,29 @@ def test_the_installed_command_fails_in_one_message_without_a_traceback(tmp_path
     )
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("kfp-mlops submit: cannot connect to") and "Traceback" not in done.stderr and "WARNING" not in done.stderr
+
+
+# -- what a hostile review found -------------------------------------------------------------
+
+
+def test_a_host_that_accepts_but_never_answers_fails_in_bounded_time(api, monkeypatch, capsys):
+    monkeypatch.setattr(kfp_remote, "ANSWER_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections, never reads or answers
+        host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(KfpApiError, match="did not answer within") as refused:
+            connect(host, token=TOKEN)
+        assert refused.value.exit_code == 3
+        assert cli("upload", "training", "--host", host) == 3
+    assert "did not answer" in capsys.readouterr().err
+
+
+def test_a_token_is_never_taken_for_a_flag_and_an_unset_token_variable_is_named(api, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as ended:
+        main(["submit", "training", "--host", api.url, "--token", "abc", "--param", "source_uri=gs://b/d"])
+    assert ended.value.code == 2 and "unrecognized arguments: --token" in capsys.readouterr().err
+    monkeypatch.delenv("MY_KFP_TOKEN", raising=False)
+    assert cli("submit", "training", "--host", api.url, "--token-env", "MY_KFP_TOKEN", "--param", "source_uri=gs://b/d") == 2
+    assert "'MY_KFP_TOKEN', which is not set" in capsys.readouterr().err
+    assert not any(method == "POST" for method, _, _ in api.requests), "nothing was submitted"

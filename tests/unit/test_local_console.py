@@ -74,3 +74,14 @@ def test_key_figure_of_a_step_without_outputs_is_empty(tmp_path):
     (tmp_path / "unknown-step").mkdir()
     (tmp_path / "unknown-step" / "executor_output.json").write_text("{not json")
     assert key_figure(tmp_path / "unknown-step") == ""
+
+
+def test_the_failure_tail_starts_at_the_error_not_in_the_executor_input(tmp_path):
+    terminal = io.StringIO()
+    console = StepConsole(terminal, io.StringIO(), lambda: tmp_path)
+    executor_input = ['    "dataset": {', '        "artifacts": [', '            {"uri": "minio://x"}', "        ]", "    }"] * 8
+    body = executor_input + ["kfp-mlops ingest failed: /nonexistent/data.csv: file does not exist", "What to do: give a path that exists"]
+    console.write(_kfp_lines("ingest", "FAILURE", body))
+    shown = terminal.getvalue().splitlines()
+    assert shown[1].strip() == "| kfp-mlops ingest failed: /nonexistent/data.csv: file does not exist", shown
+    assert not any('"artifacts"' in line for line in shown)
