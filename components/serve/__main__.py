@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from kfp_mlops.components.serve.model_source import resolve_model
 
         loaded = resolve_model(args.model_uri, tracking_uri=tracking_uri, scratch=Path(scratch))
-        from kfp_mlops.components.serve.server import ServeOptions, serve
+        from kfp_mlops.components.serve.http_server import serve
+        from kfp_mlops.components.serve.server import ServeOptions
 
         options = ServeOptions(
             model_name=args.model_name or loaded.registered_name or "model",
