@@ -33,9 +33,9 @@ COPY components /tmp/src/components
 COPY pipelines /tmp/src/pipelines
 RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin kfp
 
-# ingest, validate
+# ingest (with DVC for dvc:// sources), validate
 FROM source AS data
-RUN pip install -c /opt/kfp-mlops/constraints.txt /tmp/src \
+RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[dvc]" \
     && rm -rf /tmp/src \
     && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.validate.core"
 USER 1000

@@ -46,6 +46,9 @@ EXTRAS = {
     "train": ["torch==2.13.0", "mlflow>=3.17,<3.18"],
     "features": ["feast>=0.67,<0.68", "pandas<3", "duckdb>=1.1,<3", "redis>=5,<9", "psycopg[binary]>=3.1,<4"],
     "monitor": ["evidently>=0.7.23,<0.8", "pandas<3"],
+    # ingest of dvc:// sources (data image). moto[server] pulls antlr4 unbounded; DVC's
+    # hydra-core needs 4.9.x, so the extra names it.
+    "dvc": ["dvc>=3.67,<4", "antlr4-python3-runtime>=4.9.3,<4.10"],
     # The model server is built on KServe's Python model server; kserve holds psutil below 6.
     # The A/B gate runs in the same image: scipy for its statistics, DuckDB (features) for the log.
     "serve": ["kserve>=0.21,<0.22", "pandas<3", "httptools>=0.6,<1", "uvloop>=0.19,<1; sys_platform != 'win32'", "scipy>=1.11,<2"],
@@ -66,9 +69,11 @@ EXTRAS = {
         "nbformat>=5.10,<6",
         "ipykernel>=6.29,<8",
         "ruff>=0.15,<1",
+        # validate's suites are compared with Great Expectations itself (not a runtime dependency).
+        "great-expectations>=1.24,<1.25",
     ],
 }
-EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor", "serve") for req in EXTRAS[name]})
+EXTRAS["all"] = sorted({req for name in ("train", "features", "monitor", "serve", "dvc") for req in EXTRAS[name]})
 
 setup(
     name="kfp-mlops",
