@@ -98,7 +98,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             run = run_locally(pipeline, arguments, workdir / "runs", verbose=verbose, name=name)
     except RuntimeError as exc:
         print(f"\npipeline {name!r} failed: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     if verbose:
         from kfp_mlops.pipelines.local_run import list_outputs
 
@@ -237,10 +237,41 @@ def cmd_deployments(argv: Sequence[str]) -> int:
         state = "running" if deployment.healthy else "DEGRADED (a process has exited: redeploy or stop it)"
         print(f"{folder.name}: {deployment.url} ({state})")
         for arm, running in deployment.arms.items():
-            print(f"  {arm:<12} weight {running.weight:>3}%  {running.url}  log {running.log_file}")
+            served = served_version(running.command)
+            print(f"  {arm:<12} weight {running.weight:>3}%  {running.url}  {served or '?'}  log {running.log_file}")
+            moved = alias_moved(arm, running.command)
+            if moved:
+                print(f"    {moved}")
     if not found:
         print(f"no local deployments under {root}; start one with `kfp-mlops run deploy`")
     return 0
+
+
+def _flag(command: Sequence[str], flag: str) -> str:
+    return command[command.index(flag) + 1] if flag in command[:-1] else ""
+
+
+def served_version(command: Sequence[str]) -> str:
+    """The models:/NAME/VERSION an arm's server was started with (deploy pins every alias to a version)."""
+    return _flag(command, "--model-uri")
+
+
+def alias_moved(arm: str, command: Sequence[str]) -> str:
+    """When an arm named after an alias serves another version than the alias names now: what happened and what to do."""
+    uri, tracking = served_version(command), _flag(command, "--tracking-uri")
+    if not uri.startswith("models:/") or not tracking or uri.count("/") != 2:
+        return ""
+    name, version = uri.removeprefix("models:/").split("/")
+    from kfp_mlops.components._shared.errors import KfpMlopsError
+    from kfp_mlops.components.register.registry import Registry
+
+    try:
+        now = Registry(tracking).alias(name, arm)
+    except KfpMlopsError:
+        return ""
+    if now is None or now.version == version:
+        return ""
+    return f"@{arm} is version {now.version} now (a rollout or retraining moved it); this arm still serves version {version}: redeploy with `kfp-mlops run deploy`"
 
 
 # Usage reporting of our dependencies stays off unless the user turned it on themselves.
@@ -264,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not argv or argv[0] not in commands:
         asked = not argv or argv[0] in ("-h", "--help")
+        if not asked:
+            print(f"kfp-mlops: unknown command {argv[0]!r}; the commands are run, compile, deployments, profile, schedule, submit, upload and demo-data\n", file=sys.stderr)
         print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
         raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     raise SystemExit(commands[argv[0]](argv[1:]))

@@ -23,7 +23,7 @@ import yaml
 from kfp_mlops._version import __version__
 from kfp_mlops.components._shared.errors import DataError, KfpMlopsError
 from kfp_mlops.components._shared.redact import redact_text
-from kfp_mlops.pipelines.schedule import typed_params
+from kfp_mlops.pipelines.schedule import kind_words, typed_params
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
 _JSON_TYPES: dict[str, tuple[type, ...]] = {"STRING": (str,), "NUMBER_INTEGER": (int,), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,), "LIST": (list,), "STRUCT": (dict,)}
@@ -98,7 +98,7 @@ def _typed(package: Path, declared: Mapping[str, Mapping[str, Any]], params: Map
         if isinstance(value, str) and kind != "STRING":
             typed[name] = typed_params(package, [f"{name}={value}"])[name]  # text from a form or a file: parsed as on the CLI
         elif not fits(value, kind):
-            raise DataError(f"parameter {name} must be {kind.lower().replace('_', ' ')}, not {value!r}", fix="give a value of that type")
+            raise DataError(f"parameter {name} must be {kind_words(kind)}, not {value!r}", fix="give a value of that type")
         else:
             typed[name] = float(value) if kind == "NUMBER_DOUBLE" else value
     return typed

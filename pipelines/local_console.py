@@ -23,6 +23,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
 FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 FAILURE_TAIL_LINES = 25
+WARNING = "WARNING: "  # how our components print a warning the user must see
+EXIT_CODE = re.compile(r"^\(exit code (\d+)\b")
 # Where a step's own words start: our components' error line, a traceback, an error message.
 ERROR_START = re.compile(r"^(kfp-mlops \S+ failed|Traceback \(most recent call last\)|\w*(Error|Exception)\b:)")
 
@@ -36,6 +38,7 @@ class StepResult:
     seconds: float = 0.0
     key: str = ""
     log: list[str] = field(default_factory=list, repr=False)
+    exit_code: int = 0  # a failed step's own exit status (2 bad input, 3 infrastructure), 1 when it did not say
 
 
 def step_outputs(step_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -152,6 +155,9 @@ class StepConsole(io.TextIOBase):
     def _finish(self, step: StepResult, status: str) -> None:
         step.seconds = time.perf_counter() - self._started
         step.state = "SUCCEEDED" if status == "SUCCESS" else "FAILED"
+        if step.state == "FAILED":
+            said = [int(m.group(1)) for m in (EXIT_CODE.match(line.strip()) for line in step.log) if m]
+            step.exit_code = said[-1] if said else 1
         root = self.run_dir()
         step.key = key_figure(root / step.name) if root is not None and step.state == "SUCCEEDED" else ""
         if not self.verbose:
@@ -159,6 +165,9 @@ class StepConsole(io.TextIOBase):
             if step.state == "FAILED":
                 tail = failure_tail(step.log)
                 self.terminal.write("".join(f"      | {line.strip()}\n" for line in tail))
+            else:
+                # Our components' warnings are meant for the user even when the step succeeds.
+                self.terminal.write("".join(f"      ! {line.strip()}\n" for line in step.log if line.strip().startswith(WARNING)))
             self.terminal.flush()
 
 

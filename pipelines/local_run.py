@@ -39,6 +39,14 @@ class ModelSummary:
         return f"{self.name} version {self.version} ({'blessed' if self.blessed else 'NOT blessed'}; {aliases})"
 
 
+class LocalRunFailed(RuntimeError):
+    """A local run stopped at a failed step; ``exit_code`` is that step's own (2 bad input, 3 infrastructure, 1 otherwise)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 @dataclass
 class LocalRun:
     """A finished local run: its folder, its steps and what it produced."""
@@ -194,8 +202,10 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
     shutil.move(str(staging), log)
     run = LocalRun(name or getattr(pipeline, "name", "pipeline"), folder, arguments, console.steps, time.perf_counter() - started, log)
     if failure is not None:
-        failed = next((s.name for s in console.steps if s.state != "SUCCEEDED"), "")
-        raise RuntimeError(f"step {failed!r} failed (its log: {log})" if failed else str(failure)) from failure
+        failed = next((s for s in console.steps if s.state != "SUCCEEDED"), None)
+        if failed is None:
+            raise LocalRunFailed(str(failure)) from failure
+        raise LocalRunFailed(f"step {failed.name!r} failed (its log: {log})", failed.exit_code or 1) from failure
     run.model = registered_model(run)
     return run
 

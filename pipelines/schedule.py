@@ -10,6 +10,12 @@ import yaml
 from kfp_mlops.components._shared.errors import DataError
 
 PARAM_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool}
+KIND_WORDS = {"STRING": "text", "NUMBER_INTEGER": "a whole number", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false", "LIST": "a JSON list", "STRUCT": "a JSON object"}
+
+
+def kind_words(kind: str) -> str:
+    """A spec's parameter type as a user reads it."""
+    return KIND_WORDS.get(kind, kind.lower().replace("_", " "))
 
 
 def pipeline_inputs(package: Path) -> dict[str, str]:
@@ -28,8 +34,10 @@ def typed_params(package: Path, pairs: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or name not in declared:
+        if name not in declared:
             raise DataError(f"unknown pipeline parameter {name!r}", fix=f"use name=value with one of: {', '.join(sorted(declared))}")
+        if not sep:
+            raise DataError(f"parameter {name!r} has no value", fix=f"write it as name=value, e.g. --param {name}=... (an empty value: {name}=)")
         kind = declared[name]
         try:
             if kind == "BOOLEAN":
@@ -39,7 +47,7 @@ def typed_params(package: Path, pairs: list[str]) -> dict[str, Any]:
             else:
                 params[name] = PARAM_TYPES.get(kind, str)(text)
         except ValueError as exc:
-            raise DataError(f"parameter {name} must be {kind.lower().replace('_', ' ')}, not {text!r}", fix="give a value of that type") from exc
+            raise DataError(f"parameter {name} must be {kind_words(kind)}, not {text!r}", fix="give a value of that type") from exc
     return params
 
 

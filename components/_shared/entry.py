@@ -32,7 +32,7 @@ def exit_on_error(step: str) -> Iterator[None]:
     try:
         yield
     except KfpMlopsError as exc:
-        print(f"\nkfp-mlops {step} failed: {redact_text(str(exc))}", file=sys.stderr, flush=True)
+        print(f"\nkfp-mlops {step} failed: {redact_text(str(exc))}\n{exit_line(exc.exit_code)}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
     except OSError as exc:
         known = INFRASTRUCTURE_ERRNOS.get(exc.errno or -1)
@@ -40,5 +40,13 @@ def exit_on_error(step: str) -> Iterator[None]:
             raise
         problem, fix = known
         where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"\nkfp-mlops {step} failed: {problem}{redact_text(where)}.\nWhat to do: {fix}", file=sys.stderr, flush=True)
+        print(f"\nkfp-mlops {step} failed: {problem}{redact_text(where)}.\nWhat to do: {fix}\n{exit_line(3)}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
+
+
+EXIT_MEANINGS = {2: "bad input or settings: fix them, then run again", 3: "infrastructure: the same step may succeed when retried"}
+
+
+def exit_line(code: int) -> str:
+    """The last line of a failed step: orchestrators that lose the exit status (kfp.local) read it here."""
+    return f"(exit code {code}: {EXIT_MEANINGS.get(code, 'failed')})"

@@ -194,6 +194,7 @@ def deploy(request: DeployRequest, *, registry: Any, kube_api_client: Any = None
     for note in notes:
         log.info("%s", note)
     preflight(registry, arms)
+    unblessed = unblessed_warnings(registry, arms)
     if request.target == "local":
         if placement.fields_set():
             log.info("target local runs the arms as processes on this machine: %s ignored (nothing to place)", ", ".join(placement.fields_set()))
@@ -201,7 +202,23 @@ def deploy(request: DeployRequest, *, registry: Any, kube_api_client: Any = None
     else:
         result = _deploy_cluster(request, name, arms, placement, kube_api_client)
     result.notes = notes
+    result.warnings = unblessed + result.warnings
+    for warning in unblessed:
+        log.warning("%s", warning)
     return result
+
+
+def unblessed_warnings(registry: Any, arms: list[ResolvedArm]) -> list[str]:
+    """One warning per arm whose version register did not bless: deploying it is allowed (a shadow or a
+    manual test), but it should never reach traffic unnoticed."""
+    found = []
+    for arm in arms:
+        if arm.weight > 0 and registry.version_tags(arm.model_name, arm.version).get("blessed") == "false":
+            found.append(
+                f"arm {arm.name!r} serves models:/{arm.model_name}/{arm.version} at {arm.weight}%, which register did NOT bless "
+                "(it failed the evaluation gate): its answers reach users. Give it weight 0 or deploy a blessed version unless that is intended."
+            )
+    return found
 
 
 def local_state_dir(request: DeployRequest, name: str) -> Path:

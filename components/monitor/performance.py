@@ -356,6 +356,7 @@ def estimate(reference: PerformanceReference, sketch: PerformanceSketch, *, min_
                 n_labelled=sketch.n_labelled,
                 alert_below=metric.alert_below,
                 alert=bool(value < metric.alert_below or labelled_alert),
+                realized_alert=bool(labelled_alert),
             )
         )
     return results

@@ -102,8 +102,10 @@ def _performance_lines(result: MonitorResult) -> tuple[Cell, Cell]:
         return Cell("not estimated", "muted"), Cell(DASH, "muted")
     estimated = [" ".join(t for t in (p.metric, fmt_number(p.estimated), _band(p), "vs", fmt_number(p.reference)) if t) for p in result.performance]
     realized = [f"{p.metric} {fmt_number(p.realized)} (n = {fmt_count(p.n_labelled)})" for p in result.performance if math.isfinite(p.realized)]
-    alert = any(p.alert for p in result.performance)
-    return Cell("\n".join(estimated), "bad lines" if alert else "lines"), Cell("\n".join(realized), "lines") if realized else Cell("no labels", "muted")
+    # Each column is red only for the value that raised the alert: a realized drop leaves the estimate black.
+    estimated_cls = "bad lines" if any(p.estimate_alert for p in result.performance) else "lines"
+    realized_cls = "bad lines" if any(p.realized_alert for p in result.performance) else "lines"
+    return Cell("\n".join(estimated), estimated_cls), Cell("\n".join(realized), realized_cls) if realized else Cell("no labels", "muted")
 
 
 def _band(p: PerformanceResult, missing: str = "") -> str:

@@ -92,6 +92,8 @@ class PerformanceResult:
         n_labelled: Rows with a label.
         alert_below: Alert when the estimate (or the realized value) falls below this.
         alert: Whether it did.
+        realized_alert: Whether the realized value raised it (enough labels, below alert_below); the
+            estimate raised it when ``estimated < alert_below``. Reports colour the value that alerted.
     """
 
     metric: str
@@ -103,6 +105,11 @@ class PerformanceResult:
     n_labelled: int
     alert_below: float
     alert: bool
+    realized_alert: bool = False
+
+    @property
+    def estimate_alert(self) -> bool:
+        return self.estimated < self.alert_below
 
 
 @dataclass

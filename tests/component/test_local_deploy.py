@@ -65,6 +65,13 @@ def test_deploy_champion_and_challenger_locally_send_traffic_and_feedback(two_ve
         registry = Registry(f"sqlite:///{wd / 'mlflow' / 'mlflow.db'}")
         versions = {alias: registry.alias(MODEL, alias).version for alias in ("champion", "challenger")}
         assert versions == {"champion": "1", "challenger": "2"}
+        assert f"models:/{MODEL}/1" in listed.stdout and f"models:/{MODEL}/2" in listed.stdout, "each arm's pinned version is listed"
+        registry.client.set_registered_model_alias(MODEL, "champion", "2")  # as a rollout or a retraining would
+        try:
+            moved = _cli("deployments", "--workdir", str(wd), cwd=tmp)
+        finally:
+            registry.client.set_registered_model_alias(MODEL, "champion", "1")
+        assert "@champion is version 2 now" in moved.stdout and "still serves version 1" in moved.stdout, moved.stdout
         with tempfile.TemporaryDirectory() as scratch:
             transforms = {alias: load_registered_version(registry, MODEL, v, Path(scratch) / alias) for alias, v in versions.items()}
         features = transforms["champion"].contract.feature_names

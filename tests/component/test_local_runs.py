@@ -152,7 +152,7 @@ def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
         str(tmp_path / "wd"),
         cwd=tmp_path,
     )
-    assert bad.returncode != 0
+    assert bad.returncode == 2, "bad data: the failed step's own exit code, not kfp.local's 1"
     assert "missing_label" in bad.stdout + bad.stderr and "label column not found" in bad.stdout + bad.stderr
 
 

@@ -21,3 +21,15 @@ def test_html_reports_are_listed_under_an_html_name(tmp_path):
     assert (task / "report").exists(), "the artifact KFP points at stays in place"
     # A second listing neither duplicates the page nor lists it twice.
     assert sorted(p.name for p in list_outputs(tmp_path / "run-1")) == names
+
+
+def test_an_unknown_command_is_named_before_the_usage(capsys):
+    import pytest
+
+    from kfp_mlops.pipelines.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["frobnicate"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kfp-mlops: unknown command 'frobnicate'") and "kfp-mlops run training" in err

@@ -112,10 +112,11 @@ def test_submit_sends_typed_parameters_in_an_experiment(api, client):
     "params, message",
     [
         (["source_uri=x", "nope=1"], "unknown pipeline parameter 'nope'"),
-        (["source_uri=x", "max_epochs=five"], "max_epochs must be number integer, not 'five'"),
-        (["source_uri=x", "promote=yes"], "promote must be boolean"),
-        ({"source_uri": "x", "max_epochs": 2.5}, "max_epochs must be number integer, not 2.5"),
-        ({"source_uri": "x", "learning_rate": True}, "learning_rate must be number double"),
+        (["source_uri=x", "max_epochs=five"], "max_epochs must be a whole number, not 'five'"),
+        (["source_uri=x", "promote=yes"], "promote must be true or false"),
+        (["source_uri"], "parameter 'source_uri' has no value"),
+        ({"source_uri": "x", "max_epochs": 2.5}, "max_epochs must be a whole number, not 2.5"),
+        ({"source_uri": "x", "learning_rate": True}, "learning_rate must be a number"),
         (["max_epochs=3"], "missing required pipeline parameters ['source_uri']"),
         ("source_uri=x", "not one string"),
     ],
@@ -280,7 +281,7 @@ def test_cli_submit_times_out_with_exit_3_and_the_run_link(api, capsys):
 
 def test_cli_refuses_bad_parameters_without_contacting_the_cluster(api, capsys):
     assert cli("submit", "training", "--host", api.url, "--param", "source_uri=x", "--param", "max_epochs=lots", "--compiled-dir", str(COMPILED)) == 2
-    assert "max_epochs must be number integer" in capsys.readouterr().err
+    assert "max_epochs must be a whole number" in capsys.readouterr().err
     assert api.requests == [] and api.authorizations == []
     assert cli("submit", "nothing", "--host", api.url, "--compiled-dir", str(COMPILED)) == 2
     assert "kfp-mlops compile" in capsys.readouterr().err

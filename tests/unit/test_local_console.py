@@ -85,3 +85,28 @@ def test_the_failure_tail_starts_at_the_error_not_in_the_executor_input(tmp_path
     shown = terminal.getvalue().splitlines()
     assert shown[1].strip() == "| kfp-mlops ingest failed: /nonexistent/data.csv: file does not exist", shown
     assert not any('"artifacts"' in line for line in shown)
+
+
+def test_a_failed_step_keeps_its_own_exit_code_and_warnings_of_a_good_step_are_shown(tmp_path):
+    """kfp.local loses a step's exit status; the step's last line says it, so `kfp-mlops run` exits 2 for bad data."""
+    terminal = io.StringIO()
+    console = StepConsole(terminal, io.StringIO(), lambda: tmp_path)
+    console.write(_kfp_lines("deploy", "SUCCESS", ["serving", "WARNING: arm 'challenger' serves models:/m/2 at 10%, which register did NOT bless"]))
+    console.write(_kfp_lines("validate", "FAILURE", ["kfp-mlops validate failed: 1 anomaly", "What to do: fix the data", "(exit code 2: bad input or settings: fix them, then run again)"]))
+    console.write(_kfp_lines("train", "FAILURE", ["Traceback (most recent call last):", "ZeroDivisionError: division by zero"]))
+    out = terminal.getvalue()
+    assert "! WARNING: arm 'challenger'" in out, out
+    assert [s.exit_code for s in console.steps] == [0, 2, 1], "a step that said nothing is a plain failure"
+
+
+def test_the_component_exit_path_ends_with_the_exit_code_line(capsys):
+    import pytest
+
+    from kfp_mlops.components._shared.entry import exit_on_error
+    from kfp_mlops.components._shared.errors import DataError
+
+    with pytest.raises(SystemExit) as stopped:
+        with exit_on_error("ingest"):
+            raise DataError("column 'x' is empty", fix="drop it")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("(exit code 2: bad input")

@@ -6,6 +6,7 @@ NaNs, hostile names) so each check knows exactly what the page must say.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -58,8 +59,8 @@ def column(name: str, *, drifted: bool, method: str = "ks", score: float | None 
 
 def performance(metric: str, *, estimated: float, realized: float = NAN, n_labelled: int = 0, alert_below: float = 0.8) -> PerformanceResult:
     lower, upper = (estimated - 0.02, estimated + 0.02) if math.isfinite(estimated) else (NAN, NAN)
-    alert = estimated < alert_below or (n_labelled >= 100 and realized < alert_below)
-    return PerformanceResult(metric, 0.9, estimated, lower, upper, realized, n_labelled, alert_below, alert)
+    realized_alert = n_labelled >= 100 and realized < alert_below
+    return PerformanceResult(metric, 0.9, estimated, lower, upper, realized, n_labelled, alert_below, estimated < alert_below or realized_alert, realized_alert)
 
 
 def churn() -> MonitorResult:
@@ -330,3 +331,17 @@ def test_empty_page_and_write_summary(tmp_path: Path) -> None:
     assert written == summary_metrics([churn()])
     assert (tmp_path / "r.html").read_text(encoding="utf-8") == summary_html([churn()], title="T")
     assert (tmp_path / "r.md").read_text(encoding="utf-8") == summary_markdown([churn()], title="T")
+
+
+def test_the_summary_colours_only_the_value_that_alerted() -> None:
+    """A realized drop (labels show it) with a fine estimate: the realized cell is red, the estimate is not; and the other way round."""
+    from kfp_mlops.components.monitor.report import _performance_lines
+
+    def cells(p: PerformanceResult) -> tuple[str, str]:
+        model = dataclasses.replace(churn(), performance=[p])
+        estimated, realized = _performance_lines(model)
+        return estimated.tone, realized.tone
+
+    assert cells(performance("roc_auc", estimated=0.91, realized=0.6, n_labelled=500)) == ("lines", "bad lines")
+    assert cells(performance("roc_auc", estimated=0.7, realized=0.9, n_labelled=500)) == ("bad lines", "lines")
+    assert cells(performance("roc_auc", estimated=0.91, realized=0.6, n_labelled=10)) == ("lines", "lines"), "too few labels to alert"

@@ -54,8 +54,8 @@ def test_the_monitoring_pipeline_is_scheduled_hourly_in_a_new_experiment(api, ca
     "args, message",
     [
         (["--param", "nope=1"], "unknown pipeline parameter 'nope'"),
-        (["--param", "source_uri=x", "--param", "drift_share=half"], "drift_share must be number double"),
-        (["--param", "source_uri=x", "--param", "retrain=yes"], "retrain must be boolean"),
+        (["--param", "source_uri=x", "--param", "drift_share=half"], "drift_share must be a number"),
+        (["--param", "source_uri=x", "--param", "retrain=yes"], "retrain must be true or false"),
         (["--param", "source_uri=x", "--cron", "* *"], "has 2 fields"),
         ([], "missing pipeline parameters ['source_uri']"),
     ],
