@@ -10,6 +10,7 @@ COMPONENTS = {
     "validate": "kfp_mlops.components.validate.component:validate",
     "featurize": "kfp_mlops.components.featurize.component:featurize",
     "train": "kfp_mlops.components.train.component:train",
+    "check_training": "kfp_mlops.components.train.component:check_training",
     "train_distributed": "kfp_mlops.components.distributed.component:train_distributed",
     "register": "kfp_mlops.components.register.component:register",
     "deploy": "kfp_mlops.components.deploy.component:deploy",

@@ -99,6 +99,7 @@ KEYS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]]], str]] = {
     "analyze-experiment": lambda p, m: f"decision {p['Output']}" if "Output" in p else "",
     "monitor-models": _monitor_key,
     "check-rollout": lambda p, m: "settings checked",
+    "check-training": lambda p, m: "settings checked",
 }
 
 

@@ -4,6 +4,7 @@ from kfp import dsl
 
 from kfp_mlops.components.deploy.component import deploy
 from kfp_mlops.components.register.component import register
+from kfp_mlops.components.train.component import check_training
 from kfp_mlops.pipelines.platform import serving_arguments, with_mlflow_credentials
 from kfp_mlops.pipelines.steps import prepare_training_data, train_on
 
@@ -88,6 +89,19 @@ def training(
         log_sink: Where the model servers log predictions (s3://, gs:// or a shared folder) for the A/B analysis and monitoring; empty: off on a cluster, under local_state_dir locally.
         local_state_dir: deploy_target local: folder of the deployment's processes and logs (`kfp-mlops run` fills it in).
     """
+    checked = check_training(
+        split_fractions=split_fractions,
+        split=split,
+        hidden_layers=hidden_layers,
+        max_epochs=max_epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        gpu=gpu,
+        model_name=model_name,
+        gate_thresholds=gate_thresholds,
+        deploy_target=deploy_target,
+        deploy_arms=deploy_arms,
+    )
     prepared = prepare_training_data(
         source_uri=source_uri,
         label_column=label_column,
@@ -108,6 +122,7 @@ def training(
         accept_leaks=accept_leaks,
         exclude_columns=exclude_columns,
     )
+    prepared.ingested.after(checked)
     trained = train_on(
         prepared,
         label_column=label_column,

@@ -175,3 +175,42 @@ def train(
         write_report(result, Path(report.path))
         model.metadata.update(result.contract.to_metadata())
         print(f"trained on {result.fit.device}: {len(result.fit.history)} epochs, {result.fit.samples_per_second:,.0f} samples/s, test {result.test_metrics}")
+
+
+@dsl.component(base_image=image("train"), install_kfp_package=False)
+def check_training(
+    split_fractions: str = "0.7,0.15,0.15",
+    split: str = "auto",
+    hidden_layers: str = "128,128",
+    max_epochs: int = 200,
+    learning_rate: float = 0.001,
+    batch_size: int = 256,
+    gpu: str = "prefer",
+    model_name: str = "kfp-mlops-model",
+    gate_thresholds: str = "",
+    deploy_target: str = "none",
+    deploy_arms: str = "champion=90,challenger=10",
+):
+    """Checks every training setting that a later step would check only when it runs (split shares, network and optimizer, model name, gate thresholds, deploy target and arms), before any data is read; lists every problem at once.
+
+    Args:
+        split_fractions: Train, validation and test shares, comma-separated.
+        split: auto, time or random.
+        hidden_layers: Hidden layer sizes of the MLP, comma-separated.
+        max_epochs: Upper bound on training epochs.
+        learning_rate: AdamW learning rate.
+        batch_size: Rows per optimizer step.
+        gpu: require, prefer or forbid.
+        model_name: Registered model name.
+        gate_thresholds: register's evaluation gate per metric (JSON), empty for the statistical gate.
+        deploy_target: none, local, kserve, seldon or seldon-v2.
+        deploy_arms: The first canary step's weights, e.g. champion=90,challenger=10.
+    """
+    settings = dict(locals())
+    from kfp_mlops.components._shared.entry import exit_on_error
+
+    with exit_on_error("check_training"):
+        from kfp_mlops.components.train.settings_check import TrainingSettings, check_training_settings
+
+        check_training_settings(TrainingSettings(**settings))
+        print("training settings checked: nothing is wrong before reading data")

@@ -171,3 +171,12 @@ def test_cli_runs_a_sweep_and_keeps_the_best_model(tmp_path):
     proc = _cli("run", "sweep", "--workdir", str(tmp_path / "wd"), "--demo-rows", "8000", "--search-space", space, "--verbose", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "best trial" in proc.stdout and "select-best/best/model.pt2" in proc.stdout
+
+
+def test_bad_training_settings_stop_the_run_before_any_data_is_read(tmp_path):
+    """A typo in the gate thresholds (used by register, after training) or the arms (deploy, last) fails the first step."""
+    bad = _cli("run", "training", "--demo-rows", "500", "--gate-thresholds", '{"roc_auc": {"min": 0.7', "--deploy-arms", "champion=90,challenger=20", "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    assert bad.returncode == 2, bad.stdout[-2000:] + bad.stderr[-2000:]
+    steps = [line.split()[0] for line in bad.stdout.splitlines() if line.startswith("  ") and ("SUCCEEDED" in line or "FAILED" in line)]
+    assert steps == ["check-training"], bad.stdout
+    assert "gate_thresholds" in bad.stdout and "sum to 110" in bad.stdout, bad.stdout
