@@ -92,6 +92,7 @@ def training(
     checked = check_training(
         split_fractions=split_fractions,
         split=split,
+        split_seed=split_seed,
         hidden_layers=hidden_layers,
         max_epochs=max_epochs,
         learning_rate=learning_rate,

@@ -133,3 +133,20 @@ def _allocate(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
             left[c] -= 1
             room[s] -= 1
     return out
+
+
+def check_binary_test_split(test: pa.Table, label: str, task: str, where: str) -> None:
+    """``task`` is the resolved task (binary, multiclass or regression), decided on the whole dataset."""
+    # A binary label needs two test rows of each class for register's ROC AUC interval:
+    # refused here, before training, rather than by register after it.
+    if task != "binary" or label not in test.column_names:
+        return
+    counts = {str(row["values"]): row["counts"] for row in pc.value_counts(test.column(label).drop_null()).to_pylist()}
+    if len(counts) == 2 and min(counts.values()) >= 2:
+        return
+    shown = ", ".join(f"{value!r}: {count}" for value, count in sorted(counts.items())) or "no labelled rows"
+    raise DataError(
+        f"the test split has {shown} of label {label!r}; the evaluation gate needs at least two rows of each of the two classes",
+        where=where,
+        fix="give the test split a larger share (split_fractions, e.g. 0.7,0.15,0.15), or ingest more rows of the rare class",
+    )

@@ -181,6 +181,7 @@ def train(
 def check_training(
     split_fractions: str = "0.7,0.15,0.15",
     split: str = "auto",
+    split_seed: int = 0,
     hidden_layers: str = "128,128",
     max_epochs: int = 200,
     learning_rate: float = 0.001,
@@ -196,6 +197,7 @@ def check_training(
     Args:
         split_fractions: Train, validation and test shares, comma-separated.
         split: auto, time or random.
+        split_seed: Seed of a random split.
         hidden_layers: Hidden layer sizes of the MLP, comma-separated.
         max_epochs: Upper bound on training epochs.
         learning_rate: AdamW learning rate.

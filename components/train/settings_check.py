@@ -19,6 +19,7 @@ class TrainingSettings:
 
     split_fractions: str = "0.7,0.15,0.15"
     split: str = "auto"
+    split_seed: int = 0
     hidden_layers: str = "128,128"
     max_epochs: int = 200
     learning_rate: float = 0.001
@@ -30,12 +31,10 @@ class TrainingSettings:
     deploy_arms: str = "champion=90,challenger=10"
 
 
-SPLITS = ("auto", "time", "random")
-
-
 def check_training_settings(settings: TrainingSettings) -> None:
     """Raise one ``DataError`` listing every problem (each with its fix); return when all settings can work."""
     from kfp_mlops.components.deploy.core import DeployRequest, check_request
+    from kfp_mlops.components.featurize.splitting import check_split
     from kfp_mlops.components.featurize.training_set import parse_fractions
     from kfp_mlops.components.register.core import check_model_name
     from kfp_mlops.components.register.gate import parse_thresholds
@@ -44,17 +43,13 @@ def check_training_settings(settings: TrainingSettings) -> None:
     def train_config() -> None:
         TrainConfig(hidden=parse_hidden_layers(settings.hidden_layers), max_epochs=settings.max_epochs, learning_rate=settings.learning_rate, batch_size=settings.batch_size, gpu=settings.gpu)
 
-    def split() -> None:
-        if settings.split not in SPLITS:
-            raise DataError(f"split {settings.split!r} is not one of {', '.join(SPLITS)}", fix="auto splits by time when the data has an event time, else at random")
-
     def deployment() -> None:
         if settings.deploy_target != "none":
             check_request(DeployRequest(model_name=settings.model_name, arms=settings.deploy_arms, target=settings.deploy_target))
 
     checks = {
         "split_fractions": lambda: parse_fractions(settings.split_fractions),
-        "split": split,
+        "split": lambda: check_split(settings.split, settings.split_seed, "auto"),
         "training": train_config,
         "model_name": lambda: check_model_name(settings.model_name),
         "gate_thresholds": lambda: parse_thresholds(settings.gate_thresholds),

@@ -181,3 +181,29 @@ def test_plain_table_featurizes_at_random_without_materializing(tmp_path):
 def _shares(column) -> dict[str, float]:
     values = [str(v) for v in column.to_pylist()]
     return {v: values.count(v) / len(values) for v in set(values)}
+
+
+def test_a_test_split_without_two_rows_of_each_class_is_refused_before_training(tmp_path):
+    """Breast cancer with a 1% test share: 5 rows, too few of one class for register's ROC AUC interval; featurize says so and writes no split."""
+    from sklearn.datasets import load_breast_cancer
+
+    from kfp_mlops.components._shared.errors import DataError
+    from kfp_mlops.components.featurize.splitting import check_binary_test_split
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "bc.csv")
+    ingested = ingest(str(tmp_path / "bc.csv"), tmp_path / "bc.parquet", options=IngestOptions(entity_column="auto", timestamp_column="auto"))
+    spec = default_spec(ingested.columns, entity="row_id", timestamp="ingested_at", label="target", span=dt.timedelta(0), one_row_per_entity=True)
+    paths = {name: tmp_path / f"{name}.parquet" for name in SPLITS}
+    options = FeaturizeOptions(time_generated=True, entity_generated=True, split_seed=3, split_fractions=(0.895, 0.1, 0.005), task="binary")
+    with pytest.raises(DataError) as raised:
+        featurize(tmp_path / "bc.parquet", spec, repo_dir=tmp_path / "repo", split_paths=paths, options=options)
+    assert "the test split has" in str(raised.value) and "split_fractions" in str(raised.value), str(raised.value)
+    assert not any(p.exists() for p in paths.values()), "no split written"
+
+    two_each = pa.table({"y": [0, 1, 0, 1]})
+    check_binary_test_split(two_each, "y", "binary", where="t")
+    check_binary_test_split(pa.table({"y": [0, 0, 0]}), "y", "multiclass", where="t")  # only binary needs both classes
+    with pytest.raises(DataError, match="'0': 3"):
+        check_binary_test_split(pa.table({"y": [0, 0, 0]}), "y", "binary", where="t")

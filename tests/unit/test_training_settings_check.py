@@ -19,7 +19,8 @@ def test_good_settings_pass_including_every_deploy_target():
     [
         ({"split_fractions": "0.7,0.3"}, "split_fractions"),
         ({"split_fractions": "0.9,0.2,-0.1"}, "split_fractions"),
-        ({"split": "by-date"}, "split 'by-date'"),
+        ({"split": "by-date"}, "'by-date'"),
+        ({"split_seed": -1}, "split_seed"),
         ({"hidden_layers": "64,x"}, "hidden_layers"),
         ({"hidden_layers": "0"}, "hidden_layers"),
         ({"max_epochs": 0}, "max_epochs"),
