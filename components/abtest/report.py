@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from kfp_mlops.components._shared.atomic import write_text_atomic
 from kfp_mlops.components._shared.markdown import md_table, md_text
 from kfp_mlops.components.abtest.analysis import PRIMARY, AnalysisResult, Comparison
 from kfp_mlops.components.abtest.apply import Applied
-from kfp_mlops.components.abtest.logs import ArmData
 from kfp_mlops.components.abtest.report_charts import (
     DASH,
     PAGE_CSS,
@@ -40,6 +36,7 @@ from kfp_mlops.components.abtest.report_charts import (
     html_table,
     interval_chart,
 )
+from kfp_mlops.components.abtest.report_metrics import arm_facts, arm_metric, arm_names, metrics
 
 HEADLINES = {
     "promote": "Promote {arm}",
@@ -54,41 +51,7 @@ def _cells(*values: object) -> list[Cell]:
     return [v if isinstance(v, Cell) else Cell(str(v)) for v in values]
 
 
-def _last(values: np.ndarray | float) -> float:
-    array = np.asarray(values, dtype=float)
-    return float(array.reshape(-1)[-1]) if array.size else float("nan")
-
-
 # ----- what each section shows ------------------------------------------------------
-
-
-def _arm_names(result: AnalysisResult) -> list[str]:
-    """Control first, then the design's arms, then any arm seen only in the log."""
-    names = [result.settings.control, *result.srm.expected_shares, *result.srm.counts, *result.data.arms]
-    return list(dict.fromkeys(names))
-
-
-def _arm_metric(arm: ArmData | None) -> float:
-    if arm is None or _last(arm.metric.n) <= 0:
-        return float("nan")
-    if arm.metric.has_ratio:
-        den = _last(arm.metric.den_sum)
-        return _last(arm.metric.sum) / den if den else float("nan")
-    return _last(arm.metric.mean)
-
-
-def _arm_facts(arm: ArmData | None) -> dict[str, float]:
-    if arm is None:
-        return {"units": 0.0, "requests": 0.0, "error_rate": float("nan"), "mean_latency_ms": float("nan"), "p95_latency_ms": float("nan"), "awaiting": 0.0}
-    requests = _last(arm.requests)
-    return {
-        "units": _last(arm.units),
-        "requests": requests,
-        "error_rate": _last(arm.errors) / requests if requests > 0 else float("nan"),
-        "mean_latency_ms": _last(arm.latency.mean),
-        "p95_latency_ms": arm.p95_latency_ms if _last(arm.latency.n) > 0 else float("nan"),
-        "awaiting": float(arm.awaiting_outcome),
-    }
 
 
 def _design(result: AnalysisResult) -> Table:
@@ -133,9 +96,9 @@ def _arms(result: AnalysisResult) -> Table:
     s = result.settings
     header = ["arm", "role", "units", s.metric, "requests", "5xx rate", "mean latency", "p95 latency", "awaiting outcome", "model versions"]
     rows = []
-    for name in _arm_names(result):
+    for name in arm_names(result):
         arm = result.data.arms.get(name)
-        facts = _arm_facts(arm)
+        facts = arm_facts(arm)
         role = "control" if name == s.control else ("challenger" if result.srm.expected_shares.get(name, 0) > 0 else "weight 0")
         versions = ", ".join(arm.versions) if arm and arm.versions else DASH
         rows.append(
@@ -143,7 +106,7 @@ def _arms(result: AnalysisResult) -> Table:
                 name,
                 role,
                 fmt_count(facts["units"]),
-                fmt_number(_arm_metric(arm)),
+                fmt_number(arm_metric(arm)),
                 fmt_count(facts["requests"]),
                 fmt_percent(facts["error_rate"]),
                 fmt_ms(facts["mean_latency_ms"]),
@@ -353,62 +316,6 @@ def render_markdown(result: AnalysisResult, applied: Applied | None) -> str:
     power = _power(result)
     lines += ["", "## Power", "", _md_table(power) if power else md_text(_NO_POWER)]
     return "\n".join(lines) + "\n"
-
-
-# ----- metrics -----------------------------------------------------------------------
-
-
-def _metric_keys(names: list[str]) -> dict[str, str]:
-    """Each name as [A-Za-z0-9_]; names that collide once cleaned get a numeric suffix."""
-    keys: dict[str, str] = {}
-    for name in names:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", name) or "arm"
-        key, suffix = base, 2
-        while key in keys.values():
-            key, suffix = f"{base}_{suffix}", suffix + 1
-        keys[name] = key
-    return keys
-
-
-def metrics(result: AnalysisResult) -> dict[str, float]:
-    """Flat numeric metrics for KFP's Metrics artifact; only finite values, keys in [A-Za-z0-9_].
-
-    Args:
-        result: The analysis.
-
-    Returns:
-        e.g. srm_chi_square_p, units_<arm>, <metric>_<arm>, effect_<challenger>,
-        adjusted_p_<challenger>, guardrail_latency_effect_<challenger>, units_needed.
-    """
-    names = _arm_names(result)
-    key = _metric_keys(names)
-    out: dict[str, float] = {
-        "srm_chi_square_p": result.srm.chi_square_p,
-        "srm_sequential_p": result.srm.sequential_p,
-        "srm_mismatch": float(result.srm.mismatch),
-        f"decision_{result.decision.action}": 1.0,
-        "family_size": float(result.family_size),
-    }
-    for name in names:
-        arm = result.data.arms.get(name)
-        facts = _arm_facts(arm)
-        out[f"units_{key[name]}"] = facts["units"]
-        out[f"{result.settings.metric}_{key[name]}"] = _arm_metric(arm)
-        out[f"requests_{key[name]}"] = facts["requests"]
-        out[f"error_rate_{key[name]}"] = facts["error_rate"]
-        out[f"mean_latency_ms_{key[name]}"] = facts["mean_latency_ms"]
-        out[f"p95_latency_ms_{key[name]}"] = facts["p95_latency_ms"]
-    for c in result.comparisons:
-        arm_key = key.get(c.challenger) or _metric_keys([c.challenger])[c.challenger]
-        prefix = "" if c.role == PRIMARY else f"guardrail_{c.metric}_"
-        values = {"p_value": c.p_value, "adjusted_p": c.adjusted_p, "significant": float(c.significant)}
-        if c.role == PRIMARY or c.metric != result.settings.metric:  # the primary's harm test shares its interval
-            values.update(effect=c.effect, lower=c.lower, upper=c.upper)
-        out.update({f"{prefix}{name}_{arm_key}": value for name, value in values.items()})
-    if result.power is not None:
-        p = result.power
-        out.update(mde=p.mde, units_needed=p.units_needed, units_needed_sequential=p.units_needed_sequential, units_so_far=p.units_so_far, remaining_s=p.remaining_s)
-    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
 def write_report(result: AnalysisResult, applied: Applied | None, *, html_path: Path, markdown_path: Path) -> dict[str, float]:

@@ -23,7 +23,8 @@ from kfp_mlops.components._shared.mlflow_adapter import require_existing_store, 
 from kfp_mlops.components.monitor import sources
 from kfp_mlops.components.monitor.core import MonitorSettings, check_overrides, monitor, parse_overrides
 from kfp_mlops.components.monitor.reference import ModelProfile
-from kfp_mlops.components.monitor.report import summary_html, summary_markdown, summary_metrics
+from kfp_mlops.components.monitor.report import summary_html, summary_markdown
+from kfp_mlops.components.monitor.report_metrics import summary_metrics
 from kfp_mlops.components.monitor.results import MonitorResult
 from kfp_mlops.components.monitor.store import load_profile, resolve_version
 from kfp_mlops.components.register.registry import Registry, Version

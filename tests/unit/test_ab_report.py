@@ -197,7 +197,7 @@ def test_metrics_are_finite_floats_with_safe_keys(results, case):
 
 def test_metrics_sanitize_arm_names_and_leave_out_nan(results):
     values = metrics(results["promote"])
-    assert values["units__script_alert_1___script_"] == ENOUGH
+    assert values["units_script_alert_1_script"] == ENOUGH
     # No 5xx anywhere: the error-rate interval is NaN, and KFP's Metrics would reject it.
     assert "guardrail_error_rate_lower_challenger" not in values
     assert values["guardrail_error_rate_adjusted_p_challenger"] == 1.0

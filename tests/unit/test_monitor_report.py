@@ -15,19 +15,8 @@ from pathlib import Path
 import pytest
 
 from kfp_mlops.components.monitor import drift
-from kfp_mlops.components.monitor.report import (
-    MAX_CHARTS,
-    MAX_METRIC_COLUMNS,
-    fmt_score,
-    fmt_threshold,
-    method_words,
-    metric_keys,
-    sorted_columns,
-    summary_html,
-    summary_markdown,
-    summary_metrics,
-    write_summary,
-)
+from kfp_mlops.components.monitor.report import MAX_CHARTS, fmt_score, fmt_threshold, method_words, summary_html, summary_markdown, write_summary
+from kfp_mlops.components.monitor.report_metrics import MAX_METRIC_COLUMNS, metric_keys, sorted_columns, summary_metrics
 from kfp_mlops.components.monitor.report_svg import LABEL_CHARS, LABEL_W, PLOT_W, share_chart, shorten
 from kfp_mlops.components.monitor.results import CATEGORICAL, ERROR, NUMERIC, WARNING, ColumnDrift, Histogram, MonitorResult, PerformanceResult, QualityFinding
 
