@@ -101,7 +101,8 @@ def cmd_submit(argv: Sequence[str]) -> int:
         parser.error("--timeout-minutes and --poll-seconds must not be negative")
 
     def run() -> int:
-        from kfp_mlops.pipelines.kfp_remote import check_params, failure_summary, read_spec, submit, wait
+        from kfp_mlops.pipelines.kfp_progress import failure_summary, wait
+        from kfp_mlops.pipelines.kfp_remote import check_params, read_spec, submit
 
         package = resolve_package(args.pipeline, args.compiled_dir)
         params = check_params(package, args.param)  # before any request: a typo sends nothing

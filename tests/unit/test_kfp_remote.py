@@ -14,9 +14,10 @@ import yaml
 from kfp_server_api import ApiException
 
 from kfp_mlops.components._shared.errors import DataError
-from kfp_mlops.pipelines import kfp_remote
+from kfp_mlops.pipelines import kfp_progress, kfp_remote
 from kfp_mlops.pipelines.cli import main
-from kfp_mlops.pipelines.kfp_remote import KfpApiError, RunTimeoutError, check_params, connect, default_version_name, describe_submission, failure_summary, submit, upload, wait
+from kfp_mlops.pipelines.kfp_progress import RunTimeoutError, failure_summary, wait
+from kfp_mlops.pipelines.kfp_remote import KfpApiError, check_params, connect, default_version_name, describe_submission, submit, upload
 from tests.kfp_fake import FakeKfpApi
 
 COMPILED = Path(__file__).resolve().parents[2] / "compiled"
@@ -228,7 +229,7 @@ def test_wait_gives_up_after_its_timeout_and_says_the_run_goes_on(api, client):
 
 
 def test_steps_are_told_from_kfp_machinery_without_a_spec():
-    steps = kfp_remote.user_steps(
+    steps = kfp_progress.user_steps(
         {
             "root": {"dag": {"tasks": {"loop": {"componentRef": {"name": "comp-loop"}}, "a": {"componentRef": {"name": "comp-a"}}}}},
             "components": {"comp-loop": {"dag": {"tasks": {"b": {"componentRef": {"name": "comp-b"}}}}}, "comp-a": {}, "comp-b": {}},
@@ -236,7 +237,7 @@ def test_steps_are_told_from_kfp_machinery_without_a_spec():
     )
     assert steps == {"a", "b"}  # the loop is a DAG, not a step
     names = ["root", "root-driver", "ingest-driver", "ingest", "executor", "train"]
-    assert [n for n in names if kfp_remote.is_user_step(n, None)] == ["ingest", "train"]
+    assert [n for n in names if kfp_progress.is_user_step(n, None)] == ["ingest", "train"]
 
 
 # -- describe ------------------------------------------------------------------------------------
