@@ -37,7 +37,7 @@ RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin kfp
 FROM source AS data
 RUN pip install -c /opt/kfp-mlops/constraints.txt "/tmp/src[dvc]" \
     && rm -rf /tmp/src \
-    && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.validate.core"
+    && python -c "import kfp_mlops.components.ingest.core, kfp_mlops.components.ingest.dvc_source, kfp_mlops.components.validate.core, kfp_mlops.components.validate.gx_export"
 USER 1000
 WORKDIR /home/kfp
 

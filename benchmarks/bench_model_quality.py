@@ -4,7 +4,8 @@ Tables that ship inside PyPI packages (no download): scikit-learn's breast_cance
 diabetes, wine and digits; statsmodels' fair (affairs > 0); palmerpenguins (species,
 text categories and nulls); vega_datasets' seattle_weather (weather, five classes;
 month from the date), sf_temps (hourly temperature from hour, month and weekday:
-low-cardinality integers only) and cars (miles per gallon, with nulls).
+low-cardinality integers only) and cars (miles per gallon, with nulls); statsmodels' randhie
+(outpatient visits, 20,190 rows: the one table above 10k rows, where the trainer's budget shrinks).
 
 Every model gets the same splits: per seed (3 seeds), a stratified (classification)
 random split into train 64% / validation 16% / test 20%, written as Parquet. Ours is
@@ -122,6 +123,13 @@ def load_cars():
     return frame.drop(columns=["Name"]), "Miles_per_Gallon", "regression"
 
 
+def load_randhie():
+    import statsmodels.api as sm
+
+    # RAND Health Insurance Experiment, 20,190 person-years: outpatient visits from insurance and health.
+    return sm.datasets.randhie.load_pandas().data, "mdvis", "regression"
+
+
 DATASETS = {
     "breast_cancer": load_breast_cancer,
     "fair": load_fair,
@@ -132,6 +140,7 @@ DATASETS = {
     "diabetes": load_diabetes,
     "sf_temps": load_sf_temps,
     "cars": load_cars,
+    "randhie": load_randhie,
 }
 METRIC = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
 

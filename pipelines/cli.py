@@ -12,6 +12,7 @@ kfp-mlops submit training --host URL --param source_uri=gs://... [--wait]   a ru
 kfp-mlops upload training --host URL [--version-name V]   the pipeline, or a new version of it, to Kubeflow
 kfp-mlops compile [--output-dir compiled] [--image-registry REGISTRY]
 kfp-mlops demo-data OUT.parquet --rows N [--seed S] [--drift D]
+kfp-mlops schema-to-suite SCHEMA.json [-o SUITE.json] [--name NAME]   validate's schema as a Great Expectations suite
 """
 
 from __future__ import annotations
@@ -288,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kfp_mlops.pipelines.cli_monitor import cmd_profile
 
     commands = {"run": cmd_run, "compile": cmd_compile, "deployments": cmd_deployments, "profile": cmd_profile, "schedule": cmd_schedule, "submit": cmd_submit, "upload": cmd_upload}
+    if argv and argv[0] == "schema-to-suite":
+        from kfp_mlops.components.validate.gx_export import main as schema_to_suite_main
+
+        raise SystemExit(schema_to_suite_main(argv[1:]))
     if argv and argv[0] == "demo-data":
         from kfp_mlops.demo import main as demo_main
 
@@ -296,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not argv or argv[0] not in commands:
         asked = not argv or argv[0] in ("-h", "--help")
         if not asked:
-            print(f"kfp-mlops: unknown command {argv[0]!r}; the commands are run, compile, deployments, profile, schedule, submit, upload and demo-data\n", file=sys.stderr)
+            print(f"kfp-mlops: unknown command {argv[0]!r}; the commands are run, compile, deployments, profile, schedule, submit, upload, demo-data and schema-to-suite\n", file=sys.stderr)
         print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
         raise SystemExit(0 if not argv or argv[0] in ("-h", "--help") else 2)
     raise SystemExit(commands[argv[0]](argv[1:]))

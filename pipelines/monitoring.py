@@ -41,7 +41,7 @@ def monitoring(
     server's logs, use the monitor_models component.
 
     Args:
-        source_uri: Current data (with the training data's columns; a label column gives realized performance and is needed to retrain): local path, file://, http(s)://, gs:// or s3://.
+        source_uri: Current data (with the training data's columns; a label column gives realized performance and is needed to retrain): local path, file://, http(s)://, gs:// or s3://, or dvc://REPO#PATH@REV.
         label_column: Label column.
         model_name: The registered model to watch (and to retrain).
         model_version: The version to compare with: an alias (champion) or a number.

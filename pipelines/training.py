@@ -53,7 +53,7 @@ def training(
     """Ingests, validates and featurizes training data, then trains a model.
 
     Args:
-        source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob.
+        source_uri: Training data: local path, file://, http(s)://, gs:// or s3:// file, prefix or glob, or dvc://REPO#PATH@REV (a DVC-tracked file at a git revision).
         label_column: Label column to predict.
         task: auto, binary, multiclass or regression; auto picks regression for a numeric label with more than 50 distinct values (counts included), else classification.
         entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.

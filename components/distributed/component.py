@@ -120,8 +120,9 @@ def train_distributed(
             labels={"pipelines.kubeflow.org/run-id": kfp_run_id[:63]} if kfp_run_id else {},
             mlflow_secret=mlflow_secret,
         )
-        fingerprint = SplitInfo.from_metadata(train.metadata).fingerprint
-        tags = {"kfp.run_id": kfp_run_id, "dataset.fingerprint": fingerprint, "kfp.job": name}
+        split = SplitInfo.from_metadata(train.metadata)
+        fingerprint = split.fingerprint
+        tags = {"kfp.run_id": kfp_run_id, "kfp.job": name, **split.lineage_tags()}
         extra = [
             "--epochs", str(max_epochs), "--batch-size", str(batch_size), "--learning-rate", str(learning_rate), "--hidden", hidden_layers,
             "--dropout", str(dropout), "--weight-decay", str(weight_decay), "--patience", str(patience), "--seed", str(seed),

@@ -76,7 +76,7 @@ def featurize(
     from kfp_mlops.components._shared.atomic import write_text_atomic
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components._shared.errors import DataError
-    from kfp_mlops.components._shared.split_artifact import SplitInfo
+    from kfp_mlops.components._shared.split_artifact import DataVersion, SplitInfo
     from kfp_mlops.components.featurize.checks import read_schema
     from kfp_mlops.components.featurize.compute import one_row_per_entity, time_span
     from kfp_mlops.components.featurize.core import FeaturizeOptions
@@ -139,6 +139,7 @@ def featurize(
                         label_column=label_column,
                         task=task,
                         fingerprint=str(dataset.metadata.get("fingerprint", "")),
+                        data_version=DataVersion.from_metadata(dataset.metadata),
                     ).to_metadata(),
                 }
             )

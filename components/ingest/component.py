@@ -21,8 +21,10 @@ def ingest(
     entity_column: str = "auto",
     timestamp_column: str = "auto",
     max_cell_bytes: int = 100000,
+    dvc_repo: str = "",
+    dvc_rev: str = "",
 ) -> NamedTuple("IngestOutputs", [("entity_column", str), ("timestamp_column", str), ("rows", int), ("fingerprint", str)]):
-    """Streams CSV, Parquet or JSON Lines from a file, prefix or glob into one Parquet dataset.
+    """Streams CSV, Parquet or JSON Lines from a file, prefix, glob or DVC repository into one Parquet dataset.
 
     Credentials are never parameters: gs:// uses Application Default Credentials,
     s3:// the AWS environment variables (AWS_ENDPOINT_URL for MinIO); in a
@@ -38,9 +40,18 @@ def ingest(
     Compressed files (.gz, .bz2, .zst, .lz4) are read by their content; a file named
     .gz that is not gzip fails as bad data.
 
+    DVC-versioned data: source_uri dvc://REPO#PATH@REV (e.g. dvc:///srv/git/data.git#data/train.csv@v1,
+    dvc://https://host/org/repo.git#data/train.parquet@main) reads one file at a git tag,
+    branch or commit, streamed from the repository's default DVC remote. REPO is
+    everything up to the one '#' (so git@host:org/repo.git works), REV everything after
+    the last '@'. For a repository URL holding '#' or a revision holding '@', pass
+    dvc_repo and dvc_rev and the file's path as source_uri. Credentials in the
+    repository URL are refused: git takes them from the environment (ssh key, credential
+    helper), the DVC remote from its own (AWS_*, GOOGLE_APPLICATION_CREDENTIALS).
+
     Args:
-        source_uri: Local path, file://, http(s)://, gs:// or s3:// URI of a file, a folder/prefix, or a glob.
-        dataset: The data as one Parquet file; metadata holds rows, columns, fingerprint, source, the key columns, whether each was generated (entity_generated, timestamp_generated) and notes on what was chosen.
+        source_uri: Local path, file://, http(s)://, gs:// or s3:// URI of a file, a folder/prefix, or a glob; or dvc://REPO#PATH@REV for one file of a DVC repository at a git revision; with dvc_repo, the file's path inside that repository.
+        dataset: The data as one Parquet file; metadata holds rows, columns, fingerprint, source, the key columns, whether each was generated (entity_generated, timestamp_generated) and notes on what was chosen; for DVC data also dvc_repo (without credentials), dvc_path, dvc_rev, dvc_commit (the commit the revision resolved to) and dvc_md5 (DVC's md5 of the file).
         summary: A Markdown summary of the dataset.
         file_format: csv, parquet or jsonl; empty to detect from the file extension.
         csv_delimiter: CSV field delimiter (one character; \\t for TSV).
@@ -50,6 +61,8 @@ def ingest(
         entity_column: Entity key column; auto: entity_id if the data has it, else a generated row_id (one entity per row); empty: always a generated row_id.
         timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none. Without an event time, ingested_at holds the ingestion time and featurize splits the rows at random.
         max_cell_bytes: Longest text cell accepted; a longer one fails the step as bad data.
+        dvc_repo: DVC repository (what git clone takes, without credentials) holding the file source_uri names; empty when source_uri is a URI.
+        dvc_rev: Git tag, branch or commit to read the file at (HEAD: the default branch's latest commit); needed with dvc_repo.
 
     Returns:
         entity_column: The entity key column in the dataset (given, found or generated).
@@ -79,7 +92,7 @@ def ingest(
             timestamp_column=timestamp_column,
             max_cell_bytes=max_cell_bytes,
         )
-        result = ingest_core(source_uri, dataset.path, options=options)
+        result = ingest_core(source_uri, dataset.path, options=options, dvc_repo=dvc_repo, dvc_rev=dvc_rev)
         dataset.metadata.update(result.metadata())
         write_text_atomic(summary.path, result.summary_markdown())
         print(f"ingested {result.rows:,} rows from {result.source_uri} into {dataset.path}")

@@ -11,6 +11,8 @@ can use them. Integers beyond int64 are kept exactly, as text (see ``bigints``).
 Each run first removes what a killed earlier run for the same output left.
 The entity and event-time columns are given, found by their usual names, or generated
 (``keys``); an event-time column of dates or years becomes a UTC timestamp (``temporal``).
+A dvc:// source is one file of a DVC repository at a git revision (``dvc_source``); its
+revision, commit and DVC md5 join the metadata as a ``DataVersion``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from kfp_mlops.components._shared.atomic import atomic_path
 from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.prefetch import prefetch
 from kfp_mlops.components._shared.redact import redact_uri
+from kfp_mlops.components._shared.split_artifact import DataVersion
 from kfp_mlops.components._shared.storage import StagedFile, stage_sources
 from kfp_mlops.components._shared.storage.scratch import clear_staging, staging_dir_for
-from kfp_mlops.components.ingest import bigints
+from kfp_mlops.components.ingest import bigints, dvc_source
 from kfp_mlops.components.ingest.fingerprint import Fingerprint
 from kfp_mlops.components.ingest.formats import CsvOptions, ReadNotes, check_csv_options, detect_format, read_batches
 from kfp_mlops.components.ingest.keys import INGESTED_AT_COLUMN, ROW_ID_COLUMN, KeyColumns, check_names, resolve_keys
@@ -92,6 +95,7 @@ class IngestResult:
         entity_generated: The entity column was generated (one row per entity).
         timestamp_generated: The event time column was generated (the rows have no event time).
         notes: What ingest chose about the key columns and why.
+        data_version: For a dvc:// source, the repository, path, revision, commit and DVC md5.
     """
 
     path: Path
@@ -108,6 +112,7 @@ class IngestResult:
     entity_generated: bool = False
     timestamp_generated: bool = False
     notes: tuple[str, ...] = ()
+    data_version: DataVersion | None = None
 
     def metadata(self) -> dict[str, object]:
         """Artifact metadata for KFP (JSON-serializable)."""
@@ -124,6 +129,7 @@ class IngestResult:
             "timestamp_generated": self.timestamp_generated,
             "notes": list(self.notes),
             "format": "parquet",
+            **(self.data_version.to_metadata() if self.data_version is not None else {}),
         }
 
     def summary_markdown(self) -> str:
@@ -137,6 +143,7 @@ class IngestResult:
             f"- **Rows:** {self.rows:,}",
             f"- **Entity column:** {md_code(_one_line(self.entity_column))}; **timestamp column:** {md_code(_one_line(self.timestamp_column))}",
             f"- **Fingerprint:** {md_code(self.fingerprint)}",
+            *([dvc_source.summary_line(self.data_version)] if self.data_version is not None else []),
             f"- **Throughput:** {self.bytes_read / 1e6 / max(self.seconds, 1e-9):,.1f} MB/s",
         ]
         if self.integer_text_columns:
@@ -152,13 +159,14 @@ def _one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
 
 
-def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions = IngestOptions(), staging_dir: str | Path | None = None) -> IngestResult:
-    """Read ``source_uri`` (file, prefix or glob) into a Parquet file at ``output_path``.
+def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions = IngestOptions(), staging_dir: str | Path | None = None, dvc_repo: str = "", dvc_rev: str = "") -> IngestResult:
+    """Read ``source_uri`` (file, prefix, glob or dvc:// file) into a Parquet file at ``output_path``.
 
     On any error nothing is left at ``output_path``, nor in a staging folder ingest chose.
     Remote files are staged in ``staging_dir`` (default: a folder in the system temp
     folder named after ``output_path``, so that a retry finds and removes what a
-    killed attempt left there and beside the output).
+    killed attempt left there and beside the output). With ``dvc_repo``, ``source_uri``
+    is a file's path in that DVC repository, read at ``dvc_rev``.
 
     Raises:
         SourceError: the source cannot be reached or read (subclasses say why).
@@ -167,12 +175,22 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
     """
     started = time.perf_counter()
     options = _checked(options)
+    dvc_ref = None
+    if dvc_source.is_dvc(source_uri, dvc_repo) or dvc_rev.strip():
+        dvc_ref = dvc_source.parse(source_uri, repo=dvc_repo, rev=dvc_rev)
+        # The staged copy's name is not the source's: the format comes from the path in the repository.
+        options = replace(options, file_format=detect_format(dvc_ref.path, options.file_format))
     output = Path(output_path)
     if staging_dir is None:
         clear_staging(output)  # a killed attempt's downloads (atomic_path clears its .tmp output)
     staging = Path(staging_dir) if staging_dir else staging_dir_for(output)
     try:
-        files = stage_sources(source_uri, staging)
+        data_version = None
+        if dvc_ref is not None:
+            staged, data_version = dvc_source.stage(dvc_ref, staging)
+            files = [staged]
+        else:
+            files = stage_sources(source_uri, staging)
         notes = ReadNotes()
         try:
             with atomic_path(output) as tmp:
@@ -187,8 +205,8 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
             rows=rows,
             columns={f.name: str(f.type) for f in schema},
             fingerprint=fingerprint,
-            source_uri=redact_uri(source_uri),
-            files=[redact_uri(f.uri) for f in files],
+            source_uri=dvc_ref.uri if dvc_ref is not None else redact_uri(source_uri),
+            files=[dvc_ref.uri] if dvc_ref is not None else [redact_uri(f.uri) for f in files],
             entity_column=keys.entity,
             timestamp_column=keys.timestamp,
             bytes_read=sum(f.path.stat().st_size for f in files),
@@ -197,6 +215,7 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
             entity_generated=keys.entity_generated,
             timestamp_generated=keys.timestamp_generated,
             notes=keys.notes,
+            data_version=data_version,
         )
     finally:
         if staging_dir is None:

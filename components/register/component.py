@@ -82,7 +82,7 @@ def register(
             promote=promote,
             replace_incomparable=replace_incomparable,
             reference_path=Path(train.path) if train is not None else None,
-            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "dataset.fingerprint": SplitInfo.from_metadata(test.metadata).fingerprint, "kfp_mlops.version": __version__}.items() if v},
+            tags={k: v for k, v in {"kfp.run_id": kfp_run_id, "kfp_mlops.version": __version__, **SplitInfo.from_metadata(test.metadata).lineage_tags()}.items() if v},
         )
         write_text_atomic(report.path, comparison_html(result))
         write_text_atomic(comparison.path, comparison_markdown(result))

@@ -123,7 +123,7 @@ def train(
         fingerprint = split.fingerprint
         if task.strip().lower() == "auto" and split.task:
             task = split.task  # resolved by validate on the whole dataset, not re-decided on this split
-        tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, "dataset.fingerprint": fingerprint}
+        tags = {"kfp.run_id": kfp_run_id, "kfp.task_id": kfp_task_id, **split.lineage_tags()}
         tracking = TrackingSettings(
             tracking_uri=tracking_uri,
             experiment=mlflow_experiment,

@@ -34,13 +34,13 @@ def validate(
 
     Args:
         dataset: Parquet dataset (the ingest output).
-        schema: The schema as JSON (inferred, or the reference passed through); edit and reuse it as reference_schema.
+        schema: The schema as JSON (inferred, or the reference schema passed through; inferred when the reference is an expectation suite); edit and reuse it as reference_schema.
         statistics: Per-column statistics as JSON.
         anomalies: The anomalies found, as a JSON list with severity, column, message and fix.
         report: HTML report of statistics and anomalies.
         metrics: Rows, columns, anomaly counts, missing-cell share, duplicate keys.
         resolved_task: The task the label calls for (binary, multiclass or regression; empty without a label), decided on the whole dataset so that later steps do not re-decide it on one split.
-        reference_schema: Schema JSON to check against (e.g. the training schema, to catch serving skew); omit to infer one.
+        reference_schema: Schema JSON to check against (e.g. the training schema, to catch serving skew), or a Great Expectations 1.x expectation suite JSON (suite.to_json_dict()) whose expectations are enforced in the same pass, each failure an anomaly of the expectation's severity (an expectation type or option kfp-mlops does not enforce is refused before the data is read); omit to infer a schema.
         label_column: Label column; its presence and class balance are checked. Empty for unlabeled data.
         entity_column: Entity key column; part of the unique key with timestamp_column.
         timestamp_column: Event timestamp column; part of the unique key with entity_column.
@@ -57,11 +57,13 @@ def validate(
     from kfp_mlops.components._shared.entry import exit_on_error
     from kfp_mlops.components.validate.core import ValidateOptions, write_outputs
     from kfp_mlops.components.validate.core import validate as validate_core
-    from kfp_mlops.components.validate.schema import DatasetSchema
+    from kfp_mlops.components.validate.gx_suite import ExpectationSuite, load_reference
 
     with exit_on_error("validate"):
         keys = [k.strip() for k in [entity_column, timestamp_column, *key_columns.split(",")] if k.strip()]
-        reference = DatasetSchema.load(reference_schema.path) if reference_schema is not None else None
+        # Our schema or a GX suite, told apart by shape; a suite is checked whole before any data is read.
+        reference = load_reference(reference_schema.path) if reference_schema is not None else None
+        suite = reference if isinstance(reference, ExpectationSuite) else None
         options = ValidateOptions(
             label_column=label_column,
             key_columns=tuple(dict.fromkeys(keys)),
@@ -73,7 +75,7 @@ def validate(
             exclude_columns=tuple(exclude_columns.split(",")),
             skew_threshold=skew_threshold,
         )
-        result = validate_core(dataset.path, options=options, reference_schema=reference)
+        result = validate_core(dataset.path, options=options, reference_schema=None if suite is not None else reference, expectation_suite=suite)
         write_outputs(
             result,
             schema_path=schema.path,

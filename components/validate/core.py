@@ -1,9 +1,10 @@
 """Validate core: statistics, schema (inferred or given), anomalies, report; fail on severity.
 
-One streaming pass computes the statistics and, on the side, a uniform row sample
-and the label's values. From those: the label's task and problems (by train's own
-rule), label leakage (on the sample), and, against a reference schema, ranges,
-domains and distribution skew.
+One streaming pass computes the statistics and, on the side, a uniform row sample,
+the label's values and, given a Great Expectations suite, what its expectations
+need. From those: the label's task and problems (by train's own rule), label leakage
+(on the sample), against a reference schema ranges, domains and distribution skew,
+and against a suite each expectation's outcome.
 
 Plain Python, no KFP. Outputs are written only when validation passes, each
 atomically, so a failed validation leaves no artifact that a later step could
@@ -24,12 +25,14 @@ from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components._shared.task import check_task_name
 from kfp_mlops.components.validate import distribution
 from kfp_mlops.components.validate.checks import SEVERITIES, Anomaly, find_anomalies, infer_schema, severity_rank, sort_anomalies
+from kfp_mlops.components.validate.gx_checks import Outcome, SuiteChecker
+from kfp_mlops.components.validate.gx_suite import ExpectationSuite
 from kfp_mlops.components.validate.labels import check_label
 from kfp_mlops.components.validate.leakage import Leak, find_leaks
 from kfp_mlops.components.validate.report import render_report
 from kfp_mlops.components.validate.sample import LabelTracker, RowSampler
 from kfp_mlops.components.validate.schema import DatasetSchema
-from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics
+from kfp_mlops.components.validate.statistics import DatasetStats, compute_statistics, read_schema
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class ValidationResult:
     mode: str
     seconds: float
     task: str | None = None
+    expectations: tuple[Outcome, ...] = ()
 
     @property
     def passed_rank(self) -> int:
@@ -108,14 +112,22 @@ class ValidationResult:
             "anomalies_warning": float(sum(a.severity == "warning" for a in self.anomalies)),
             "missing_cell_share": sum(c.nulls for c in self.stats.columns) / cells if cells else 0.0,
             "duplicate_keys": float(self.stats.duplicate_keys),
-        }
+        } | ({"expectations": float(len(self.expectations)), "expectations_failed": float(sum(not o.success for o in self.expectations))} if self.expectations else {})
 
 
-def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOptions(), reference_schema: DatasetSchema | None = None) -> ValidationResult:
+def validate(
+    dataset_path: str | Path,
+    *,
+    options: ValidateOptions = ValidateOptions(),
+    reference_schema: DatasetSchema | None = None,
+    expectation_suite: ExpectationSuite | None = None,
+) -> ValidationResult:
     """Compute statistics of the Parquet dataset and find anomalies; raise if too severe.
 
     With ``reference_schema`` the data is checked against it (and the schema is
-    passed through); without, a schema is inferred from the data.
+    passed through); without, a schema is inferred from the data. With
+    ``expectation_suite`` (parsed by ``gx_suite``) each expectation is enforced in the
+    same pass, and each one that fails is an anomaly of its severity.
 
     Raises:
         ValidationFailedError: an anomaly reached ``options.fail_on_severity``; the message
@@ -129,16 +141,24 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
     not_features = frozenset(keys) | frozenset(reference_schema.key_columns if reference_schema else [])
     sampler = RowSampler()
     tracker = LabelTracker(label) if label else None
-    stats = compute_statistics(
-        dataset_path,
-        key_columns=keys,
-        categorical_columns=frozenset([label] if label else []),
-        max_domain_size=options.max_domain_size,
-        reference=reference_schema,
-        observers=(sampler,) if tracker is None else (sampler, tracker),
-    )
+    # The suite's columns and types are checked against the file's footer: no row is read for that.
+    checker = SuiteChecker(expectation_suite, read_schema(dataset_path)) if expectation_suite is not None else None
+    try:
+        stats = compute_statistics(
+            dataset_path,
+            key_columns=keys,
+            categorical_columns=frozenset([label] if label else []),
+            max_domain_size=options.max_domain_size,
+            reference=reference_schema,
+            observers=tuple(o for o in (sampler, tracker, checker) if o is not None),
+        )
+        outcomes = tuple(checker.finish(stats)) if checker is not None else ()
+    finally:
+        if checker is not None:
+            checker.close()  # its spill files, also when the pass failed
     sample = sampler.table()
     anomalies = find_anomalies(stats, label_column=label, reference=reference_schema)
+    anomalies += [o.anomaly() for o in outcomes if not o.success]
     task, classes = None, []
     if tracker is not None:
         verdict = check_label(tracker, stats, requested=options.task, reference=reference_schema, min_class_share=options.min_class_share)
@@ -157,9 +177,10 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
         stats=stats,
         schema=schema,
         anomalies=anomalies,
-        mode="checked against a schema" if reference_schema is not None else "schema inferred",
+        mode=_mode(reference_schema, expectation_suite),
         seconds=time.perf_counter() - started,
         task=task,
+        expectations=outcomes,
     )
     failing = [a for a in anomalies if threshold is not None and severity_rank(a.severity) >= threshold]
     if failing:
@@ -170,6 +191,13 @@ def validate(dataset_path: str | Path, *, options: ValidateOptions = ValidateOpt
             fix="fix the data as each finding says; a finding you expect and accept can be let through with fail_on_severity (--fail-on-severity) or a reference schema that allows it",
         )
     return result
+
+
+def _mode(reference: DatasetSchema | None, suite: ExpectationSuite | None) -> str:
+    checked = (["a schema"] if reference is not None else []) + ([f"Great Expectations suite {suite.name!r} ({len(suite.expectations)} expectations)"] if suite is not None else [])
+    if not checked:
+        return "schema inferred"
+    return "checked against " + " and ".join(checked) + ("" if reference is not None else "; schema inferred")
 
 
 def _leak_anomalies(leaks: list[Leak], accepted: tuple[str, ...], stats: DatasetStats) -> list[Anomaly]:

@@ -109,7 +109,7 @@ class _KeyHasher:
         h = np.zeros(len(columns[0]), dtype=np.uint64)
         with np.errstate(over="ignore"):
             for column in columns:
-                h = (h ^ _column_hash(column)) * self.MULT
+                h = (h ^ column_hash(column)) * self.MULT
                 h ^= h >> np.uint64(29)
         part = (h >> self.SHIFT).astype(np.uint8)
         order = np.argsort(part, kind="stable")  # radix sort on uint8: linear
@@ -147,14 +147,14 @@ class _KeyHasher:
 NULL_HASH = np.uint64(0x5BD1E995)
 
 
-def _column_hash(column: pa.Array) -> np.ndarray:
+def column_hash(column: pa.Array) -> np.ndarray:
     t = column.type
     if pa.types.is_dictionary(t):
-        return _column_hash(column.dictionary_decode())
+        return column_hash(column.dictionary_decode())
     if pa.types.is_null(t):
         return np.full(len(column), NULL_HASH, dtype=np.uint64)
     if pa.types.is_decimal(t):
-        return _column_hash(column.cast(pa.string()))
+        return column_hash(column.cast(pa.string()))
     if pa.types.is_nested(t):
         # Rare as a key (a Parquet file not written by ingest); hash the values' text.
         return np.array([hash(repr(v)) for v in column.to_pylist()], dtype=np.int64).view(np.uint64)
@@ -182,6 +182,14 @@ class BatchObserver(Protocol):
     """Something else that wants to see every batch of the one pass (a row sample, the label's values)."""
 
     def observe(self, batch: pa.RecordBatch, total_rows: int) -> None: ...
+
+
+def read_schema(path: str | Path) -> pa.Schema:
+    """The dataset's Arrow schema from the Parquet footer, before any row is read."""
+    try:
+        return pq.read_schema(str(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read the dataset as Parquet ({exc})", where=str(path), fix="pass the output of the ingest step") from exc
 
 
 def compute_statistics(
