@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kfp_mlops.components._shared.redact import redact_text, redacted_console
+from kfp_mlops.components._shared.telemetry import telemetry_off
 from kfp_mlops.pipelines import catalog
 
 DEFAULT_WORKDIR = Path(".kfp-mlops")
@@ -275,15 +276,8 @@ def alias_moved(arm: str, command: Sequence[str]) -> str:
     return f"@{arm} is version {now.version} now (a rollout or retraining moved it); this arm still serves version {version}: redeploy with `kfp-mlops run deploy`"
 
 
-# Usage reporting of our dependencies stays off unless the user turned it on themselves.
-TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1", "NML_DISABLE_USAGE_LOGGING": "1"}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    import os
-
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
+    telemetry_off()
     argv = list(sys.argv[1:] if argv is None else argv)
     from kfp_mlops.pipelines.cli_kfp import cmd_schedule, cmd_submit, cmd_upload
     from kfp_mlops.pipelines.cli_monitor import cmd_profile

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from kfp_mlops.components._shared.telemetry import telemetry_off
 from kfp_mlops.demo import DemoSpec, write_demo_dataset
 from tests.services import free_port, python_bin, start_http_server, start_process
+
+telemetry_off()  # before any test imports MLflow, DVC or Great Expectations; subprocesses inherit it
 
 
 @pytest.fixture(scope="session")

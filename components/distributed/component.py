@@ -32,7 +32,7 @@ def train_distributed(
     hidden_layers: str = "128,128",
     dropout: float = 0.1,
     weight_decay: float = 0.0001,
-    patience: int = 16,
+    patience: int = 0,
     seed: int = 7,
     task: str = "auto",
     non_finite: str = "impute",
@@ -73,7 +73,7 @@ def train_distributed(
         hidden_layers: Hidden layer sizes, comma-separated.
         dropout: Dropout after each hidden layer.
         weight_decay: AdamW weight decay.
-        patience: Epochs without validation improvement before stopping.
+        patience: Epochs without validation improvement before stopping; 0 (auto): 16, or fewer on a large training split.
         seed: Seed of initialization, shuffling and dropout.
         task: auto, binary, multiclass or regression.
         non_finite: impute (to the training mean) or error on NaN and infinite feature values.

@@ -55,10 +55,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from kfp_mlops.pipelines.cli import TELEMETRY_OFF
+    from kfp_mlops.components._shared.telemetry import telemetry_off
 
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
+    telemetry_off()
     args = parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     sys.argv = sys.argv[:1]  # kserve parses sys.argv at import, and again in each worker process
     tracking_uri = args.tracking_uri if args.tracking_uri is not None else os.environ.get("MLFLOW_TRACKING_URI", "")

@@ -21,7 +21,7 @@ from kfp_mlops.components._shared.model_artifact import MODEL_FILE, PREPROCESSIN
 from kfp_mlops.components._shared.redact import redact_uri
 from kfp_mlops.components.train import metrics as M
 from kfp_mlops.components.train import mlflow_model
-from kfp_mlops.components.train.loop import Distributed, FitResult, Tensors, TrainConfig, fit, predict
+from kfp_mlops.components.train.loop import Distributed, FitResult, Tensors, TrainConfig, fit, predict, resolve_budget
 from kfp_mlops.components.train.model import export
 from kfp_mlops.components.train.preprocessing import Preprocessing
 from kfp_mlops.components.train.preprocessing import fit as fit_preprocessing
@@ -115,6 +115,7 @@ def train_model(
     )  # fmt: skip
     data = {name: tensors(t, prep, str(getattr(inputs, name))) for name, t in tables.items()}
     seconds = {"prepare": time.perf_counter() - started}
+    config = resolve_budget(config, len(data["train"]) // dist.world)  # what runs is what the report and MLflow show
     with MlflowRun(tracking) if tracking is not None and dist.main else contextlib.nullcontext() as run:
         if run is not None:
             run.log_params({"task": prep.task, "features": len(prep.feature_names), "rows_train": len(data["train"]), **_params(config)})

@@ -158,3 +158,31 @@ def test_train_register_and_deploy_without_network_on_a_volume(train_image, serv
     assert watched.parameters["Output"] is True and watched.parameters["drift_detected"] is True
     assert "<svg" in watched.artifacts["report"].path.read_text() and watched.artifacts["metrics"].metadata["dataset_drift"] == 1.0
     assert watched.artifacts["evidently_report"].path.stat().st_size > 10_000
+
+
+# Each dependency's own switch, asked inside the image as a step would run (its ENV, no network).
+TELEMETRY_PROBE = """
+import importlib.util as u, json, os
+state = {}
+if u.find_spec("mlflow"):
+    from mlflow.telemetry.utils import is_telemetry_disabled
+    state["mlflow"] = is_telemetry_disabled()
+if u.find_spec("dvc"):
+    from dvc.analytics import is_enabled
+    state["dvc"] = not is_enabled()
+if u.find_spec("great_expectations"):
+    state["great_expectations"] = os.environ.get("GX_ANALYTICS_ENABLED") == "false"
+state["do_not_track"] = os.environ.get("DO_NOT_TRACK") == "true"
+print(json.dumps(state))
+"""
+
+
+def test_usage_reporting_is_off_in_every_image(image, features_image, train_image, serve_image):
+    """MLflow and DVC report usage unless told not to; the images tell them (and the pipeline's steps run with --network none)."""
+    found = {}
+    for name, tag in (("data", image), ("features", features_image), ("train", train_image), ("serve", serve_image)):
+        proc = podman("run", "--rm", "--network", "none", tag, "python", "-c", TELEMETRY_PROBE)
+        assert proc.returncode == 0, proc.stderr
+        found[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(all(state.values()) for state in found.values()), found
+    assert "dvc" in found["data"] and "mlflow" in found["train"], f"the probe reached the libraries it checks: {found}"

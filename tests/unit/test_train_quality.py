@@ -161,9 +161,9 @@ def test_embedding_and_ensemble_nets_export_load_weights_only_and_score_like_tra
 
 def test_new_settings_are_refused_up_front_with_their_names():
     with pytest.raises(TrainError) as raised:
-        TrainConfig(numeric_embedding="fourier", numeric_bins=1, ensemble_size=0, lr_schedule="step")
+        TrainConfig(numeric_embedding="fourier", numeric_bins=1, ensemble_size=-1, lr_schedule="step")
     message = str(raised.value)
-    for name in ("numeric_embedding 'fourier'", "numeric_bins 1", "ensemble_size 0", "lr_schedule 'step'"):
+    for name in ("numeric_embedding 'fourier'", "numeric_bins 1", "ensemble_size -1", "lr_schedule 'step'"):
         assert name in message
     assert raised.value.exit_code == 2
 
@@ -182,3 +182,20 @@ def test_report_names_label_rows_and_every_feature_with_its_treatment(tmp_path):
     rows = [(f"f{i}", "numeric", "standardized", "number") for i in range(250)]
     table = _features_table(rows, limit=200)
     assert table.count("<tr>") == 201 and "... and 50 more features" in table
+
+
+def test_the_automatic_budget_shrinks_only_on_large_training_splits():
+    """patience=0 and ensemble_size=0: 16 epochs and 8 members on the small tables of the quality benchmark; on a large
+    split (many optimizer steps per epoch) about 1,000 steps of patience, at least 4 epochs, and a plain MLP."""
+    from kfp_mlops.components.train.loop import resolve_budget
+
+    auto = TrainConfig()
+    assert (auto.patience, auto.ensemble_size) == (0, 0)
+    small = resolve_budget(auto, 5_600)  # sf_temps' training split: 22 steps of 256 rows per epoch
+    assert (small.patience, small.ensemble_size) == (16, 8)
+    assert resolve_budget(auto, 300).patience == 16, "a tiny split takes small batches, still 16 epochs"
+    large = resolve_budget(auto, 70_000)  # the 100k demo's training split: 274 steps per epoch
+    assert (large.patience, large.ensemble_size) == (4, 1)
+    assert resolve_budget(auto, 30_000).patience == 9
+    assert resolve_budget(TrainConfig(patience=16, ensemble_size=8), 70_000) == TrainConfig(patience=16, ensemble_size=8), "explicit settings are kept"
+    assert resolve_budget(large, 300) == large, "resolving twice changes nothing"
