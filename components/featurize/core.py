@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from kfp_mlops.components._shared.atomic import atomic_path
 from kfp_mlops.components._shared.errors import DataError, FeatureStoreError, KfpMlopsError
 from kfp_mlops.components._shared.redact import redact_text
-from kfp_mlops.components._shared.task import infer_task
 from kfp_mlops.components.featurize.checks import check_labels, read_schema
 from kfp_mlops.components.featurize.compute import FeatureTable, compute_feature_table
 from kfp_mlops.components.featurize.repo import (
@@ -201,8 +200,8 @@ def featurize(
             split = split_by_time(training, spec.timestamp, options.split_fractions)
         else:
             split = split_at_random(training, spec.label, options.split_fractions, seed=options.split_seed, stratify=stratify)
-        task = options.task if options.task != "auto" else infer_task(training.column(spec.label), "auto")[0]
-        check_binary_test_split(split.tables["test"], spec.label, task, where=str(dataset))
+        # Pipelines pass the task validate resolved: the splits then feed a model and its gate.
+        check_binary_test_split(split.tables["test"], spec.label, options.task, where=str(dataset))
         # All three splits or none: each is renamed into place only when every one is written.
         with contextlib.ExitStack() as stack:
             for name in SPLITS:

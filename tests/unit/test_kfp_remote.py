@@ -23,7 +23,7 @@ from tests.kfp_fake import FakeKfpApi
 COMPILED = Path(__file__).resolve().parents[2] / "compiled"
 TRAINING = COMPILED / "training.yaml"
 TOKEN = "s3cret"
-STEPS = ["ingest", "validate", "featurize", "train", "register"]  # the training DAG, in dependency order
+STEPS = ["check-training", "ingest", "validate", "featurize", "train", "register"]  # the training DAG, in dependency order
 
 
 @pytest.fixture
@@ -225,7 +225,13 @@ def test_wait_gives_up_after_its_timeout_and_says_the_run_goes_on(api, client):
     with pytest.raises(RunTimeoutError, match=f"run {run_id} is still RUNNING after 2m00s; it goes on running") as timed_out:
         wait(client, run_id, timeout=120, poll_seconds=30, on_progress=lines.append, sleep=sleep, clock=lambda: now[0])
     assert timed_out.value.exit_code == 3 and f"run id {run_id}" in str(timed_out.value)
-    assert sleeps == [30.0, 30.0, 30.0, 30.0] and [line.split()[:2] for line in lines] == [["ingest", "RUNNING"], ["ingest", "SUCCEEDED"], ["validate", "RUNNING"]]
+    assert sleeps == [30.0, 30.0, 30.0, 30.0] and [line.split()[:2] for line in lines] == [
+        ["check-training", "RUNNING"],
+        ["check-training", "SUCCEEDED"],
+        ["ingest", "RUNNING"],
+        ["ingest", "SUCCEEDED"],
+        ["validate", "RUNNING"],
+    ]
 
 
 def test_steps_are_told_from_kfp_machinery_without_a_spec():
