@@ -10,7 +10,6 @@ its run registered and does not create another.
 from __future__ import annotations
 
 import html
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,16 +34,13 @@ from kfp_mlops.components.register.gate import GateResult, Threshold, decide
 from kfp_mlops.components.register.registry import (
     CHALLENGER,
     CHAMPION,
-    LOCK_PREFIX,
     PREVIOUS,
     Registry,
     Version,
+    check_model_name,
     hash_tags,
 )
 from kfp_mlops.components.train.serving import ServingTransform
-
-# MLflow's registered_models.name is VARCHAR(256) on SQL stores.
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 
 
 @dataclass
@@ -58,13 +54,6 @@ class RegisterResult:
     promoted: bool = False
     previous: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def check_model_name(name: str) -> None:
-    if not MODEL_NAME.match(name or ""):
-        raise DataError(f"invalid model name {name[:300]!r}", fix="use at most 256 letters, digits, '.', '_' and '-', starting with a letter or digit")
-    if name.startswith(LOCK_PREFIX):
-        raise DataError(f"model names starting with {LOCK_PREFIX!r} are reserved for kfp-mlops promotion locks", fix="choose another model name")
 
 
 def read_test(test_path: str | Path) -> pa.Table:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kfp_mlops.components._shared import mlflow_adapter
+from kfp_mlops.components._shared.errors import DataError
 from kfp_mlops.components._shared.mlflow_adapter import TrackingError
 from kfp_mlops.components._shared.model_artifact import MODEL_FILES
 from kfp_mlops.components._shared.redact import redact_uri
@@ -43,6 +45,17 @@ class Version:
     run_id: str
     source: str
     created: bool = False
+
+
+# MLflow's registered_models.name is VARCHAR(256) on SQL stores.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+
+
+def check_model_name(name: str) -> None:
+    if not MODEL_NAME.match(name or ""):
+        raise DataError(f"invalid model name {name[:300]!r}", fix="use at most 256 letters, digits, '.', '_' and '-', starting with a letter or digit")
+    if name.startswith(LOCK_PREFIX):
+        raise DataError(f"model names starting with {LOCK_PREFIX!r} are reserved for kfp-mlops promotion locks", fix="choose another model name")
 
 
 def lock_name(name: str) -> str:

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kfp_mlops.components.train.config import NUMERIC_EMBEDDINGS  # noqa: F401 - the one list, torch-free
 from kfp_mlops.components.train.preprocessing import Preprocessing
 
-NUMERIC_EMBEDDINGS = ("piecewise", "periodic", "none")
 BIG = 1e9
 
 

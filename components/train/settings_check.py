@@ -36,9 +36,9 @@ def check_training_settings(settings: TrainingSettings) -> None:
     from kfp_mlops.components.deploy.core import DeployRequest, check_request
     from kfp_mlops.components.featurize.splitting import check_split
     from kfp_mlops.components.featurize.training_set import parse_fractions
-    from kfp_mlops.components.register.core import check_model_name
     from kfp_mlops.components.register.gate import parse_thresholds
-    from kfp_mlops.components.train.loop import TrainConfig, parse_hidden_layers
+    from kfp_mlops.components.register.registry import check_model_name
+    from kfp_mlops.components.train.config import TrainConfig, parse_hidden_layers
 
     def train_config() -> None:
         TrainConfig(hidden=parse_hidden_layers(settings.hidden_layers), max_epochs=settings.max_epochs, learning_rate=settings.learning_rate, batch_size=settings.batch_size, gpu=settings.gpu)
