@@ -89,6 +89,8 @@ def apply_decision(result: AnalysisResult, *, registry: Any, model_name: str, tr
                 registry.set_alias(model_name, CHAMPION, replaced)
                 if before is not None:
                     registry.set_alias(model_name, PREVIOUS, before.version)
+                else:  # there was no @previous: the one promote_locked just set goes too
+                    registry.delete_alias(model_name, PREVIOUS)
             raise
     return Applied(
         "promoted", weights, version, replaced or "", [f"{model_name}@champion -> version {version}" + (f" (was {replaced}, now @previous)" if replaced else ""), f"all traffic to {winner!r}"]

@@ -162,6 +162,9 @@ class Registry:
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(f"setting {name}@{alias}", self.client.set_registered_model_alias, name, alias, version)
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._call(f"removing {name}@{alias}", self.client.delete_registered_model_alias, name, alias)
+
     def promote_locked(self, name: str, version: str) -> str | None:
         """Make ``version`` the champion; the replaced champion becomes ``previous``. Returns it.
 
