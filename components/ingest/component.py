@@ -62,7 +62,7 @@ def ingest(
         timestamp_column: Event time column (timestamps, dates, ISO text, or integer years read as 1 January UTC); auto: event_timestamp if the data has it, else none; empty: none. Without an event time, ingested_at holds the ingestion time and featurize splits the rows at random.
         max_cell_bytes: Longest text cell accepted; a longer one fails the step as bad data.
         dvc_repo: DVC repository (what git clone takes, without credentials) holding the file source_uri names; empty when source_uri is a URI.
-        dvc_rev: Git tag, branch or commit to read the file at (HEAD: the default branch's latest commit); needed with dvc_repo.
+        dvc_rev: Git tag, branch or commit to read the file at (HEAD: the commit the repository's HEAD names: a hosted repository's default branch, the branch checked out in a local folder); needed with dvc_repo.
 
     Returns:
         entity_column: The entity key column in the dataset (given, found or generated).

@@ -85,7 +85,8 @@ class IngestResult:
         rows: Row count.
         columns: Column name to Arrow type name, in order.
         fingerprint: Content hash (same data, same fingerprint).
-        source_uri: The source as given, redacted (no user info or credential parameters).
+        source_uri: The source as given, redacted (no user info or credential parameters); for DVC data
+            the dvc:// URI when it reads back to the same file, else the file's path (data_version names the rest).
         files: The source files read, in order (redacted likewise).
         entity_column: The entity key column in the output (given or generated).
         timestamp_column: The event time column in the output (given or generated).
@@ -178,8 +179,6 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
     dvc_ref = None
     if dvc_source.is_dvc(source_uri, dvc_repo) or dvc_rev.strip():
         dvc_ref = dvc_source.parse(source_uri, repo=dvc_repo, rev=dvc_rev)
-        # The staged copy's name is not the source's: the format comes from the path in the repository.
-        options = replace(options, file_format=detect_format(dvc_ref.path, options.file_format))
     output = Path(output_path)
     if staging_dir is None:
         clear_staging(output)  # a killed attempt's downloads (atomic_path clears its .tmp output)
@@ -187,7 +186,10 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
     try:
         data_version = None
         if dvc_ref is not None:
-            staged, data_version = dvc_source.stage(dvc_ref, staging)
+            # The format comes from the path in the repository (the staged copy's name is not the source's),
+            # checked once the path is known to be a file: a folder or a missing file is named as such.
+            staged, data_version = dvc_source.stage(dvc_ref, staging, check_file=lambda path: detect_format(path, options.file_format))
+            options = replace(options, file_format=detect_format(dvc_ref.path, options.file_format))
             files = [staged]
         else:
             files = stage_sources(source_uri, staging)
@@ -205,8 +207,8 @@ def ingest(source_uri: str, output_path: str | Path, *, options: IngestOptions =
             rows=rows,
             columns={f.name: str(f.type) for f in schema},
             fingerprint=fingerprint,
-            source_uri=dvc_ref.uri if dvc_ref is not None else redact_uri(source_uri),
-            files=[dvc_ref.uri] if dvc_ref is not None else [redact_uri(f.uri) for f in files],
+            source_uri=dvc_ref.recorded_source if dvc_ref is not None else redact_uri(source_uri),
+            files=[dvc_ref.recorded_source] if dvc_ref is not None else [redact_uri(f.uri) for f in files],
             entity_column=keys.entity,
             timestamp_column=keys.timestamp,
             bytes_read=sum(f.path.stat().st_size for f in files),

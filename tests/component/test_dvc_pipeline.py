@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_ingest_dvc import building_env, commit_tagged, git, init_dvc_repo
+from tests.unit.dvc_repos import building_env, commit_tagged, git, init_dvc_repo
 
 pytest.importorskip("dvc", reason="DVC is an extra: pip install -c constraints.txt -e '.[all,test]'")
 CLI = str(Path(sys.executable).with_name("kfp-mlops"))

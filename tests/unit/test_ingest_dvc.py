@@ -1,16 +1,15 @@
 """ingest of dvc:// sources on a real git + DVC repository with a local folder remote.
 
-The repository is built once per module: two tagged revisions (v1, v2) of a CSV and a
-Parquet file, pushed to a folder remote; then the working copy and its cache are deleted,
-so every read clones the bare repository and streams from the remote, as in a pod.
-Branches off v2 hold the broken cases: a file never pushed, no remote, a remote folder
-that is gone, an http remote nobody serves, a remote whose copy is damaged.
+The repository (``tests/unit/dvc_repos.py``) is built once per module and read as a pod
+reads it: a bare repository cloned afresh, the data streamed from a folder remote. A
+working copy, as on a laptop, is built per test where one is needed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import json
 import os
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -28,19 +26,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from kfp_mlops.components._shared.entry import exit_on_error
-from kfp_mlops.components._shared.errors import KfpMlopsError, SourceError, SourceNotFoundError, UnsupportedSourceError
+from kfp_mlops.components._shared.errors import KfpMlopsError, SourceError, UnsupportedSourceError
 from kfp_mlops.components._shared.mlflow_adapter import MlflowRun, TrackingSettings, client
 from kfp_mlops.components._shared.split_artifact import DataVersion, SplitInfo
 from kfp_mlops.components._shared.storage.scratch import staging_dir_for
 from kfp_mlops.components.ingest import dvc_source
-from kfp_mlops.components.ingest.core import IngestOptions, ingest
-from tests.services import free_port
+from kfp_mlops.components.ingest.core import IngestOptions, IngestResult, ingest
+from kfp_mlops.components.ingest.dvc_errors import DvcNotFoundError, DvcSourceError
+from tests.unit.dvc_repos import QUIET, DvcRepo, build_dvc_repo, building_env, commit_tagged, git, init_dvc_repo, rows_csv, set_remote
 
-QUIET = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false"}
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
-}  # fmt: skip
+__all__ = ["building_env", "commit_tagged", "git", "init_dvc_repo"]  # tests/component/test_dvc_pipeline.py builds its repository with them
+
 KEYS = IngestOptions(entity_column="entity_id", timestamp_column="")
 # DVC 3.67 calls a pygtrie accessor that pygtrie now deprecates; nothing of ours.
 pytestmark = pytest.mark.filterwarnings("ignore:.*_NoneStep.value will soon raise:DeprecationWarning")
@@ -52,105 +48,9 @@ def _no_telemetry(monkeypatch):
         monkeypatch.setenv(key, value)
 
 
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
-    return done.stdout.strip()
-
-
-def rows_csv(rows: int, seed: int) -> bytes:
-    lines = ["entity_id,amount,label"] + [f"{i},{(i * 7919 + seed) % 1000 / 10:.1f},{(i + seed) % 2}" for i in range(rows)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def set_remote(work: Path, url: str | None) -> None:
-    remote = f"[core]\n    remote = store\n['remote \"store\"']\n    url = {url}\n" if url else ""
-    (work / ".dvc" / "config").write_text(remote)
-
-
-@dataclass(frozen=True)
-class DvcRepo:
-    bare: Path
-    files: dict[tuple[str, str], bytes]  # (tag, file name) -> the bytes committed
-    plain_git: Path
-    not_git: Path
-    odd: Path  # a copy of the bare repository under a folder holding '#' and '@'
-
-    def uri(self, path: str, rev: str) -> str:
-        return f"dvc://{self.bare}#{path}@{rev}"
-
-
-def init_dvc_repo(work: Path, remote: Path) -> None:
-    from dvc.repo import Repo
-
-    (work / "data").mkdir(parents=True)
-    git(work, "init", "-q", "-b", "main")
-    Repo.init(str(work)).close()
-    set_remote(work, str(remote))
-
-
-def building_env(env: pytest.MonkeyPatch, root: Path) -> None:
-    """While a test builds a repository: DVC's scratch for working copies in the test's folder, not /var/tmp."""
-    env.setenv("DVC_NO_ANALYTICS", "1")
-    env.setenv("DVC_SITE_CACHE_DIR", str(root / "site-cache"))
-
-
-def commit_tagged(work: Path, tag: str, *, branch_from: str = "") -> None:
-    if branch_from:
-        git(work, "checkout", "-q", "-b", f"branch-{tag}", branch_from)
-    git(work, "add", "-A")
-    git(work, "commit", "-qm", tag)
-    git(work, "tag", tag)
-
-
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory) -> DvcRepo:
-    from dvc.repo import Repo
-
-    root = tmp_path_factory.mktemp("dvc")
-    work, remote = root / "work", root / "remote"
-    with pytest.MonkeyPatch.context() as env:
-        building_env(env, root)
-        init_dvc_repo(work, remote)
-        files: dict[tuple[str, str], bytes] = {}
-        for tag, rows, seed in (("v1", 60, 1), ("v2", 90, 2)):
-            csv = rows_csv(rows, seed)
-            (work / "data" / "train.csv").write_bytes(csv)
-            pq.write_table(pacsv.read_csv(io.BytesIO(csv)), work / "data" / "train.parquet")
-            if tag == "v1":
-                (work / "data" / "small.csv").write_bytes(b"entity_id,x\n1,2\n")  # tracked by git itself
-            with Repo(str(work)) as repo:
-                repo.add([str(work / "data" / "train.csv"), str(work / "data" / "train.parquet")])
-                repo.push()
-            commit_tagged(work, tag)
-            files.update({(tag, name): (work / "data" / name).read_bytes() for name in ("train.csv", "train.parquet")})
-        # The broken cases, each a tag on a branch off v2.
-        (work / "data" / "train.csv").write_bytes(rows_csv(5, 3))
-        with Repo(str(work)) as repo:
-            repo.add([str(work / "data" / "train.csv")])  # committed, never pushed
-        commit_tagged(work, "unpushed", branch_from="v2")
-        for tag, url in (("no-remote", None), ("gone-remote", str(root / "gone")), ("http-remote", f"http://127.0.0.1:{free_port()}/store")):
-            git(work, "checkout", "-q", "-f", "v2")
-            set_remote(work, url)
-            commit_tagged(work, tag, branch_from="v2")
-        damaged = root / "damaged-remote"
-        shutil.copytree(remote, damaged)
-        md5 = hashlib.md5(files[("v2", "train.csv")]).hexdigest()
-        (damaged / "files" / "md5" / md5[:2] / md5[2:]).write_bytes(b"entity_id,amount,label\n1,2,3\n")
-        git(work, "checkout", "-q", "-f", "v2")
-        set_remote(work, str(damaged))
-        commit_tagged(work, "damaged-remote", branch_from="v2")
-        git(work, "checkout", "-q", "-f", "main")
-        git(root, "clone", "-q", "--bare", str(work), "repo.git")
-    shutil.rmtree(work)  # no working copy and no cache: only the bare repository and the remote remain
-    plain = root / "plain"
-    plain.mkdir()
-    git(plain, "init", "-q", "-b", "main")
-    (plain / "train.csv").write_text("entity_id,x\n1,2\n")
-    commit_tagged(plain, "v1")
-    (root / "not-git").mkdir()
-    odd = root / "team#1@x" / "data.git"
-    shutil.copytree(root / "repo.git", odd)
-    return DvcRepo(bare=root / "repo.git", files=files, plain_git=plain, not_git=root / "not-git", odd=odd)
+    return build_dvc_repo(tmp_path_factory.mktemp("dvc"))
 
 
 def test_each_revision_reads_its_own_rows_md5_and_fingerprint(dvc_repo, tmp_path):
@@ -204,53 +104,191 @@ def test_a_file_git_tracks_itself_is_read_with_its_commit_and_no_dvc_md5(dvc_rep
     assert "tracked by git itself" in result.summary_markdown()
 
 
-def _errors(repo: DvcRepo) -> dict[str, tuple[str, type, str]]:
-    """id -> (source, error class, what the message says)."""
+def _read_back(metadata: dict, output: Path) -> IngestResult:
+    """Ingest again from what a dataset's metadata records, as a user or a later run would."""
+    if metadata["source_uri"].startswith("dvc://"):
+        return ingest(metadata["source_uri"], output, options=KEYS)
+    return ingest(metadata["source_uri"], output, dvc_repo=metadata["dvc_repo"], dvc_rev=metadata["dvc_rev"], options=KEYS)
+
+
+def _lineage_cases(repo: DvcRepo) -> dict[str, tuple[dict, bool]]:
+    """id -> (ingest's arguments, whether the recorded source is a dvc:// URI)."""
+    return {
+        "plain URI": ({"source_uri": repo.uri("data/train.csv", "v1")}, True),
+        "parts that make a plain URI": ({"source_uri": "data/train.csv", "dvc_repo": str(repo.bare), "dvc_rev": "v2"}, True),
+        "repository holding '#'": ({"source_uri": "data/train.parquet", "dvc_repo": str(repo.odd), "dvc_rev": "v1"}, False),
+        "revision holding '@'": ({"source_uri": "data/train.csv", "dvc_repo": str(repo.bare), "dvc_rev": "feat@x"}, False),
+    }
+
+
+@pytest.mark.parametrize("case", list(_lineage_cases(DvcRepo(Path("/r"), {}, Path("/p"), Path("/n"), Path("/o")))))
+def test_the_recorded_source_reads_back_to_the_same_data(case, dvc_repo, tmp_path):
+    arguments, recorded_as_uri = _lineage_cases(dvc_repo)[case]
+    result = ingest(output_path=tmp_path / "first.parquet", options=KEYS, **arguments)
+    metadata = json.loads(json.dumps(result.metadata()))  # as KFP stores it
+    assert metadata["source_uri"].startswith("dvc://") is recorded_as_uri and metadata["files"] == [metadata["source_uri"]]
+    if not recorded_as_uri:
+        assert metadata["source_uri"] == metadata["dvc_path"]  # the parts travel in dvc_repo and dvc_rev
+    assert f"of `{metadata['dvc_repo']}`" in result.summary_markdown()  # the summary names the repository either way
+    again = _read_back(metadata, tmp_path / "again.parquet")
+    assert (again.fingerprint, again.data_version) == (result.fingerprint, result.data_version)
+    # The parts alone always name the file, whatever they hold.
+    parts = ingest(metadata["dvc_path"], tmp_path / "parts.parquet", dvc_repo=metadata["dvc_repo"], dvc_rev=metadata["dvc_rev"], options=KEYS)
+    assert parts.fingerprint == result.fingerprint
+
+
+def test_a_revision_holding_at_is_read_through_dvc_rev(dvc_repo, tmp_path):
+    result = ingest("data/train.csv", tmp_path / "feat.parquet", dvc_repo=str(dvc_repo.bare), dvc_rev="feat@x", options=KEYS)
+    assert result.rows == 40 and result.data_version.md5 == hashlib.md5(dvc_repo.files[("feat@x", "train.csv")]).hexdigest()
+    assert result.data_version.commit == git(dvc_repo.bare, "rev-parse", "refs/heads/feat@x")
+
+
+def test_a_relative_repository_path_is_recorded_absolute(dvc_repo, tmp_path, monkeypatch):
+    monkeypatch.chdir(dvc_repo.bare.parent)
+    result = ingest(f"dvc://{dvc_repo.bare.name}#data/train.csv@v1", tmp_path / "relative.parquet", options=KEYS)
+    assert result.data_version.repo == str(dvc_repo.bare) and result.source_uri == dvc_repo.uri("data/train.csv", "v1")
+    monkeypatch.chdir(tmp_path)  # read back from elsewhere
+    assert _read_back(json.loads(json.dumps(result.metadata())), tmp_path / "again.parquet").fingerprint == result.fingerprint
+
+
+def test_an_ssh_user_is_recorded_so_the_repository_can_be_cloned_again():
+    for uri in ("dvc://ssh://git@git.example.com/org/data.git#data/train.csv@v1", "dvc://git@git.example.com:org/data.git#data/train.csv@v1"):
+        ref = dvc_source.parse(uri)
+        assert ref.recorded_source == uri and ref.shown_repo == ref.repo
+
+
+@pytest.fixture
+def working_repo(dvc_repo, tmp_path, monkeypatch) -> Path:
+    """A working copy of the repository, on a branch of its own, as on a laptop.
+
+    The branch's last commit tracks data/local.csv, which is in this copy's .dvc/cache and
+    was never pushed; data/train.csv there was pushed. Uncommitted changes sit on top:
+    data/train.csv changed again and .dvc/config.local pointing the remote at this copy's cache.
+    """
+    from dvc.repo import Repo
+
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(dvc_repo.bare), "work")
+    git(work, "checkout", "-q", "-b", "laptop")
+    building_env(monkeypatch, tmp_path)
+    (work / "data" / "train.csv").write_bytes(rows_csv(30, 4))
+    with Repo(str(work)) as repo:
+        repo.add([str(work / "data" / "train.csv")])
+        repo.push()
+    (work / "data" / "local.csv").write_bytes(rows_csv(4, 7))
+    with Repo(str(work)) as repo:
+        repo.add([str(work / "data" / "local.csv")])  # in this copy's cache only
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "laptop work")
+    (work / "data" / "train.csv").write_bytes(rows_csv(7, 9))
+    with Repo(str(work)) as repo:
+        repo.add([str(work / "data" / "train.csv")])  # not committed
+    (work / ".dvc" / "config.local").write_text(f"['remote \"store\"']\n    url = {work / '.dvc' / 'cache'}\n")
+    return work
+
+
+def test_a_local_working_repository_is_read_like_a_fresh_clone(working_repo, tmp_path, capsys):
+    # HEAD names the branch checked out there, as it does for a clone of the folder; its last commit, not the uncommitted change.
+    head = ingest(f"dvc://{working_repo}#data/train.csv@HEAD", tmp_path / "head.parquet", options=KEYS)
+    assert head.rows == 30 and head.data_version.commit == git(working_repo, "rev-parse", "laptop")
+    assert head.data_version.repo == str(working_repo)
+    # Data in the folder's own cache, never pushed, fails as it would from a cluster; config.local does not count.
+    raised, code = _fails_cleanly(f"dvc://{working_repo}#data/local.csv@HEAD", tmp_path / "out" / "local.parquet", capsys, options=KEYS)
+    assert type(raised) is DvcNotFoundError and "never pushed" in str(raised) and code == 2
+    # Other branches of the folder are found as a clone of it finds them.
+    assert ingest(f"dvc://{working_repo}#data/train.csv@main", tmp_path / "main.parquet", options=KEYS).rows == 90
+
+
+def test_a_local_working_repository_without_a_committed_remote_names_the_missing_remote(tmp_path, capsys, monkeypatch):
+    from dvc.repo import Repo
+
+    work = tmp_path / "work"
+    building_env(monkeypatch, tmp_path)
+    init_dvc_repo(work, tmp_path / "remote")
+    set_remote(work, None)  # DVC itself would read such a folder from its own cache
+    (work / "data" / "train.csv").write_bytes(rows_csv(5, 1))
+    with Repo(str(work)) as repo:
+        repo.add([str(work / "data" / "train.csv")])
+    commit_tagged(work, "v1")
+    raised, code = _fails_cleanly(f"dvc://{work}#data/train.csv@v1", tmp_path / "out" / "dataset.parquet", capsys, options=KEYS)
+    assert type(raised) is DvcSourceError and "names no default DVC remote" in str(raised) and code == 2
+
+
+def _errors(repo: DvcRepo) -> dict[str, tuple[str, type, str, int]]:
+    """id -> (source, error class, what the message says, exit code).
+
+    Exit 2 for what a fix, not a retry, cures; exit 3 only where the same step may succeed
+    when retried (a remote that cannot be reached).
+    """
     uri = repo.uri
     return {
-        "unknown rev": (uri("data/train.csv", "v9"), SourceNotFoundError, "no revision 'v9'"),
-        "missing path": (uri("data/nope.csv", "v1"), SourceNotFoundError, "no file 'data/nope.csv'"),
-        "escapes with ..": (uri("../outside.csv", "v1"), UnsupportedSourceError, "leaves the repository"),
-        "escapes inside": (uri("data/../../outside.csv", "v1"), UnsupportedSourceError, "leaves the repository"),
-        "absolute path": (f"dvc://{repo.bare}#/etc/hosts.csv@v1", UnsupportedSourceError, "leaves the repository"),
-        "pointer file": (uri("data/train.csv.dvc", "v1"), UnsupportedSourceError, "name the file it tracks: data/train.csv"),
-        "folder": (uri("data", "v1"), UnsupportedSourceError, "is a folder"),
-        "no revision": (f"dvc://{repo.bare}#data/train.csv", UnsupportedSourceError, "names no revision"),
-        "no path": (f"dvc://{repo.bare}", UnsupportedSourceError, "no '#'"),
-        "not a DVC repo": (f"dvc://{repo.plain_git}#train.csv@v1", SourceError, "not a DVC repository"),
-        "not a git repo": (f"dvc://{repo.not_git}#train.csv@v1", SourceNotFoundError, "not a git repository"),
-        "no repo": (f"dvc://{repo.not_git}-missing#train.csv@v1", SourceNotFoundError, "no repository at this path"),
-        "no remote": (uri("data/train.csv", "no-remote"), SourceError, "names no default DVC remote"),
-        "remote folder gone": (uri("data/train.csv", "gone-remote"), SourceError, "cannot be reached: the folder does not exist"),
-        "remote unreachable": (uri("data/train.csv", "http-remote"), SourceError, "cannot be reached (Cannot connect"),
-        "never pushed": (uri("data/train.csv", "unpushed"), SourceNotFoundError, "never pushed"),
-        "damaged remote": (uri("data/train.csv", "damaged-remote"), SourceError, "DVC recorded: the remote's copy is damaged"),
+        "unknown rev": (uri("data/train.csv", "v9"), DvcNotFoundError, "no revision 'v9'", 2),
+        "missing path": (uri("data/nope.csv", "v1"), DvcNotFoundError, "no file 'data/nope.csv'", 2),
+        "escapes with ..": (uri("../outside.csv", "v1"), UnsupportedSourceError, "leaves the repository", 2),
+        "escapes inside": (uri("data/../../outside.csv", "v1"), UnsupportedSourceError, "leaves the repository", 2),
+        "absolute path": (f"dvc://{repo.bare}#/etc/hosts.csv@v1", UnsupportedSourceError, "leaves the repository", 2),
+        "pointer file": (uri("data/train.csv.dvc", "v1"), UnsupportedSourceError, "name the file it tracks: data/train.csv", 2),
+        "folder": (uri("data", "v1"), UnsupportedSourceError, "is a folder", 2),
+        "DVC-tracked folder": (uri("dirdata", "odd-paths"), UnsupportedSourceError, "'dirdata' is a folder; a dvc:// source is one file", 2),
+        "unknown format": (uri("data/notes.xlsx", "odd-paths"), UnsupportedSourceError, "cannot tell the format from the extension '.xlsx'", 2),
+        "symlink inside": (
+            uri("data/link.csv", "odd-paths"),
+            UnsupportedSourceError,
+            "symbolic link to 'small.csv'; ingest does not follow links\nWhat to do: name the file it points to: data/small.csv",
+            2,
+        ),
+        "symlink outside": (uri("data/outside.csv", "odd-paths"), UnsupportedSourceError, "symbolic link to '/etc/hostname', outside the repository", 2),
+        "revision holding @": (uri("data/train.csv@feat", "x"), DvcNotFoundError, "if you meant 'data/train.csv' at 'feat@x', pass the file's path as source_uri", 2),
+        "no revision": (f"dvc://{repo.bare}#data/train.csv", UnsupportedSourceError, "names no revision", 2),
+        "no path": (f"dvc://{repo.bare}", UnsupportedSourceError, "no '#'", 2),
+        "not a DVC repo": (f"dvc://{repo.plain_git}#train.csv@v1", DvcSourceError, "not a DVC repository", 2),
+        "not a git repo": (f"dvc://{repo.not_git}#train.csv@v1", DvcNotFoundError, "not a git repository", 2),
+        "no repo": (f"dvc://{repo.not_git}-missing#train.csv@v1", DvcNotFoundError, "no repository at this path", 2),
+        "no remote": (uri("data/train.csv", "no-remote"), DvcSourceError, "names no default DVC remote", 2),
+        "remote folder gone": (uri("data/train.csv", "gone-remote"), DvcSourceError, "is a local folder that does not exist here", 2),
+        "remote unreachable": (uri("data/train.csv", "http-remote"), SourceError, "cannot be reached (Cannot connect", 3),
+        "never pushed": (uri("data/train.csv", "unpushed"), DvcNotFoundError, "never pushed", 2),
+        "damaged remote": (uri("data/train.csv", "damaged-remote"), DvcSourceError, "DVC recorded: the remote's copy is damaged", 2),
     }
 
 
 ERROR_IDS = list(_errors(DvcRepo(Path("/r"), {}, Path("/p"), Path("/n"), Path("/o"))))
 
 
-@pytest.mark.parametrize("case", ERROR_IDS)
-def test_each_failure_is_a_clear_error_exits_non_zero_and_leaves_nothing(case, dvc_repo, tmp_path, capsys):
-    source, error, says = _errors(dvc_repo)[case]
-    output = tmp_path / "out" / "dataset.parquet"
-    options = IngestOptions(file_format="csv") if case == "folder" else KEYS
+def _fails_cleanly(source: str, output: Path, capsys, **kwargs) -> tuple[KfpMlopsError, int]:
+    """Run ingest as the step does; return the error it raised and the exit code, checking that nothing is left."""
     raised: list[KfpMlopsError] = []
-    # The step's own exit: the message alone and a non-zero code.
     with pytest.raises(SystemExit) as exited, exit_on_error("ingest"):
         try:
-            ingest(source, output, options=options)
+            ingest(source, output, **kwargs)
         except KfpMlopsError as exc:
             raised.append(exc)
             raise
-    assert type(raised[0]) is error, f"{case}: {type(raised[0]).__name__}: {raised[0]}"
-    assert says in str(raised[0]) and "What to do:" in str(raised[0])
-    assert exited.value.code == error.exit_code != 0
-    assert says in capsys.readouterr().err
+    assert "What to do:" in str(raised[0])
+    assert str(raised[0]).splitlines()[0] in capsys.readouterr().err  # the message alone, no traceback
     # Nothing half-written: no output, no temporary beside it, no staging folder.
     assert not output.exists() and list(output.parent.glob("*")) == []
     assert not staging_dir_for(output).exists()
+    return raised[0], int(exited.value.code)
+
+
+@pytest.mark.parametrize("case", ERROR_IDS)
+def test_each_failure_is_a_clear_error_with_the_exit_code_that_says_what_helps(case, dvc_repo, tmp_path, capsys):
+    source, error, says, exit_code = _errors(dvc_repo)[case]
+    options = IngestOptions(file_format="csv") if case == "folder" else KEYS
+    raised, code = _fails_cleanly(source, tmp_path / "out" / "dataset.parquet", capsys, options=options)
+    assert type(raised) is error, f"{case}: {type(raised).__name__}: {raised}"
+    assert says in str(raised), str(raised)
+    assert code == error.exit_code == exit_code
+
+
+@pytest.mark.parametrize(("scheme", "package"), [("s3", "dvc-s3"), ("gs", "dvc-gs")])
+def test_a_remote_whose_dvc_plugin_is_missing_names_the_package_and_exits_2(scheme, package, dvc_repo, tmp_path, capsys):
+    if importlib.util.find_spec(package.replace("-", "_")) is not None:
+        pytest.skip(f"{package} is installed here: the remote would be contacted, not refused")
+    raised, code = _fails_cleanly(dvc_repo.uri("data/train.csv", f"{scheme}-remote"), tmp_path / "out" / "dataset.parquet", capsys, options=KEYS)
+    assert type(raised) is UnsupportedSourceError and code == 2
+    assert f"needs the DVC plugin {package}" in str(raised) and f"pip install {package}" in raised.fix
 
 
 CREDENTIAL_SOURCES = {
