@@ -5,12 +5,16 @@ batch once and keeps counts (plus disk spills for exact quantiles and uniqueness
 memory does not grow with the data. ``finish`` gives one ``Outcome`` per expectation,
 in suite order; each failure becomes an anomaly of the expectation's severity.
 
-Semantics follow GX's pandas backend, where it is exact: a value is missing when it is
-null or NaN; ``mostly`` is the share of non-missing values (of all rows for not-null)
-that must pass, and an expectation over no non-missing values passes; quantiles are
-exact order statistics (pandas' ``nearest`` by default) and pass within GX's relative
-tolerance of 1e-4 of a bound. Where they differ: ``column_index`` 0 is checked (GX skips
-a falsy index), bounds are numbers only, and a boolean column is not numeric.
+Semantics follow GX 1.24's pandas backend on the DataFrame ``pd.read_parquet`` gives: a
+value is missing when it is null or NaN; ``mostly`` is the share of non-missing values (of
+all rows for not-null) that must pass, and an expectation over no non-missing values
+passes; bounds are floats, and true/false compare, average and rank as 1/0; value sets
+match by Python equality; types are pandas dtypes (``gx_types``); quantiles are exact order
+statistics (pandas' ``nearest`` by default) and pass within GX's relative tolerance of 1e-4
+of a bound. What we do not follow is refused when the suite is read (date and text bounds,
+``column_index`` 0, type names GX's pandas backend matches nowhere), or differs where pandas
+goes beyond Arrow: set values for a timestamp column are read as ISO 8601 only, and decimals
+compare with bounds as float64.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from kfp_mlops.components.validate.gx_rules import (
     MapCount,
     between_rule,
     comparable_with_set,
+    compares_as_number,
     decoded,
     fmt,
     interval,
-    is_numeric,
     mostly_holds,
     quantile_in_range,
     quantile_rank,
@@ -42,7 +46,7 @@ from kfp_mlops.components.validate.gx_rules import (
 )
 from kfp_mlops.components.validate.gx_spill import QuantileSpill, SpillFolder, UniqueSpill, missing_mask
 from kfp_mlops.components.validate.gx_suite import Expectation, ExpectationSuite
-from kfp_mlops.components.validate.gx_types import type_matches
+from kfp_mlops.components.validate.gx_types import pandas_column, type_verdict
 from kfp_mlops.components.validate.statistics import DatasetStats
 
 FIXES = {
@@ -92,6 +96,8 @@ class SuiteChecker:
         self.maps: dict[int, MapCount] = {}
         self.missing: dict[int, int] = {}
         self.unusable: dict[int, int] = {}
+        self.set_notes: dict[int, str] = {}
+        self.type_missing: dict[int, int] = {}  # a type's pandas dtype depends on whether the column has nulls
         self.filtered: dict[int, int] = {}
         self.inf_signs: dict[str, list[int]] = {}
         self.quantiles: dict[str, QuantileSpill] = {}
@@ -118,13 +124,12 @@ class SuiteChecker:
         t = self.types[columns[0]] if columns else None
         kw = e.kwargs
         numeric_only = ("expect_column_values_to_be_between", "expect_column_mean_to_be_between", "expect_column_quantile_values_to_be_between")
-        if e.type in numeric_only and not is_numeric(t):
-            if not (e.type == "expect_column_mean_to_be_between" and pa.types.is_boolean(value_type(t))):  # pandas averages true/false
-                observed = f"column {columns[0]!r} has type {t}: it has no numeric values to compare"
-                self.failed_early[e.index] = (observed, "point the expectation at a numeric column, or fix the column's type in the export")
-                return
+        if e.type in numeric_only and not compares_as_number(t):
+            observed = f"column {columns[0]!r} has type {t}: it has no numeric values to compare"
+            self.failed_early[e.index] = (observed, "point the expectation at a numeric column, or fix the column's type in the export")
+            return
         if e.type == "expect_column_values_to_be_between":
-            self.maps[e.index] = MapCount(between_rule(t, kw["min_value"], kw["max_value"], kw["strict_min"], kw["strict_max"]))
+            self.maps[e.index] = MapCount(between_rule(kw["min_value"], kw["max_value"], kw["strict_min"], kw["strict_max"]))
         elif e.type == "expect_column_values_to_be_in_set":
             if not comparable_with_set(t):
                 self.failed_early[e.index] = (
@@ -134,6 +139,10 @@ class SuiteChecker:
                 return
             rule, self.unusable[e.index] = set_rule(t, kw["value_set"])
             self.maps[e.index] = MapCount(rule)
+            if pa.types.is_date(value_type(t)):
+                self.set_notes[e.index] = "; a date column holds Python dates in pandas, which no text or number in a JSON value set equals"
+        elif e.type in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
+            self.type_missing[e.index] = 0
         elif e.type == "expect_column_values_to_not_be_null":
             self.missing[e.index] = 0
         elif e.type in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
@@ -164,6 +173,8 @@ class SuiteChecker:
                 self.maps[i].update(prepared(e.kwargs["column"])[2])
             elif i in self.missing:
                 self.missing[i] += int(prepared(e.kwargs["column"])[1].sum())
+            elif i in self.type_missing:
+                self.type_missing[i] += int(prepared(e.kwargs["column"])[1].sum())
             elif i in self.filtered and self._unique is not None:
                 names = e.kwargs.get("column_list") or [e.kwargs["column"]]
                 masks = np.array([prepared(n)[1] for n in names])
@@ -226,10 +237,18 @@ class SuiteChecker:
         return False, f"columns are {self.names[:30]}; first difference at position {differ[0]}", ",".join(columns)
 
     def _type(self, e: Expectation, stats: DatasetStats, _: dict) -> tuple[bool, str, str | None]:
-        wanted = e.kwargs.get("type_list") or [e.kwargs["type_"]]
-        t = self.types[e.kwargs["column"]]
-        ok = any(type_matches(name, t) for name in wanted)
-        return ok, f"type {t}{'' if ok else f', expected {wanted[0] if len(wanted) == 1 else wanted}'}", None
+        one_name = e.type == "expect_column_values_to_be_of_type"
+        wanted = [e.kwargs["type_"]] if one_name else e.kwargs["type_list"]
+        t, missing = self.types[e.kwargs["column"]], self.type_missing[e.index]
+        column = pandas_column(t, has_nulls=missing > 0)
+        by_value, matches = type_verdict(wanted, column, one_name=one_name)
+        expected = f"expected {wanted[0] if one_name else wanted}"
+        if not by_value:
+            return matches, f"type {t}, in pandas {column.dtype}{'' if matches else f'; {expected}'}", None
+        present = self.rows - missing
+        unexpected = 0 if matches else present
+        ok = mostly_holds(present, unexpected, e.kwargs["mostly"])
+        return ok, f"type {t}, in pandas {column.dtype} holding Python {column.values}: {unexpected:,} of {present:,} non-missing values not of a listed type; {expected}", None
 
     def _not_null(self, e: Expectation, stats: DatasetStats, _: dict) -> tuple[bool, str, str | None]:
         missing, rows = self.missing[e.index], self.rows
@@ -246,7 +265,7 @@ class SuiteChecker:
         else:
             where = f"not in the set of {len(kw['value_set'])}"
             if self.unusable.get(e.index):
-                where += f" ({self.unusable[e.index]} set value(s) are not of the column's type and can never match)"
+                where += f" ({self.unusable[e.index]} set value(s) are not of the column's type and can never match{self.set_notes.get(e.index, '')})"
         share = count.unexpected / count.considered if count.considered else 0.0
         need = "" if kw["mostly"] == 1 else f" (mostly {kw['mostly']:g} allows {1 - kw['mostly']:.2%})"
         examples = f", e.g. {', '.join(fmt(v) for v in count.examples)}" if count.examples else ""

@@ -9,7 +9,8 @@ schema                         expectation                                     s
 =============================  ==============================================  ========
 every column                   expect_column_to_exist                          critical
 no other columns               expect_table_columns_to_match_set               warning
-kind                           expect_column_values_to_be_in_type_list         critical
+kind                           expect_column_values_to_be_in_type_list or      critical
+                               expect_column_values_to_be_of_type (times)
 nullable: false                expect_column_values_to_not_be_null             warning
 min and max                    expect_column_values_to_be_between              warning
 domain                         expect_column_values_to_be_in_set               warning
@@ -22,6 +23,15 @@ key_columns                    expect_column_values_to_not_be_null per key,    c
 Histograms (distribution skew) have no counterpart among the expectations we enforce;
 they stay in our schema. Keys get no range, as in our own check.
 
+Types are written as Great Expectations' pandas backend checks them
+(``gx_types.export_type_check``), so that the suite passes there on the data the schema
+came from: numbers list every integer and float width (an integer column with a null is
+float64 in pandas), text is ``str``, true/false ``bool``. A time column keeps its flavour,
+stricter than our schema: a zoned timestamp (ingest writes ``timestamp[us, tz=UTC]``) is
+``expect_column_values_to_be_of_type`` ``Timestamp``, a naive one ``datetime64``, a date
+``date``; no type name matches a zoned column in a type list there. Dictionary-encoded
+(pandas category), nested and binary columns get no type expectation: no name matches them.
+
 ``python -m kfp_mlops.components.validate.gx_export SCHEMA.json -o SUITE.json`` writes one.
 """
 
@@ -32,7 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from kfp_mlops.components.validate.gx_types import names_for
+from kfp_mlops.components.validate.gx_types import export_type_check
 from kfp_mlops.components.validate.schema import SCHEMA_VERSION, ColumnSchema, DatasetSchema
 
 
@@ -64,9 +74,10 @@ def schema_to_suite(schema: DatasetSchema, *, name: str = "kfp-mlops") -> dict[s
     expectations = [_expectation("expect_column_to_exist", "critical", column=c.name) for c in schema.columns]
     expectations.append(_expectation("expect_table_columns_to_match_set", "warning", column_set=[c.name for c in schema.columns], exact_match=True))
     for column in schema.columns:
-        type_list = names_for(column.kind, column.type)
-        if type_list:
-            expectations.append(_expectation("expect_column_values_to_be_in_type_list", "critical", column=column.name, type_list=type_list))
+        type_check = export_type_check(column.kind, column.type)
+        if type_check is not None:
+            kind, kwargs = type_check
+            expectations.append(_expectation(kind, "critical", column=column.name, **kwargs))
         if column.name in keys:
             expectations.append(_expectation("expect_column_values_to_not_be_null", "critical", column=column.name))
             continue  # ids and event times of new data are new by design: no range, no domain
@@ -99,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="the suite's name (default: the schema file's name)")
     args = parser.parse_args(argv)
     try:
+        if args.output is not None and _same_file(args.output, args.schema):
+            raise SchemaError("the output is the schema file itself: writing the suite would replace the schema", where=str(args.output), fix="write the suite to another file, e.g. -o suite.json")
         schema = load_reference(args.schema)
         if not isinstance(schema, DatasetSchema):
             raise SchemaError("this is already an expectation suite", where=str(args.schema), fix="pass the schema artifact written by validate")
@@ -117,6 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kfp-mlops schema-to-suite: cannot write {args.output or 'to standard output'}: {exc.strerror}", file=sys.stderr)
         return 2
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ def is_numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
+def compares_as_number(t: pa.DataType) -> bool:
+    """Numbers, and true/false, which pandas compares, averages and ranks as 1/0."""
+    return is_numeric(t) or pa.types.is_boolean(value_type(t))
+
+
 def mostly_holds(considered: int, unexpected: int, mostly: float) -> bool:
     # As GX: nothing to consider passes; otherwise the share that passes, as a float, against mostly.
     return considered == 0 or (float(considered) - float(unexpected)) / float(considered) >= mostly
@@ -67,14 +72,15 @@ class MapCount:
                 self.examples.append(value)
 
 
-def between_rule(t: pa.DataType, low: float | None, high: float | None, strict_low: bool, strict_high: bool) -> Callable[[pa.Array], pa.Array]:
-    """The rule "outside the bounds". Integer columns compare with whole bounds in their own type: exact at any size."""
-    t = value_type(t)
-    if pa.types.is_integer(t):
-        return _integer_between(t, low, high, strict_low, strict_high)
+def between_rule(low: float | None, high: float | None, strict_low: bool, strict_high: bool) -> Callable[[pa.Array], pa.Array]:
+    """The rule "outside the bounds" on numbers or true/false (1/0), compared as float64 with float bounds.
+
+    GX reads the bounds as floats, so pandas compares every column with them in float64: an
+    integer past 2**53 rounds (2**53 + 1 is not above a bound of 2**53) there and here alike.
+    """
 
     def rule(present: pa.Array) -> pa.Array:
-        values = present.cast(pa.float64()) if pa.types.is_decimal(present.type) else present
+        values = pc.cast(present, pa.float64(), safe=False)
         outside = pa.array(np.zeros(len(values), dtype=bool))
         if low is not None:
             outside = pc.or_(outside, (pc.less_equal if strict_low else pc.less)(values, pa.scalar(float(low))))
@@ -85,30 +91,16 @@ def between_rule(t: pa.DataType, low: float | None, high: float | None, strict_l
     return rule
 
 
-def _integer_between(t: pa.DataType, low: float | None, high: float | None, strict_low: bool, strict_high: bool) -> Callable[[pa.Array], pa.Array]:
-    # The smallest and largest whole numbers allowed; x > 2.5 is x >= 3, x < 2 is x <= 1.
-    smallest = None if low is None else int(low) + 1 if float(low).is_integer() and strict_low else int(low) if float(low).is_integer() else math.floor(low) + 1
-    largest = None if high is None else int(high) - 1 if float(high).is_integer() and strict_high else int(high) if float(high).is_integer() else math.floor(high)
-    type_min, type_max = (0, 2**t.bit_width - 1) if pa.types.is_unsigned_integer(t) else (-(2 ** (t.bit_width - 1)), 2 ** (t.bit_width - 1) - 1)
-    nothing_fits = (smallest is not None and smallest > type_max) or (largest is not None and largest < type_min) or (smallest is not None and largest is not None and smallest > largest)
-
-    def rule(present: pa.Array) -> pa.Array:
-        if nothing_fits:
-            return pa.array(np.ones(len(present), dtype=bool))
-        outside = pa.array(np.zeros(len(present), dtype=bool))
-        if smallest is not None and smallest > type_min:
-            outside = pc.or_(outside, pc.less(present, pa.scalar(smallest, type=present.type)))
-        if largest is not None and largest < type_max:
-            outside = pc.or_(outside, pc.greater(present, pa.scalar(largest, type=present.type)))
-        return outside
-
-    return rule
-
-
 def set_rule(t: pa.DataType, value_set: list[Any]) -> tuple[Callable[[pa.Array], pa.Array], int]:
-    """The rule "not in the set" for a column of type ``t``, and how many set values can never match its type."""
+    """The rule "not in the set" for a column of type ``t``, and how many set values can never match its type.
+
+    Values match as pandas' ``isin`` matches them: by Python equality, so true/false equal 1/0
+    (and 1.0/0.0), 2.0 equals 2, and text never equals a number. A date column holds Python
+    dates, which no JSON value equals; a timestamp column reads ISO 8601 text as its times.
+    """
     t = value_type(t)
-    numbers = [v for v in value_set if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    # JSON gives true/false, whole numbers and fractions: as pandas compares them, true is 1 and false 0.
+    numbers = [int(v) if isinstance(v, bool) else v for v in value_set if isinstance(v, (int, float))]
     if pa.types.is_integer(t):
         # Only whole numbers the column's type can hold can match (pandas: 2.0 matches 2, 2.5 nothing).
         low, high = (0, 2**t.bit_width - 1) if pa.types.is_unsigned_integer(t) else (-(2 ** (t.bit_width - 1)), 2 ** (t.bit_width - 1) - 1)
@@ -118,10 +110,13 @@ def set_rule(t: pa.DataType, value_set: list[Any]) -> tuple[Callable[[pa.Array],
         usable = [float(v) for v in numbers]
         members, cast = pa.array(usable, type=pa.float64()), pa.float64()
     elif pa.types.is_boolean(t):
-        usable = [v for v in value_set if isinstance(v, bool)]
+        usable = [v == 1 for v in numbers if v in (0, 1)]
         members, cast = pa.array(usable, type=pa.bool_()), None
-    elif pa.types.is_timestamp(t) or pa.types.is_date(t):
-        # Text in the set is read as the column's dates or times (pandas parses it the same way).
+    elif pa.types.is_date(t):
+        usable, members, cast = [], pa.array([], type=t), None
+    elif pa.types.is_timestamp(t):
+        # Text in the set is read as the column's times: naive text for a naive column, text with an
+        # offset for a zoned one (pandas matches the same; it also reads formats other than ISO 8601).
         texts = [v for v in value_set if isinstance(v, str)]
         try:
             members = pa.array(texts, type=pa.string()).cast(t)

@@ -84,6 +84,12 @@ def parse_suite(data: Any, where: str = "suite") -> ExpectationSuite:
     raw_list = data.get("expectations")
     if not isinstance(raw_list, list):
         raise SchemaError("'expectations' must be a list", where=where, fix='write the suite as {"name": ..., "expectations": [{"type": ..., "kwargs": {...}}]}')
+    if not raw_list:
+        raise SchemaError(
+            "the suite has no expectations: validating against it would check nothing and pass",
+            where=where,
+            fix="add expectations (kfp-mlops schema-to-suite writes a suite from validate's schema), or pass no reference to infer a schema from the data",
+        )
     if len(raw_list) > MAX_EXPECTATIONS:
         raise SchemaError(
             f"the suite has {len(raw_list):,} expectations; kfp-mlops checks at most {MAX_EXPECTATIONS:,}",
@@ -128,10 +134,25 @@ def parse_suite(data: Any, where: str = "suite") -> ExpectationSuite:
         problems.insert(0, f"unsupported expectation type {kind!r} ({listed})")
     if problems:
         shown = problems[:MAX_LISTED_PROBLEMS] + ([f"... and {len(problems) - MAX_LISTED_PROBLEMS} more"] if len(problems) > MAX_LISTED_PROBLEMS else [])
-        listing = "\n".join(f"  - {p[:300]}" for p in shown)
+        listing = "\n".join(f"  - {p[:600]}" for p in shown)
         fix = f"remove or rewrite these expectations; check the unsupported ones with Great Expectations in a step of your own. Supported types: {', '.join(sorted(SUPPORTED))}"
         raise SchemaError(f"the expectation suite cannot be enforced as written ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n{listing}\n", where=where, fix=fix)
     return ExpectationSuite(name=name or "", expectations=tuple(expectations))
+
+
+class RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise RepeatedKey(key[:80])
+        found[key] = value
+    return found
 
 
 def read_json(path: str | Path) -> Any:
@@ -146,7 +167,13 @@ def read_json(path: str | Path) -> Any:
                 where=str(path),
                 fix="pass the schema or expectation suite JSON, not data",
             )
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_without_repeated_keys)
+    except RepeatedKey as exc:
+        raise SchemaError(
+            f"the reference repeats the key {exc.key!r} in one JSON object; a JSON reader keeps only one of them (Python's the last), so what is checked would depend on the reader",
+            where=str(path),
+            fix=f"keep one {exc.key!r} in that object",
+        ) from None
     except RecursionError:
         raise SchemaError("the reference JSON is nested too deeply to be a schema or suite", where=str(path), fix="pass the schema or expectation suite JSON") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -165,8 +192,20 @@ def load_reference(path: str | Path) -> DatasetSchema | ExpectationSuite:
         )
     if isinstance(data, dict) and "expectations" in data:
         return parse_suite(data, where)
+    if isinstance(data, dict) and "columns" in data and "version" not in data and {"rows", "duplicate_keys"} & set(data):
+        raise SchemaError(
+            "this is validate's statistics output (per-column counts of one dataset), not its schema",
+            where=where,
+            fix="pass validate's schema output (the 'schema' artifact, a JSON with 'version' and 'columns') or a Great Expectations suite",
+        )
     if isinstance(data, dict) and "columns" in data:
         return DatasetSchema.from_dict(data, where)
+    if isinstance(data, list) and data and all(isinstance(item, dict) and {"code", "severity"} <= set(item) for item in data[:20]):
+        raise SchemaError(
+            "this is validate's anomalies output (a list of findings), not a schema or suite",
+            where=where,
+            fix="pass validate's schema output (the 'schema' artifact) or a Great Expectations suite",
+        )
     shape = f"an object with fields {sorted(data)[:10]}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
     raise SchemaError(
         f"the reference is neither a kfp-mlops schema nor a Great Expectations suite (it is {shape})",

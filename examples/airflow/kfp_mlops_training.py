@@ -27,7 +27,8 @@ with DAG(
     # Two trainings of one model racing to register and promote would decide by timing, not quality.
     max_active_runs=1,
     # A failed run fails the task at once (kfp_submit.PipelineRunFailed); an unreachable API or a wait
-    # that timed out gets one more try, which follows the run already going on rather than start another.
+    # that timed out gets one more try, which follows the run the first try started (still going: waits for it;
+    # ended meanwhile: takes its outcome) rather than start another.
     default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=5)},
     tags=["kfp-mlops", "kubeflow", "training"],
     params={

@@ -18,6 +18,7 @@ Where the cluster is: the Airflow Connection ``kfp_default`` (host = the API end
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -41,7 +42,17 @@ PACKAGE_ROOTS = (DAG_FOLDER, DAG_FOLDER.parents[1])
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
 HEALTH_TIMEOUT_S = 15.0
 _JSON_TYPES: dict[str, tuple[type, ...]] = {"STRING": (str,), "NUMBER_INTEGER": (int,), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,), "LIST": (list,), "STRUCT": (dict,)}
-_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+# A copy of kfp-mlops' own redaction (components/_shared/redact.py), kept small and here because the DAGs
+# must not import kfp-mlops: user info of URIs, credential query values (signed URLs, tokens, keys) and
+# password= options in any text.
+_SECRET_KEYS = (
+    r"x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)|sig|signature|"
+    r"token|access_token|id_token|api[-_]?key|apikey|key|password|passwd|pwd|secret|client_secret|auth"
+)
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"<>]+@")
+_QUERY_SECRET = re.compile(rf"([?&;](?:{_SECRET_KEYS})=)[^&#\s'\"<>]+", re.I)
+_PASSWORD_OPTION = re.compile(r"(?i)(\bpassword\s*[=:]\s*[\"']?)[^,\s'\"<>&]+")
+MASK = "***"
 # A compiled pipeline is ~100 kB of YAML: libyaml reads it in 20 ms, the pure-Python loader in 180 ms.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -73,8 +84,12 @@ class PipelineRunTimeout(_Said, AirflowException):
 
 
 def redact(text: str) -> str:
-    """``text`` without the user info of any URI in it (``https://user:secret@host`` -> ``https://host``)."""
-    return _USERINFO.sub(r"\1", text)
+    """``text`` without secrets: user info of URIs dropped (``https://user:secret@host`` -> ``https://host``),
+    credential query values (``?X-Amz-Signature=``, ``token=``, ``sig=``, ``access_token=``, ...) and
+    ``password=`` options masked as ``***``."""
+    text = _USERINFO.sub(r"\1", text)
+    text = _QUERY_SECRET.sub(rf"\g<1>{MASK}", text)
+    return _PASSWORD_OPTION.sub(rf"\g<1>{MASK}", text)
 
 
 @dataclass(frozen=True)
@@ -215,7 +230,9 @@ def read_spec(package: Path) -> dict[str, Any]:
 def pipeline_arguments(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """``given`` checked against the spec's root parameters: known names, their types, every required one present.
 
-    A string for a number or a boolean is parsed, as the trigger form and the CLI give text.
+    A string for a number or a boolean is parsed, as the trigger form and the CLI give text. A whole
+    number written as a float (``50.0``, as JSON from some tools has it) is an integer; NaN and
+    infinity are refused for any number (no step can use them, and JSON cannot carry them).
     """
     declared: dict[str, Any] = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     typed: dict[str, Any] = {}
@@ -225,9 +242,16 @@ def pipeline_arguments(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dic
         kind = declared[name].get("parameterType", "STRING")
         if isinstance(value, str) and kind in ("NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN"):
             value = _parsed(name, value, kind)
+        if isinstance(value, float) and kind in ("NUMBER_INTEGER", "NUMBER_DOUBLE") and not math.isfinite(value):
+            raise PipelineInputError(f"parameter {name} must be a finite number, not {value!r}", "give a number (NaN and infinity are not values a step can use)")
+        if isinstance(value, float) and kind == "NUMBER_INTEGER" and value.is_integer():
+            value = int(value)
         if not isinstance(value, _JSON_TYPES.get(kind, (object,))) or (isinstance(value, bool) and kind != "BOOLEAN"):
             raise PipelineInputError(f"parameter {name} must be {kind.lower().replace('_', ' ')}, not {value!r}", "give a value of that type")
-        typed[name] = float(value) if kind == "NUMBER_DOUBLE" else value
+        try:
+            typed[name] = float(value) if kind == "NUMBER_DOUBLE" else value
+        except OverflowError:
+            raise PipelineInputError(f"parameter {name} is too large for a number: {str(value)[:30]}...", "give a number within the range of a double") from None
     missing = sorted(n for n, d in declared.items() if not d.get("isOptional") and "defaultValue" not in d and n not in typed)
     if missing:
         raise PipelineInputError(f"missing required pipeline parameters {missing}", "give them in the DAG run's params (Trigger DAG w/ config)")
@@ -240,7 +264,12 @@ def _parsed(name: str, text: str, kind: str) -> Any:
             if text.lower() not in ("true", "false"):
                 raise ValueError(text)
             return text.lower() == "true"
-        return int(text) if kind == "NUMBER_INTEGER" else float(text)
+        if kind == "NUMBER_INTEGER":
+            try:
+                return int(text)
+            except ValueError:
+                return float(text)  # "50.0": whole or not, pipeline_arguments decides
+        return float(text)
     except ValueError as exc:
         raise PipelineInputError(f"parameter {name} must be {kind.lower().replace('_', ' ')}, not {text!r}", "give a value of that type") from exc
 
@@ -248,19 +277,43 @@ def _parsed(name: str, text: str, kind: str) -> Any:
 # -- submit and follow ------------------------------------------------------------------------
 
 
-def submit_or_attach(client: Any, package: Path, arguments: Mapping[str, Any], *, experiment: str, run_name: str, namespace: str | None, log: Callable[[str], None]) -> str:
-    """The id of a run of ``package`` named ``run_name``: one still going on from an earlier try of this task, or a new one.
+def run_name(dag_id: str, dag_run_id: str, *, first_try: int = 1) -> str:
+    """The KFP run name of the task in one DAG run: the same for its retries, a new one each time it is cleared.
 
-    A worker lost mid-wait makes Airflow retry the task; starting a second run of an hours-long
-    training would duplicate it, so a run of the same name that has not ended is followed instead.
+    ``first_try`` is the first try since the task was last cleared (Airflow's own arithmetic:
+    ``max_tries - retries + 1``; 1 until it is cleared).
+    """
+    base = f"{dag_id} {dag_run_id}"
+    return base if first_try <= 1 else f"{base} (cleared, try {first_try})"
+
+
+_CLEARED = re.compile(r" \(cleared, try \d+\)$")
+
+
+def submit_or_attach(client: Any, package: Path, arguments: Mapping[str, Any], *, experiment: str, run_name: str, namespace: str | None, log: Callable[[str], None]) -> str:
+    """The id of the run this try of the task follows: an earlier try's, or a new one.
+
+    A worker lost mid-wait or a wait that timed out makes Airflow retry the task; starting a second
+    run of an hours-long training would duplicate it. So a retry follows the run of its name
+    whatever became of it: still going, it is waited for; ended, its outcome is the task's
+    (SUCCEEDED passes, FAILED or CANCELED fails naming it) and no run is started. A cleared task has
+    a new run name (``run_name``) and starts a new run, unless a run of this task in this DAG run is
+    still going: that one is followed, never raced.
     """
     found = _api_call(f"find or create experiment {experiment!r}", lambda: client.create_experiment(experiment, namespace=namespace))
-    same_name = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": run_name}]})
-    earlier = _api_call("list runs", lambda: client.list_runs(experiment_id=found.experiment_id, filter=same_name, page_size=10, sort_by="created_at desc"))
-    going = [r for r in (earlier.runs or []) if r.display_name == run_name and (r.state or "PENDING") not in TERMINAL_STATES]
+    task_runs = _CLEARED.sub("", run_name)
+    # IS_SUBSTRING is a SQL LIKE on the server ("_" matches any character): the names are compared here.
+    similar = json.dumps({"predicates": [{"operation": "IS_SUBSTRING", "key": "display_name", "stringValue": task_runs}]})
+    earlier = _api_call("list runs", lambda: client.list_runs(experiment_id=found.experiment_id, filter=similar, page_size=100, sort_by="created_at desc"))
+    mine = [r for r in (earlier.runs or []) if _CLEARED.sub("", r.display_name or "") == task_runs]
+    going = [r for r in mine if (r.state or "PENDING") not in TERMINAL_STATES]
     if going:
         log(f"following run {going[0].run_id} ({going[0].state}), started by an earlier try of this task")
         return str(going[0].run_id)
+    ended = [r for r in mine if r.display_name == run_name]
+    if ended:
+        log(f"run {ended[0].run_id}, started by an earlier try of this task, already ended {ended[0].state}: taking its outcome, starting no other (clear the task to start a new run)")
+        return str(ended[0].run_id)
     result = _api_call(
         f"submit {package.name}",
         lambda: client.create_run_from_pipeline_package(str(package), arguments=dict(arguments), run_name=run_name, experiment_id=found.experiment_id),
@@ -372,14 +425,19 @@ class KfpPipelineRunOperator(BaseOperator):
             )
         return {**extra, **named}
 
+    def _first_try(self, context: Any) -> int:
+        # Clearing a task sets max_tries to its try number plus retries; retries leave it alone.
+        max_tries = getattr(context.get("ti"), "max_tries", None)
+        return max_tries - (self.retries or 0) + 1 if isinstance(max_tries, int) else 1
+
     def _run(self, package: Path, given: Mapping[str, Any], params: Mapping[str, Any], context: Any) -> str:
         arguments = pipeline_arguments(read_spec(package), given)  # checked before anything is sent
         endpoint = kfp_endpoint(self.conn_id)
-        run_name = f"{context['dag'].dag_id} {context['run_id']}"
+        name = run_name(context["dag"].dag_id, context["run_id"], first_try=self._first_try(context))
         shown = {k: redact(v) if isinstance(v, str) else v for k, v in arguments.items()}
-        self.log.info("submitting %s to %s as %r with %s", package, redact(endpoint.host), run_name, shown)
+        self.log.info("submitting %s to %s as %r with %s", package, redact(endpoint.host), name, shown)
         client = connect(endpoint)
-        run_id = submit_or_attach(client, package, arguments, experiment=str(params.get("experiment") or "kfp-mlops"), run_name=run_name, namespace=endpoint.namespace, log=self.log.info)
+        run_id = submit_or_attach(client, package, arguments, experiment=str(params.get("experiment") or "kfp-mlops"), run_name=name, namespace=endpoint.namespace, log=self.log.info)
         link = f"{redact(endpoint.host).rstrip('/')}/#/runs/details/{run_id}"
         self.log.info("run %s: %s", run_id, link)
         started = time.monotonic()

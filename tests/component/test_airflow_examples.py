@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kfp_fake import FakeKfpApi
+from tests.kfp_fake import ApiRefusal, FakeKfpApi
 from tests.services import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +40,8 @@ TELEMETRY_OFF = {
     "AIRFLOW__TRACES__OTEL_ON": "False",
 }
 TRAINING_STEPS = ["ingest", "validate", "featurize", "train", "register"]
+# A signed object-store URL, as users paste them: the cluster needs it whole, the task log must not show it.
+SIGNED_SOURCE = "https://storage.googleapis.com/bucket/churn.csv?X-Goog-Algorithm=GOOG4&X-Goog-Credential=svc%40proj&X-Goog-Signature=0a1b2c3d4e5f6071&v=1"
 # The component tier by its folder; slow as conftest's SLOW_FIXTURES marks the other fixtures that pip-install
 # (a fresh environment takes ~70 s here, the twelve DAG runs ~90 s).
 pytestmark = pytest.mark.slow
@@ -103,6 +105,45 @@ def run(folder, scenarios):
     return results
 
 
+def call(folder, cases):
+    # The module's functions on their own, as a DAG file imports them.
+    sys.path.insert(0, folder)
+    import kfp_submit
+    import yaml
+
+    package = Path(cases["package"])
+    spec = next(yaml.safe_load_all(package.read_text()))
+    answer = {"redacted": [kfp_submit.redact(text) for text in cases["texts"]], "arguments": []}
+    for given in cases["arguments"]:
+        try:
+            answer["arguments"].append({"typed": kfp_submit.pipeline_arguments(spec, given)})
+        except Exception as exc:
+            answer["arguments"].append({"error": f"{type(exc).__name__}: {exc}"})
+    # The tries of one task in one DAG run, against the fake API: retried, cleared, cleared again.
+    client = kfp_submit.connect(kfp_submit.KfpEndpoint(host=cases["host"], token=cases["token"]))
+    log = []
+
+    def attach(dag_run_id, first_try):
+        name = kfp_submit.run_name("kfp_mlops_training", dag_run_id, first_try=first_try)
+        return kfp_submit.submit_or_attach(client, package, {"source_uri": "gs://b/c.csv"}, experiment="kfp-mlops", run_name=name, namespace=None, log=log.append)
+
+    first = attach("manual__x", 1)
+    for _ in range(100):  # the fake moves a run one step per look
+        if client.get_run(first).state in ("SUCCEEDED", "FAILED"):
+            break
+    answer["attach"] = {
+        "first": first,
+        "retry": attach("manual__x", 1),
+        "cleared": attach("manual__x", 3),
+        "cleared_again": attach("manual__x", 5),
+        "other_dag_run": attach("manual__x2", 1),
+        "cleared_once_more": attach("manual__x", 7),
+    }
+    answer["names"] = [kfp_submit.run_name("d", "manual__x", first_try=n) for n in (1, 3)]
+    answer["attach_log"] = log
+    return answer
+
+
 def telemetry():
     from airflow.configuration import conf
 
@@ -120,6 +161,8 @@ if mode == "inspect":
     answer = inspect(sys.argv[2])
 elif mode == "run":
     answer = run(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))
+elif mode == "call":
+    answer = call(sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))
 else:
     answer = telemetry()
 print("RESULT " + json.dumps(answer, default=str), flush=True)
@@ -199,17 +242,35 @@ def drive(home: Path, *args: str) -> tuple[Any, str]:
 
 
 class FakeKfpWithRunList(FakeKfpApi):
-    """The fake KFP API plus ``GET /apis/v2beta1/runs`` (by experiment, filtered by display name), which the operator
-    asks before submitting so that a retry follows a run still going on."""
+    """The fake KFP API plus ``GET /apis/v2beta1/runs`` (by experiment, filtered by display name with EQUALS or
+    IS_SUBSTRING, newest first), which the operator asks before submitting so that a retry follows its run.
+
+    ``end_runs_when_listed``: every run ends (as scripted by ``fail_at``, hangs released) when runs are listed,
+    as a run does that ends while Airflow waits to retry the task.
+    """
+
+    def __init__(self, *args: Any, end_runs_when_listed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.end_runs_when_listed = end_runs_when_listed
 
     def get(self, path: str, query: dict[str, str]) -> dict:
         if path != "/apis/v2beta1/runs":
             return super().get(path, query)
-        names = self._filter_names(query)
+        if self.end_runs_when_listed and self.runs.records:
+            self.runs.hang_at.clear()
+            for record in self.runs.records.values():
+                record["polls"] = 1000
+        tests = []
+        for predicate in json.loads(query.get("filter") or "{}").get("predicates", []):
+            value, operation = predicate.get("stringValue", predicate.get("string_value")), predicate.get("operation")
+            if predicate.get("key") != "display_name" or operation not in ("EQUALS", "IS_SUBSTRING") or not isinstance(value, str):
+                raise ApiRefusal(400, 3, f"Invalid input error: this fake lists runs by display_name only, got {predicate}")
+            tests.append((lambda name, v=value: name == v) if operation == "EQUALS" else (lambda name, v=value: v in name))
+        records = sorted(self.runs.records.items(), key=lambda item: item[1]["created"], reverse=True)
         found = [
             self.runs.render(run_id)
-            for run_id, record in self.runs.records.items()
-            if record["body"].get("experiment_id") == query.get("experiment_id", record["body"].get("experiment_id")) and (not names or record["body"].get("display_name") in names)
+            for run_id, record in records
+            if record["body"].get("experiment_id") == query.get("experiment_id", record["body"].get("experiment_id")) and all(test(record["body"].get("display_name", "")) for test in tests)
         ]
         return {"runs": found, "total_size": len(found)} if found else {}
 
@@ -239,6 +300,11 @@ def scenarios(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory):
     apis["monitoring"] = FakeKfpWithRunList(token=TOKEN, multi_user=True)
     apis["fails"].runs.fail_at["train"] = "CUDA out of memory"
     apis["hangs"].runs.hang_at.add("validate")
+    # The first try times out; the run ends before the retry, which takes its outcome instead of starting another.
+    apis |= {name: FakeKfpWithRunList(token=TOKEN, end_runs_when_listed=True) for name in ("ended_ok", "ended_failed")}
+    for name in ("ended_ok", "ended_failed"):
+        apis[name].runs.hang_at.add("validate")
+    apis["ended_failed"].runs.fail_at["validate"] = "3 anomalies at or above severity 'error'"
     fast = {"poll_seconds": 0}
     main_bin = Path(sys.executable).parent
     plan = [
@@ -250,10 +316,12 @@ def scenarios(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory):
         ("monitoring", "kfp_mlops_monitoring", {"source_uri": "gs://bucket/today.parquet", "model_version": "3", "pipeline_parameters": {"drift_share": 0.3}, **fast}, {}),
         ("compiles", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", "compile_pipeline": True, **fast}, {"KFP_MLOPS_COMPILE_COMMAND": f"{main_bin / 'kfp-mlops'} compile"}),
         ("no_compiler", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", "compile_pipeline": True, **fast}, {"KFP_MLOPS_COMPILE_COMMAND": "/nonexistent/kfp-mlops compile"}),
-        ("from_env", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", **fast}, {"KFP_HOST": apis["from_env"].url, "KFP_TOKEN": TOKEN}),
+        ("from_env", "kfp_mlops_training", {"source_uri": SIGNED_SOURCE, **fast}, {"KFP_HOST": apis["from_env"].url, "KFP_TOKEN": TOKEN}),
         ("no_endpoint", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", **fast}, {}),
         ("wrong_token", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", **fast}, connection(apis["wrong_token"].url, token="an-expired-token-0000")),
         ("no_source", "kfp_mlops_monitoring", {**fast}, {}),  # the daily run as shipped: no KFP_MLOPS_MONITORING_SOURCE_URI
+        ("ended_ok", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", "timeout_minutes": 0.01, "poll_seconds": 0.05}, {}),
+        ("ended_failed", "kfp_mlops_training", {"source_uri": "gs://bucket/churn.csv", "timeout_minutes": 0.01, "poll_seconds": 0.05}, {}),
     ]
     planned = []
     for name, dag_id, conf, env in plan:
@@ -398,7 +466,10 @@ def test_the_endpoint_comes_from_the_environment_without_a_connection_and_is_ask
     state, _, log = outcome(scenarios, "from_env")
     api = scenarios[2]["from_env"]
     assert state == "success", log[-4000:]
-    assert len(runs_sent(api)) == 1 and set(api.authorizations) == {f"Bearer {TOKEN}"}
+    (sent,) = runs_sent(api)
+    assert set(api.authorizations) == {f"Bearer {TOKEN}"}
+    assert sent.runtime_config.parameters["source_uri"] == SIGNED_SOURCE, "the cluster gets the signed URL whole"
+    assert "X-Goog-Signature=***" in log and "0a1b2c3d4e5f6071" not in log and "svc%40proj" not in log, "the task log does not show it"
     state, tasks, log = outcome(scenarios, "no_endpoint")
     assert state == "failed" and tasks["run_training_pipeline"]["tries"] == 1, log[-4000:]
     assert "PipelineInputError: no Kubeflow Pipelines endpoint: there is no Airflow Connection 'kfp_default' with a host, and KFP_HOST is not set" in log
@@ -418,3 +489,90 @@ def test_the_daily_monitoring_run_without_a_source_says_where_to_set_one(scenari
     assert state == "failed" and tasks["run_monitoring_pipeline"]["tries"] == 1, log[-4000:]
     assert "PipelineInputError: source_uri is empty" in log and "KFP_MLOPS_MONITORING_SOURCE_URI" in log
     assert scenarios[2]["no_source"].requests == []
+
+
+def test_a_retry_takes_the_outcome_of_a_run_that_ended_while_it_waited(scenarios):
+    """Try 1 times out; the run ends before the retry: the retry follows that run, whatever its end, and starts none."""
+    state, tasks, log = outcome(scenarios, "ended_ok")
+    api = scenarios[2]["ended_ok"]
+    assert state == "success" and tasks["run_training_pipeline"] == {"state": "success", "tries": 2}, log[-4000:]
+    (run_id,) = api.runs.records
+    assert len(runs_sent(api)) == 1
+    assert f"run {run_id}, started by an earlier try of this task, already ended SUCCEEDED: taking its outcome, starting no other" in log
+    assert f"run {run_id} SUCCEEDED" in log
+    state, tasks, log = outcome(scenarios, "ended_failed")
+    api = scenarios[2]["ended_failed"]
+    assert state == "failed" and tasks["run_training_pipeline"] == {"state": "failed", "tries": 2}, log[-4000:]
+    (run_id,) = api.runs.records
+    assert len(runs_sent(api)) == 1
+    assert "already ended FAILED: taking its outcome, starting no other (clear the task to start a new run)" in log
+    assert f"PipelineRunFailed: run {run_id} FAILED at step validate: task 'validate' failed: 3 anomalies at or above severity 'error'" in log
+
+
+@pytest.fixture(scope="module")
+def called(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    """kfp_submit's functions called on their own in the Airflow environment (redact, pipeline_arguments,
+    run names, submit_or_attach against the fake API). Yields (their answers, the texts redacted, the fake API)."""
+    from kfp_mlops.components._shared.redact import redact_text
+
+    texts = [
+        "https://alice:s3cret@bucket.s3.amazonaws.com/x.csv?X-Amz-Signature=abc123&X-Amz-Credential=AKIAEXAMPLE%2F2026&v=1",
+        "download of https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4&X-Goog-Signature=deadbeef failed",
+        "https://acct.blob.core.windows.net/c/b.parquet?sv=2022-11-02&sig=zzSAS%3D&se=2030-01-01",
+        "https://api.example.com/v1/data?token=t0k-1&access_token=at0k-2;id_token=idt-3",
+        "postgresql://u:pw-4@db:5432/x password=hunter2",
+        "https://example.com/export?api_key=k-5&apikey=k-6&key=k-7&q=churn",
+        "no secrets here: https://example.com/a?b=c and gs://bucket/churn.csv",
+    ]
+    arguments = [
+        {"source_uri": "gs://b/c.csv", "max_epochs": 50.0, "learning_rate": "1e-3", "split_seed": "7.0"},
+        {"source_uri": "gs://b/c.csv", "max_epochs": 50.5},
+        {"source_uri": "gs://b/c.csv", "max_epochs": float("nan")},
+        {"source_uri": "gs://b/c.csv", "learning_rate": float("inf")},
+        {"source_uri": "gs://b/c.csv", "learning_rate": "nan"},
+        {"source_uri": "gs://b/c.csv", "max_epochs": "-inf"},
+        {"source_uri": "gs://b/c.csv", "max_epochs": -5, "learning_rate": 1},
+    ]
+    api = FakeKfpWithRunList(token=TOKEN)
+    cases = {"texts": texts, "arguments": arguments, "package": str(REPO / "compiled" / "training.yaml"), "host": api.url, "token": TOKEN}
+    plan = tmp_path_factory.mktemp("calls") / "cases.json"
+    plan.write_text(json.dumps(cases), encoding="utf-8")
+    try:
+        answer, _ = drive(airflow_home, "call", str(DAGS), str(plan))
+        yield answer, [redact_text(t) for t in texts], api
+    finally:
+        api.close()
+
+
+def test_task_logs_are_redacted_as_kfp_mlops_redacts(called):
+    answer, expected, _ = called
+    assert answer["redacted"] == expected, "kfp_submit's copy of the redaction masks what components/_shared/redact.py masks"
+    shown = "\n".join(answer["redacted"])
+    for secret in ("s3cret", "abc123", "AKIAEXAMPLE", "deadbeef", "zzSAS", "t0k-1", "at0k-2", "idt-3", "pw-4", "hunter2", "k-5", "k-6", "k-7"):
+        assert secret not in shown, secret
+    assert answer["redacted"][-1].startswith("no secrets here: https://example.com/a?b=c") and "X-Goog-Algorithm=GOOG4" in shown
+
+
+def test_numbers_are_checked_finite_and_whole_floats_are_integers(called):
+    answer, _, _ = called
+    ok, half, nan, inf, nan_text, inf_text, negative = answer["arguments"]
+    assert ok == {"typed": {"source_uri": "gs://b/c.csv", "max_epochs": 50, "learning_rate": 0.001, "split_seed": 7}}
+    assert isinstance(ok["typed"]["max_epochs"], int) and isinstance(ok["typed"]["split_seed"], int)
+    assert half["error"] == "PipelineInputError: parameter max_epochs must be number integer, not 50.5\nWhat to do: give a value of that type"
+    for refused, name in ((nan, "max_epochs"), (inf, "learning_rate"), (nan_text, "learning_rate"), (inf_text, "max_epochs")):
+        assert refused["error"].startswith(f"PipelineInputError: parameter {name} must be a finite number"), refused
+    assert negative == {"typed": {"source_uri": "gs://b/c.csv", "max_epochs": -5, "learning_rate": 1.0}}, "the pipeline's own check step judges -5"
+
+
+def test_retries_follow_one_run_and_a_cleared_task_starts_a_new_one_unless_one_is_going(called):
+    answer, _, api = called
+    attach = answer["attach"]
+    assert answer["names"] == ["d manual__x", "d manual__x (cleared, try 3)"]
+    assert attach["retry"] == attach["first"], "a retry takes the ended run of its try"
+    assert attach["cleared"] != attach["first"], "a cleared task starts a new run"
+    assert attach["cleared_again"] == attach["cleared"], "... but follows one of this task that is still going"
+    assert attach["other_dag_run"] not in (attach["first"], attach["cleared"])
+    assert attach["cleared_once_more"] == attach["cleared"], "a run of another DAG run whose name contains this one's is not this task's"
+    names = sorted(record["body"]["display_name"] for record in api.runs.records.values())
+    assert names == ["kfp_mlops_training manual__x", "kfp_mlops_training manual__x (cleared, try 3)", "kfp_mlops_training manual__x2"]
+    assert any("already ended SUCCEEDED" in line for line in answer["attach_log"])

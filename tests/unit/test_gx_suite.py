@@ -75,7 +75,7 @@ TABLE = pa.table(
     [
         (_e("expect_column_to_exist", column="s"), True),
         (_e("expect_column_to_exist", column="s", column_index=2), True),
-        (_e("expect_column_to_exist", column="s", column_index=0), False),
+        (_e("expect_column_to_exist", column="id", column_index=1), False),
         (_e("expect_column_to_exist", column="S"), False),
         (_e("expect_table_columns_to_match_set", column_set=["id", "x", "s", "flag"]), True),
         (_e("expect_table_columns_to_match_set", column_set=["id", "x"]), False),
@@ -84,12 +84,16 @@ TABLE = pa.table(
         (_e("expect_table_columns_to_match_ordered_list", column_list=["id", "x", "s", "flag"]), True),
         (_e("expect_table_columns_to_match_ordered_list", column_list=["x", "id", "s", "flag"]), False),
         (_e("expect_column_values_to_be_of_type", column="id", type_="int64"), True),
-        (_e("expect_column_values_to_be_of_type", column="id", type_="INTEGER"), True),
+        (_e("expect_column_values_to_be_of_type", column="id", type_="int"), True),
+        (_e("expect_column_values_to_be_of_type", column="id", type_="INT"), False),  # GX: Python's int is not numpy's int64
+        (_e("expect_column_values_to_be_in_type_list", column="id", type_list=["INT"]), True),  # ... but a list compares dtypes
         (_e("expect_column_values_to_be_of_type", column="id", type_="int32"), False),
         (_e("expect_column_values_to_be_of_type", column="x", type_="float"), True),
-        (_e("expect_column_values_to_be_of_type", column="s", type_="str"), True),
-        (_e("expect_column_values_to_be_of_type", column="s", type_="category"), True),
-        (_e("expect_column_values_to_be_of_type", column="flag", type_="BooleanType"), True),
+        (_e("expect_column_values_to_be_of_type", column="s", type_="str"), False),  # dictionary-encoded: a pandas category, no name matches
+        (_e("expect_column_values_to_be_of_type", column="flag", type_="bool"), True),  # with a null: Python bools in pandas, checked one by one
+        (_e("expect_column_values_to_be_of_type", column="flag", type_="int"), True),  # True is an int in Python
+        (_e("expect_column_values_to_be_of_type", column="flag", type_="object"), True),
+        (_e("expect_column_values_to_be_in_type_list", column="flag", type_list=["object"]), False),
         (_e("expect_column_values_to_be_in_type_list", column="x", type_list=["int", "str"]), False),
         (_e("expect_column_values_to_be_in_type_list", column="x", type_list=["int", "float64"]), True),
         (_e("expect_column_values_to_not_be_null", column="id"), True),
@@ -120,6 +124,12 @@ TABLE = pa.table(
         (_e("expect_column_mean_to_be_between", column="x", min_value=2, max_value=2), True),
         (_e("expect_column_mean_to_be_between", column="x", min_value=2, strict_min=True), False),
         (_e("expect_column_mean_to_be_between", column="flag", min_value=0.74, max_value=0.76), True),
+        (_e("expect_column_values_to_be_between", column="flag", min_value=0, max_value=1), True),  # true/false are 1/0 in pandas
+        (_e("expect_column_values_to_be_between", column="flag", min_value=0.5), False),
+        (_e("expect_column_values_to_be_in_set", column="flag", value_set=[1, 0]), True),
+        (_e("expect_column_values_to_be_in_set", column="flag", value_set=[1.0]), False),
+        (_e("expect_column_values_to_be_in_set", column="id", value_set=[True, 2, 3, 4]), True),
+        (_e("expect_column_quantile_values_to_be_between", column="flag", quantile_ranges={"quantiles": [0.5], "value_ranges": [[1, 1]]}), True),
         (_e("expect_column_quantile_values_to_be_between", column="id", quantile_ranges={"quantiles": [0, 0.5, 1], "value_ranges": [[1, 1], [3, 3], [4, None]]}), True),
         (_e("expect_column_quantile_values_to_be_between", column="id", quantile_ranges={"quantiles": [0.5], "value_ranges": [[3.01, None]]}), False),
         (_e("expect_column_quantile_values_to_be_between", column="id", quantile_ranges={"quantiles": [0.5], "value_ranges": [[3.0003, None]]}), True),  # GX's 1e-4 tolerance
@@ -201,7 +211,14 @@ def test_unsupported_types_and_kwargs_refused_by_name_before_reading(tmp_path, c
         (_suite(_e("expect_column_values_to_not_be_null", column="x", mostly=1.5)), "between 0 and 1"),
         (_suite(_e("expect_column_values_to_not_be_null", column=3)), "column name"),
         (_suite(_e("expect_column_values_to_be_in_set", column="s", value_set=[[["a"]]])), "text, numbers or true/false"),
-        (_suite(_e("expect_column_values_to_be_of_type", column="s", type_="varchar2000")), "unknown type name 'varchar2000'"),
+        (_suite(_e("expect_column_values_to_be_of_type", column="s", type_="varchar2000")), "type name 'varchar2000', which kfp-mlops does not check"),
+        (_suite(_e("expect_column_values_to_be_of_type", column="s", type_="INTEGER")), "matches no column with it: write int64"),
+        (_suite(_e("expect_column_values_to_be_in_type_list", column="s", type_list=["str", "string"])), "type name 'string'"),
+        (_suite(_e("expect_column_values_to_be_of_type", column="s", type_="category")), "drop the type expectation"),
+        (_suite(_e("expect_column_values_to_be_of_type", column="s", type_="BooleanType")), "write bool"),
+        (_suite(_e("expect_column_to_exist", column="s", column_index=0)), "is 0, which Great Expectations ignores"),
+        (_suite(_e("expect_column_values_to_be_between", column="x", max_value=10**400)), "too large for a float"),
+        ({"name": "s", "expectations": []}, "the suite has no expectations"),
         (_suite(_e("expect_table_row_count_to_equal", value=-1)), "whole number"),
         (_suite(_e("expect_column_quantile_values_to_be_between", column="x", quantile_ranges={"quantiles": [0.5], "value_ranges": [[2, 1]]})), "low above high"),
         (_suite(_e("expect_column_quantile_values_to_be_between", column="x", quantile_ranges={"quantiles": [0.5]}, allow_relative_error="linear")), "value_ranges"),
@@ -421,9 +438,10 @@ def test_value_sets_on_dates_times_nested_and_wide_integers(tmp_path):
         _e("expect_column_values_to_be_between", column="u", min_value=1e300),
         _e("expect_column_quantile_values_to_be_between", column="u", quantile_ranges={"quantiles": [1.0], "value_ranges": [[2**64 - 1, None]]}),
     )
-    assert [ok for ok, _ in outcomes] == [True, False, True, False, True, True, False, False, True, False, True]
-    assert "2 of 3 non-missing values" in outcomes[7][1], "1 is below 1.5 and 2**64 - 1 is not below itself"
-    assert "1 set value(s) are not of the column's type" in outcomes[1][1]
+    # Dates are Python dates in pandas: no JSON value equals one, as in GX.
+    assert [ok for ok, _ in outcomes] == [False, False, True, False, True, True, False, False, True, False, True]
+    assert "2 of 3 non-missing values" in outcomes[7][1], "1 is below 1.5 and 2**64 - 1 (as a float) is not below itself"
+    assert "2 set value(s) are not of the column's type and can never match; a date column holds Python dates" in outcomes[1][1]
     assert "cannot be looked up in a value set" in outcomes[3][1]
 
 
@@ -436,3 +454,83 @@ def test_component_with_a_passing_suite_writes_the_inferred_schema(tmp_path):
     assert [c["name"] for c in schema["columns"]] == ["id", "x", "s", "flag"] and schema["version"] == 2
     anomalies = json.loads((out / "anomalies").read_text())
     assert [(a["code"], a["severity"]) for a in anomalies if a["code"].startswith("expect_")] == [("expect_column_values_to_be_unique", "warning")]
+
+
+def test_repeated_keys_and_validate_outputs_passed_as_the_reference_are_named(tmp_path, capsys):
+    # A repeated key: Python's reader would keep the last, another reader the first.
+    (tmp_path / "twice.json").write_text('{"name": "s", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "id", "column": "nope"}}]}')
+    with pytest.raises(SchemaError) as caught:
+        load_reference(tmp_path / "twice.json")
+    assert "repeats the key 'column' in one JSON object" in str(caught.value) and "What to do: keep one 'column'" in str(caught.value)
+    # validate's own statistics and anomalies outputs, as a user might pick the wrong artifact.
+    data = tmp_path / "d.parquet"
+    pq.write_table(TABLE, data)
+    out = _run_component(tmp_path, data, None)
+    for artifact, fragment in (("statistics", "this is validate's statistics output"), ("anomalies", "this is validate's anomalies output")):
+        if artifact == "anomalies" and not json.loads((out / artifact).read_text()):
+            (out / artifact).write_text(json.dumps([{"severity": "warning", "code": "nulls", "column": "x", "message": "m", "fix": "f"}]))
+        with pytest.raises(SchemaError) as caught:
+            load_reference(out / artifact)
+        assert fragment in str(caught.value) and "the 'schema' artifact" in str(caught.value), str(caught.value)
+    assert isinstance(load_reference(out / "schema"), type(validate(data, options=NEVER).schema)), "the schema itself still loads"
+
+
+def test_schema_to_suite_refuses_to_write_over_its_input(tmp_path, capsys, monkeypatch):
+    pq.write_table(TABLE, tmp_path / "d.parquet")
+    validate(tmp_path / "d.parquet", options=NEVER).schema.save(tmp_path / "schema.json")
+    before = (tmp_path / "schema.json").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.json").symlink_to(tmp_path / "schema.json")
+    for output in (str(tmp_path / "schema.json"), "./schema.json", "link.json"):
+        assert export_main([str(tmp_path / "schema.json"), "-o", output]) == 2
+        assert "writing the suite would replace the schema" in capsys.readouterr().err
+    assert (tmp_path / "schema.json").read_bytes() == before
+    assert export_main(["schema.json", "-o", "suite.json"]) == 0 and load_reference(tmp_path / "suite.json").expectations
+
+
+def test_bounds_are_floats_and_types_follow_pandas_dtypes(tmp_path):
+    """What GX's pandas backend does, without GX (test_gx_comparison runs the same through GX)."""
+    table = pa.table(
+        {
+            "big": pa.array([2**53 + 1, 5], pa.int64()),
+            "small": pa.array([1, 2], pa.int32()),
+            "gaps": pa.array([1, None], pa.int64()),  # float64 in pandas
+            "when": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    outcomes = _outcomes(
+        tmp_path,
+        table,
+        _e("expect_column_values_to_be_between", column="big", max_value=2**53),  # 2**53 + 1 rounds to 2**53 as a float
+        _e("expect_column_values_to_be_of_type", column="small", type_="int"),
+        _e("expect_column_values_to_be_of_type", column="small", type_="int32"),
+        _e("expect_column_values_to_be_of_type", column="gaps", type_="float64"),
+        _e("expect_column_values_to_be_of_type", column="gaps", type_="int64"),
+        _e("expect_column_values_to_be_of_type", column="when", type_="Timestamp"),
+        _e("expect_column_values_to_be_of_type", column="when", type_="datetime64"),
+        _e("expect_column_values_to_be_in_type_list", column="when", type_list=["Timestamp", "datetime64[us]"]),
+    )
+    assert [ok for ok, _ in outcomes] == [True, False, True, True, False, True, False, False]
+    assert "in pandas float64" in outcomes[4][1] and "in pandas datetime64[us, UTC]" in outcomes[6][1]
+
+
+def test_exported_type_checks_name_what_gx_matches(tmp_path):
+    import datetime as dt
+
+    table = pa.table(
+        {
+            "n": pa.array([1, None], pa.int32()),
+            "when": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
+            "naive": pa.array([0, 1], pa.timestamp("ns")),
+            "day": pa.array([dt.date(2024, 1, 1)] * 2),
+            "cat": pa.array(["a", "b"]).dictionary_encode(),
+            "blob": pa.array([b"a", b"b"]),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    suite = schema_to_suite(validate(tmp_path / "t.parquet", options=NEVER).schema)
+    types = {e["kwargs"]["column"]: (e["type"][len("expect_column_values_to_be_") :], e["kwargs"].get("type_") or e["kwargs"]["type_list"]) for e in suite["expectations"] if "type" in e["type"]}
+    assert types["when"] == ("of_type", "Timestamp") and types["naive"] == ("of_type", "datetime64") and types["day"] == ("of_type", "date")
+    assert types["n"][0] == "in_type_list" and {"int32", "float64", "int64"} <= set(types["n"][1])
+    assert "cat" not in types and "blob" not in types, "no type name matches a category or binary column in GX's pandas backend"
+    assert all(o.success for o in validate(tmp_path / "t.parquet", options=NEVER, expectation_suite=parse_suite(suite)).expectations)
