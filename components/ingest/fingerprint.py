@@ -54,7 +54,7 @@ class Fingerprint:
                 self._values[i].update(memoryview(data)[start:end])
             return
         if column.null_count:
-            column = column.fill_null(pa.scalar(0).cast(t) if not pa.types.is_boolean(t) else False)
+            column = _nulls_as_zero(column)
         values = column.to_numpy(zero_copy_only=False)
         if values.dtype == object:  # nested types: rare in tabular data, hash their text form
             self._values[i].update(repr(values.tolist()).encode())
@@ -69,3 +69,16 @@ class Fingerprint:
             for hasher in hashers:
                 final.update(hasher.digest())
         return final.hexdigest()
+
+
+def _nulls_as_zero(column: pa.Array) -> pa.Array:
+    """Nulls as the type's zero (False, 0, the epoch); a date has no cast from an integer, so it is
+    filled through the integer of its width, which gives the same bytes."""
+    t = column.type
+    if pa.types.is_boolean(t):
+        return column.fill_null(False)
+    try:
+        return column.fill_null(pa.scalar(0).cast(t))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        as_int = pa.int32() if t.bit_width == 32 else pa.int64()
+        return column.view(as_int).fill_null(0).view(t)

@@ -253,6 +253,8 @@ def compute_statistics(
 
 def _update(st: ColumnStats, column: pa.Array, categorical: bool, cap: int, ref: ColumnSchema | None) -> None:
     st.count += len(column)
+    if pa.types.is_float16(column.type):
+        column = column.cast(pa.float32())  # Arrow has no min/max, mean or variance kernels for half floats
     st.nulls += column.null_count
     if column.null_count == len(column):
         return

@@ -220,3 +220,16 @@ def test_component_bad_column_types_json_exits_2(tmp_path, capsys):
         assert "column_types" in err or "column types" in err
         assert "Traceback" not in err
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_a_date_column_with_a_null_is_ingested_and_fingerprinted_like_its_values(tmp_path):
+    """A CSV date column with an empty cell crashed the fingerprint (no cast from 0 to a date)."""
+    from kfp_mlops.components.ingest.core import ingest
+
+    with_null, filled = tmp_path / "null.csv", tmp_path / "filled.csv"
+    with_null.write_text("id,day,x\n1,2024-01-02,1.5\n2,,2.5\n3,2024-01-04,3\n")
+    filled.write_text("id,day,x\n1,2024-01-02,1.5\n2,2024-01-03,2.5\n3,2024-01-04,3\n")
+    a = ingest(str(with_null), tmp_path / "a.parquet")
+    b = ingest(str(filled), tmp_path / "b.parquet")
+    assert a.rows == 3 and a.fingerprint != b.fingerprint, "a null is not the same data as a value"
+    assert ingest(str(with_null), tmp_path / "again.parquet").fingerprint == a.fingerprint

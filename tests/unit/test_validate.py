@@ -168,3 +168,16 @@ def test_string_keys_and_generated_ids(tmp_path):
     assert "rows 3" in dup.message
     unique = validate(ingested.path, options=ValidateOptions(key_columns=("user", "day", "v")))
     assert not [a for a in unique.anomalies if a.code == "duplicate_keys"]
+
+
+def test_a_half_float_column_gets_statistics_instead_of_a_crash(tmp_path):
+    """Arrow has no min/max or mean kernels for float16; validate computes them in float32."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kfp_mlops.components.validate.core import validate as validate_dataset
+
+    pq.write_table(pa.table({"h": pa.array([1.0, 2.0, None, 4.0], pa.float16()), "y": [0, 1, 0, 1]}), tmp_path / "h.parquet")
+    result = validate_dataset(tmp_path / "h.parquet")
+    column = next(c for c in result.stats.columns if c.name == "h")
+    assert (column.min, column.max, column.nulls) == (1.0, 4.0, 1)
