@@ -146,6 +146,9 @@ SLOW_TESTS = frozenset(
         "tests/unit/test_demo_and_packaging.py::test_demo_is_deterministic_and_sized",
         "tests/unit/test_demo_and_packaging.py::test_wheel_installs_only_the_kfp_mlops_namespace",
         "tests/unit/test_ingest_safety.py::test_retry_after_sigkill_mid_write_cleans_up",
+        "tests/unit/test_ingest_dvc.py",  # git and DVC repositories built and cloned
+        "tests/unit/test_plain_tables.py::test_plain_table_featurizes_at_random_without_materializing",
+        "tests/unit/test_plain_tables.py::test_a_test_split_without_two_rows_of_each_class_is_refused_before_training",
     }
 )
 
