@@ -85,7 +85,7 @@ def run_training(root: Path, stores: dict, source: Path) -> dict[str, StepResult
     for name, result in results.items():
         assert result.returncode == 0, result.log
         assert_only_declared_outputs(result, Component.from_pipeline(ir, name))
-    assert sorted(results) == ["featurize", "ingest", "register", "train", "validate"]
+    assert sorted(results) == ["check-training", "featurize", "ingest", "register", "train", "validate"]
     return results
 
 
@@ -142,8 +142,9 @@ def test_train_without_a_tracking_uri_stops_at_once(train_image, tmp_path):
     train = _component("train")
     result = launcher.run(train, parameters={"label_column": "label", "mlflow_tracking_uri": ""}, inputs=inputs)
     assert result.returncode == 3, result.log
-    problem, action = result.stderr.strip().splitlines()[-2:]
+    problem, action, code = result.stderr.strip().splitlines()[-3:]
     assert problem.startswith("kfp-mlops train failed: no MLflow tracking URI is set"), result.log
+    assert code.startswith("(exit code 3: infrastructure"), code
     assert action.startswith("What to do:") and "mlflow_tracking_uri" in action and "MLFLOW_TRACKING_URI" in action, action
     assert "Traceback" not in result.stderr and "trained on" not in result.stdout
     assert result.written == [] and result.discarded == [] and not result.kept_dir.exists(), "no model output, nothing kept"
