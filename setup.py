@@ -54,6 +54,8 @@ EXTRAS = {
     "serve": ["kserve>=0.21,<0.22", "pandas<3", "httptools>=0.6,<1", "uvloop>=0.19,<1; sys_platform != 'win32'", "scipy>=1.11,<2"],
     "test": [
         "pytest>=8",
+        # The README's test command runs two workers (pytest.ini: whole modules and shared builds per worker).
+        "pytest-xdist>=3.8,<4",
         "gcp-storage-emulator>=2024.8",
         "moto[server]>=5,<6",
         "psutil>=5.9.6,<6",

@@ -158,17 +158,40 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
 
 
+# The README's test command runs on two workers (pytest-xdist; pytest.ini: --dist loadgroup, units in collection
+# order). A unit is a whole module, so module fixtures are built once and a module's tests keep their order;
+# tests that share a session-wide build (the images, the backend venvs under .kfp-mlops/) are one unit, built by
+# one worker only. Longest units go first so that neither worker is left finishing a long one alone.
+SHARED_BUILD_GROUPS = {"backend_venvs": "backend-venvs", "airflow_python": "airflow-venv"}
+FIRST_TIERS = ("container", "component")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests_root = Path(__file__).resolve().parent
     for item in items:
         tier = _tier_of(Path(item.path).resolve(), tests_root)
         if tier:
             item.add_marker(tier)
+        item.add_marker(pytest.mark.xdist_group(_work_unit(item, tier)))
         functions = [getattr(item, "function", None), *_fixture_functions(item)]
         if any(_uses_a_service(function) for function in functions if function is not None):
             item.add_marker("service")
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _is_listed_slow(item, tests_root):
             item.add_marker("slow")
+
+    items.sort(key=_run_order)  # stable: a module's tests keep their order
+
+
+def _work_unit(item: pytest.Item, tier: str | None) -> str:
+    if tier == "container":
+        return "containers"
+    shared = [group for fixture, group in SHARED_BUILD_GROUPS.items() if fixture in getattr(item, "fixturenames", ())]
+    return shared[0] if shared else item.nodeid.split("::")[0]
+
+
+def _run_order(item: pytest.Item) -> int:
+    tiers = [marker.name for marker in item.iter_markers() if marker.name in FIRST_TIERS]
+    return FIRST_TIERS.index(tiers[0]) if tiers else len(FIRST_TIERS)
 
 
 def _tier_of(path: Path, tests_root: Path) -> str | None:
