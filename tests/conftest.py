@@ -149,6 +149,7 @@ SLOW_TESTS = frozenset(
         "tests/unit/test_ingest_dvc.py",  # git and DVC repositories built and cloned
         "tests/unit/test_plain_tables.py::test_plain_table_featurizes_at_random_without_materializing",
         "tests/unit/test_plain_tables.py::test_a_test_split_without_two_rows_of_each_class_is_refused_before_training",
+        "tests/unit/test_step_startup.py",  # fresh interpreters importing Feast and torch
     }
 )
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kfp_mlops.components.deploy.arms import (
     ArmRequest,
@@ -193,13 +193,13 @@ def deploy(request: DeployRequest, *, registry: Any, kube_api_client: Any = None
             request = dataclasses.replace(request, canary_percent=-1)
     for note in notes:
         log.info("%s", note)
-    preflight(registry, arms)
     unblessed = unblessed_warnings(registry, arms)
     if request.target == "local":
         if placement.fields_set():
             log.info("target local runs the arms as processes on this machine: %s ignored (nothing to place)", ", ".join(placement.fields_set()))
-        result = _deploy_local(request, name, arms)
+        result = _deploy_local(request, name, arms, check=lambda: preflight(registry, arms))
     else:
+        preflight(registry, arms)
         result = _deploy_cluster(request, name, arms, placement, kube_api_client)
     result.notes = notes
     result.warnings = unblessed + result.warnings
@@ -225,7 +225,9 @@ def local_state_dir(request: DeployRequest, name: str) -> Path:
     return Path(request.state_dir).expanduser() if request.state_dir else Path.home() / ".kfp-mlops" / "deployments" / name
 
 
-def _deploy_local(request: DeployRequest, name: str, arms: list[ResolvedArm]) -> DeployResult:
+def _deploy_local(request: DeployRequest, name: str, arms: list[ResolvedArm], check: Callable[[], None]) -> DeployResult:
+    """``check`` (the preflight) runs while the new arm processes start: it fails a bad model with its own
+    message and exit code, the processes are stopped and the previous deployment keeps serving."""
     from kfp_mlops.components.deploy.local_target import LocalArm, deploy_local
 
     state_dir = local_state_dir(request, name)
@@ -235,8 +237,9 @@ def _deploy_local(request: DeployRequest, name: str, arms: list[ResolvedArm]) ->
     local_arms = [LocalArm(arm.name, command + server_args(arm, request, log_sink) + tracking, arm.weight) for arm in arms]
     plan = [{"arm": a.name, "weight": a.weight, "command": a.command} for a in local_arms]
     if request.mode == "dry-run":
+        check()
         return DeployResult(endpoint="", arms=arms, manifests=[{"kind": "LocalDeployment", "name": name, "state_dir": str(state_dir), "arms": plan}])
-    deployment = deploy_local(local_arms, state_dir=state_dir, port=request.port, ready_timeout_s=request.timeout_s)
+    deployment = deploy_local(local_arms, state_dir=state_dir, port=request.port, ready_timeout_s=request.timeout_s, while_starting=check)
     return DeployResult(endpoint=deployment.url, arms=arms, manifests=[{"kind": "LocalDeployment", "name": name, "state_dir": str(state_dir), "arms": plan}], applied=True)
 
 

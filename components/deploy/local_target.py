@@ -90,8 +90,12 @@ class LocalDeployment:
 
 
 def deploy_local(arms: list[LocalArm], *, state_dir: Path, host: str = "127.0.0.1", port: int = 0, ready_timeout_s: float = 120.0,
-                 env: dict[str, str] | None = None, readiness_path: str = READINESS_PATH) -> LocalDeployment:  # fmt: skip
+                 env: dict[str, str] | None = None, readiness_path: str = READINESS_PATH,
+                 while_starting: Callable[[], None] | None = None) -> LocalDeployment:  # fmt: skip
     """Run ``arms`` behind a splitter on ``host:port`` (0 = a free port, or the running splitter's).
+
+    ``while_starting`` runs once the new processes are started, before waiting for them (a check that
+    overlaps their start); what it raises stops them and keeps the previous deployment.
 
     Raises:
         DeployInputError: names, weights or commands are wrong (nothing started).
@@ -118,6 +122,8 @@ def deploy_local(arms: list[LocalArm], *, state_dir: Path, host: str = "127.0.0.
                 _record_starting(state_dir, started.values())
                 url = f"http://{ARM_HOST}:{arm_port}"
                 records[arm.name] = {**started[arm.name].record(), "port": arm_port, "url": url, "weight": arm.weight, "env_digest": env_digest}
+            if while_starting is not None:
+                while_starting()
             _wait_until_ready({n: (started[n], records[n]["url"] + readiness_path) for n in started}, ready_timeout_s)
             splitter = _switch_splitter(state_dir, previous, [(a.name, records[a.name]) for a in arms], host, port, started)
         except BaseException:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import importlib
 import logging
 import math
 import threading
@@ -26,6 +25,7 @@ from kfp_mlops.components._shared.errors import DataError, FeatureStoreError, Kf
 from kfp_mlops.components._shared.redact import redact_text
 from kfp_mlops.components.featurize.checks import check_labels, read_schema
 from kfp_mlops.components.featurize.compute import FeatureTable, compute_feature_table
+from kfp_mlops.components.featurize.feast_import import import_feast
 from kfp_mlops.components.featurize.repo import (
     FEATURES_FILE,
     StoreSettings,
@@ -163,7 +163,7 @@ def featurize(
     _check_options(options)
     settings = options.settings
     # `import feast` costs seconds; do it while DuckDB computes the features.
-    warm_up = threading.Thread(target=importlib.import_module, args=("feast",), daemon=True)
+    warm_up = threading.Thread(target=import_feast, daemon=True)
     warm_up.start()
     seconds: dict[str, float] = {}
     with atomic_path(repo_dir) as repo:

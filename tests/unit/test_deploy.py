@@ -17,7 +17,7 @@ from kfp_mlops.components._shared.mlflow_adapter import TrackingSettings
 from kfp_mlops.components._shared.model_artifact import MODEL_FILE
 from kfp_mlops.components.deploy.arms import DeployInputError
 from kfp_mlops.components.deploy.core import DeployRequest, deploy
-from kfp_mlops.components.deploy.local_target import status_local
+from kfp_mlops.components.deploy.local_target import status_local, stop_local
 from kfp_mlops.components.register.core import register_model
 from kfp_mlops.components.register.registry import Registry
 from kfp_mlops.components.train.core import TrainInputs, train_model
@@ -137,13 +137,35 @@ def test_a_model_that_fails_to_load_changes_nothing(registered, tmp_path):
         with pytest.raises(DataError, match="hash|differ|sha256"):
             deploy(_request(), registry=registry, kube_api_client=api_client(api.url))
         assert not api.requests, "nothing was sent to the cluster"
-        state_dir = tmp_path / "local"
-        with pytest.raises(DataError):
-            deploy(DeployRequest(model_name="fraud", arms="champion=50,challenger=50", tracking_uri=uri, state_dir=str(state_dir)), registry=registry)
-        assert status_local(state_dir) is None, "no local process was started"
     finally:
         model_file.write_bytes(original)
         api.close()
+
+
+def test_a_local_arm_whose_model_fails_to_load_keeps_the_previous_deployment(registered, tmp_path):
+    """Locally the check runs while the new server processes start: they are stopped again, nothing else changes."""
+    import psutil
+
+    tmp, uri, registry = registered
+    state_dir = tmp_path / "local"
+    local = {"model_name": "fraud", "tracking_uri": uri, "state_dir": str(state_dir), "timeout_s": 120.0}
+    serving = deploy(DeployRequest(arms="champion=100", **local), registry=registry)
+    stored = Path(registry.client.get_model_version_download_uri("fraud", "2").removeprefix("file://"))
+    model_file = next(stored.rglob(MODEL_FILE))
+    original = model_file.read_bytes()
+    try:
+        before = status_local(state_dir)
+        model_file.write_bytes(original + b"\0")
+        with pytest.raises(DataError, match="hash|differ|sha256"):
+            deploy(DeployRequest(arms="champion=50,challenger=50", **local), registry=registry)
+        after = status_local(state_dir)
+        assert after is not None and after.healthy and after.url == serving.endpoint
+        assert {n: (a.pid, a.weight) for n, a in after.arms.items()} == {n: (a.pid, a.weight) for n, a in before.arms.items()} == {"champion": (before.arms["champion"].pid, 100)}
+        servers = [p for p in psutil.process_iter(["cmdline"]) if "kfp_mlops.components.serve" in (p.info["cmdline"] or []) and str(state_dir) in " ".join(p.info["cmdline"])]
+        assert [p.pid for p in servers] == [before.arms["champion"].pid], "the challenger's server was stopped again"
+    finally:
+        model_file.write_bytes(original)
+        stop_local(state_dir)
 
 
 def test_missing_aliases_and_versions_are_named(registered):
