@@ -159,12 +159,41 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
 
 
-# The README's test command runs on two workers (pytest-xdist; pytest.ini: --dist loadgroup, units in collection
-# order). A unit is a whole module, so module fixtures are built once and a module's tests keep their order;
-# tests that share a session-wide build (the images, the backend venvs under .kfp-mlops/) are one unit, built by
-# one worker only. Longest units go first so that neither worker is left finishing a long one alone.
-SHARED_BUILD_GROUPS = {"backend_venvs": "backend-venvs", "airflow_python": "airflow-venv"}
-FIRST_TIERS = ("container", "component")
+# The README's test command runs on two workers (pytest-xdist, `-n 2`). A unit of work is a whole module, so
+# module fixtures are built once and a module's tests keep their order; modules that share a build on disk
+# (the images under .oci/, the backend venvs under .kfp-mlops/) are one unit, built by one worker only. Units
+# go out in collection order (pytest.ini), which puts the longest tiers first so that neither worker is left
+# finishing a long one alone.
+SHARED_BUILDS = {"tests/container/": "containers", "tests/compiled/test_portability.py": "backend-venvs", "tests/compiled/test_platform_portable.py": "backend-venvs"}
+# The longest units by a measured two-worker run (--durations): the images ~12 min, then these, then the
+# rest of the pipeline tier.
+LONGEST_FIRST = (
+    "containers",
+    "tests/component/test_local_deploy.py",
+    "tests/component/test_local_runs.py",
+    "tests/component/test_notebooks.py",
+    "tests/component/test_airflow_examples.py",
+    "tests/component/test_local_monitoring.py",
+    "tests/component/test_real_tables_pipeline.py",
+    "tests/unit/test_register_server.py",
+    "tests/unit/test_train.py",
+)
+
+
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return next((unit for prefix, unit in SHARED_BUILDS.items() if module.startswith(prefix)), module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -173,7 +202,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = _tier_of(Path(item.path).resolve(), tests_root)
         if tier:
             item.add_marker(tier)
-        item.add_marker(pytest.mark.xdist_group(_work_unit(item, tier)))
         functions = [getattr(item, "function", None), *_fixture_functions(item)]
         if any(_uses_a_service(function) for function in functions if function is not None):
             item.add_marker("service")
@@ -183,16 +211,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=_run_order)  # stable: a module's tests keep their order
 
 
-def _work_unit(item: pytest.Item, tier: str | None) -> str:
-    if tier == "container":
-        return "containers"
-    shared = [group for fixture, group in SHARED_BUILD_GROUPS.items() if fixture in getattr(item, "fixturenames", ())]
-    return shared[0] if shared else item.nodeid.split("::")[0]
-
-
 def _run_order(item: pytest.Item) -> int:
-    tiers = [marker.name for marker in item.iter_markers() if marker.name in FIRST_TIERS]
-    return FIRST_TIERS.index(tiers[0]) if tiers else len(FIRST_TIERS)
+    unit = work_unit(item.nodeid)
+    if unit in LONGEST_FIRST:
+        return LONGEST_FIRST.index(unit)
+    return len(LONGEST_FIRST) + (0 if item.get_closest_marker("component") else 1)
 
 
 def _tier_of(path: Path, tests_root: Path) -> str | None:
