@@ -137,10 +137,6 @@ def prepare_arguments(name: str, params: dict[str, Any], *, workdir: Path, demo_
 
         # One tracking database per workdir, so local runs accumulate like on a server.
         args["mlflow_tracking_uri"] = default_tracking_uri(workdir / "mlflow")
-    if str(args.get("mlflow_tracking_uri") or "").startswith("sqlite:///"):
-        from kfp_mlops.components._shared.mlflow_adapter import initialize_store
-
-        initialize_store(args["mlflow_tracking_uri"])
     if "deploy_target" in declared and args.get("deploy_target") is None:
         # On this machine a blessed model is served right away (`--deploy-target none` to skip).
         args["deploy_target"] = "local"
@@ -178,6 +174,11 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
         new = [p for p in root.iterdir() if p.is_dir() and p not in before]
         return max(new, key=lambda p: p.stat().st_mtime) if new else None
 
+    from kfp_mlops.components._shared.mlflow_adapter import initialize_store_in_background
+
+    # A sqlite store's schema takes seconds to create; the first steps run meanwhile (those that open
+    # the store wait for it).
+    store_ready = initialize_store_in_background(str(arguments.get("mlflow_tracking_uri") or ""))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     # Our images hold exactly this package; running their steps in this environment is the point.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom or non-Python base image", category=RuntimeWarning)
@@ -195,6 +196,7 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
             failure = exc
         finally:
             console.flush()
+            store_ready()
     folder = run_dir()
     # A run that failed before its first output has no folder: its log gets a name of its own.
     log = folder / LOG_NAME if folder is not None else root / f"{name or 'pipeline'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -211,19 +213,15 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
 
 
 def registered_model(run: LocalRun) -> ModelSummary | None:
-    """The version the run's last register step recorded, with its aliases now (None when it registered nothing)."""
+    """The version the run's last register step recorded, with the aliases it left on it (None when it registered
+    nothing). No later step of a pipeline moves aliases, and reading the step's outputs spares the run's end an
+    MLflow import."""
     registers = sorted(run.run_dir.glob("register*"), key=lambda p: (len(p.name), p.name))
     params = step_outputs(registers[-1])[0] if registers else {}
-    uri, name = str(run.arguments.get("mlflow_tracking_uri", "")), run.arguments.get("model_name") or "kfp-mlops-model"
-    if "version" not in params or not uri:
+    if "version" not in params:
         return None
-    from kfp_mlops.components._shared.errors import KfpMlopsError
-    from kfp_mlops.components.register.registry import Registry
-
-    try:
-        aliases = tuple(Registry(uri).version_aliases(name, str(params["version"])))
-    except KfpMlopsError:
-        aliases = ()
+    name = run.arguments.get("model_name") or "kfp-mlops-model"
+    aliases = tuple(sorted(a for a in str(params.get("aliases", "")).split(",") if a))
     return ModelSummary(name, str(params["version"]), bool(params.get("blessed")), aliases)
 
 

@@ -199,7 +199,7 @@ def train_step_metrics(run_dir: Path) -> dict[str, float]:
 
 def run_training(rows: int, seed: int, arguments: dict[str, Any], workdir: Path) -> dict[str, float]:
     """Train on ``rows`` seeded demo rows with the training pipeline, locally; the train step's test metrics."""
-    from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri, initialize_store
+    from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
     from kfp_mlops.demo import DemoSpec, write_demo_dataset
     from kfp_mlops.pipelines import catalog
     from kfp_mlops.pipelines.local_run import pipeline_parameters, run_locally
@@ -210,7 +210,6 @@ def run_training(rows: int, seed: int, arguments: dict[str, Any], workdir: Path)
         raise DataError(f"the training pipeline has no parameter {', '.join(unknown)}", fix="record a new baseline with --record")
     data = write_demo_dataset(workdir / "demo" / f"demo-{rows}-seed{seed}.parquet", DemoSpec(rows=rows, seed=seed))
     tracking_uri = default_tracking_uri(workdir / "mlflow")
-    initialize_store(tracking_uri)
     # CPU only: a seeded CPU run is reproducible, so only a change of code or pins moves the metrics.
     run_arguments = {"gpu": "forbid", **arguments, "source_uri": str(data.resolve()), "mlflow_tracking_uri": tracking_uri}
     try:

@@ -11,16 +11,20 @@ stored and shown without user info.
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 from kfp_mlops.components._shared.errors import DataError, KfpMlopsError
 from kfp_mlops.components._shared.redact import redact_text, redact_uri
 from kfp_mlops.components._shared.retry import RetryPolicy, TransientError, call_with_retry
 
+log = logging.getLogger(__name__)
 REACHABLE_WITHIN_S = 45.0
 # MLflow's HTTP retries, bounded unless the user set them (read per request): about a minute of
 # backoff (2+4+8+16+32 s) rides out a server restart mid-step; a server that is down when the
@@ -96,6 +100,13 @@ def client(tracking_uri: str):
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     wait_until_reachable(tracking_uri)
+    if not tracking_uri.startswith("sqlite:///"):
+        return _new_client(tracking_uri)
+    with _schema_lock(tracking_uri):
+        return _new_client(tracking_uri)
+
+
+def _new_client(tracking_uri: str):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -115,17 +126,44 @@ def failure(what: str, exc: Exception) -> KfpMlopsError:
 
 
 def initialize_store(tracking_uri: str) -> None:
-    """Create a sqlite tracking database's schema once, before parallel trials open it
-    (concurrent first opens race in MLflow's schema migration and corrupt the file)."""
-    if tracking_uri.startswith("sqlite:///"):
-        import fcntl
+    """Create a sqlite tracking database's schema now (``client`` would on its first open)."""
+    client(tracking_uri).search_experiments(max_results=1)
 
-        database = Path(tracking_uri[len("sqlite:///") :])
-        database.parent.mkdir(parents=True, exist_ok=True)
-        # Two runs started at once on a fresh folder would both migrate the schema.
-        with open(database.with_name(database.name + ".init-lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            client(tracking_uri).search_experiments(max_results=1)
+
+def initialize_store_in_background(tracking_uri: str) -> Callable[[], None]:
+    """Start creating a sqlite store's schema in a thread; returns the function that waits for it.
+
+    The schema lock is held before this returns, so a step that opens the store meanwhile waits
+    for the schema instead of migrating it too. A failure here is only logged: the first step
+    that opens the store meets it again and names it.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return lambda: None
+    lock = _schema_lock(tracking_uri)
+
+    def create() -> None:
+        with lock:
+            try:
+                _new_client(tracking_uri).search_experiments(max_results=1)
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                log.warning("creating the MLflow store %s failed: %s", redact_uri(tracking_uri), redact_text(str(exc))[:300])
+
+    worker = threading.Thread(target=create, name="mlflow-store-schema")  # not a daemon: never cut off mid-migration
+    worker.start()
+    return worker.join
+
+
+def _schema_lock(tracking_uri: str) -> IO[str]:
+    """The open, exclusively locked lock file beside a sqlite database (released when closed).
+
+    MLflow creates or migrates the schema when a client first opens the database, and two
+    first opens at once (parallel trials, two runs on a fresh folder) race and corrupt the file.
+    """
+    database = Path(tracking_uri[len("sqlite:///") :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(database.with_name(database.name + ".init-lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 def default_tracking_uri(folder: Path) -> str:

@@ -23,7 +23,7 @@ def register(
     mlflow_tracking_uri: str = "",
     replace_incomparable: bool = False,
     kfp_run_id: str = "",
-) -> NamedTuple("RegisterOutputs", [("Output", bool), ("blessed", bool), ("version", str)]):
+) -> NamedTuple("RegisterOutputs", [("Output", bool), ("blessed", bool), ("version", str), ("aliases", str)]):
     """Evaluates the new model and the current @champion on the same test split, gates on thresholds, registers the new version as @challenger, and promotes it to @champion when blessed and asked to.
 
     Server credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD or
@@ -48,6 +48,7 @@ def register(
         Output: The same as blessed, under the name kfp.local's dsl.If resolves (branch on it).
         blessed: Whether the new model passed the gate (branch on it with dsl.If).
         version: The registered version.
+        aliases: The aliases on that version after this step, comma-separated (challenger, and champion when promoted).
     """
     import os
     from collections import namedtuple
@@ -90,5 +91,5 @@ def register(
             metrics.log_metric(f"test_{name}", value)
         metrics.log_metric("blessed", 1.0 if result.gate.blessed else 0.0)
         print(comparison_text(result))
-    outputs = namedtuple("RegisterOutputs", ["Output", "blessed", "version"])
-    return outputs(result.gate.blessed, result.gate.blessed, result.version.version)
+    outputs = namedtuple("RegisterOutputs", ["Output", "blessed", "version", "aliases"])
+    return outputs(result.gate.blessed, result.gate.blessed, result.version.version, ",".join(result.aliases_after))

@@ -55,6 +55,11 @@ class RegisterResult:
     previous: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def aliases_after(self) -> tuple[str, ...]:
+        """The aliases on the new version after this step (a new version has no others)."""
+        return ("challenger", "champion") if self.promoted else ("challenger",)
+
 
 def read_test(test_path: str | Path) -> pa.Table:
     try:

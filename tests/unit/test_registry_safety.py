@@ -193,6 +193,18 @@ def test_register_refuses_a_sqlite_store_that_is_not_in_its_step(tmp_path):
     assert "tracking server" in str(raised.value) and not (tmp_path / "elsewhere").exists()
 
 
+def test_steps_opening_the_store_while_the_run_creates_it_wait_for_the_schema(tmp_path):
+    """`kfp-mlops run` creates a fresh store's schema in the background while the first steps run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    created = mlflow_adapter.initialize_store_in_background(uri)
+    code = f"from kfp_mlops.components._shared import mlflow_adapter; mlflow_adapter.client({uri!r}).create_experiment('e' + __import__('os').urandom(4).hex()); print('ready')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    created()
+    assert all(p.returncode == 0 and out.strip() == "ready" for p, (out, _) in zip(procs, outputs)), [err[-500:] for _, err in outputs]
+    assert len(mlflow_adapter.client(uri).search_experiments()) == 3, "Default and the two steps' experiments, in one schema"
+
+
 def test_runs_started_at_once_on_a_fresh_folder_share_one_store(tmp_path):
     """Two `kfp-mlops run` at once used to race in MLflow's schema migration ("table ... already exists")."""
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
