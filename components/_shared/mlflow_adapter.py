@@ -142,11 +142,17 @@ def initialize_store_in_background(tracking_uri: str) -> Callable[[], None]:
     lock = _schema_lock(tracking_uri)
 
     def create() -> None:
+        # MLflow announces each schema step at INFO: it would land between the run's step lines.
+        announcer = logging.getLogger("mlflow.store.db.utils")
+        level = announcer.level
+        announcer.setLevel(logging.WARNING)
         with lock:
             try:
                 _new_client(tracking_uri).search_experiments(max_results=1)
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 log.warning("creating the MLflow store %s failed: %s", redact_uri(tracking_uri), redact_text(str(exc))[:300])
+            finally:
+                announcer.setLevel(level)
 
     worker = threading.Thread(target=create, name="mlflow-store-schema")  # not a daemon: never cut off mid-migration
     worker.start()
