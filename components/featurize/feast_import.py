@@ -1,4 +1,4 @@
-"""Import Feast without the two costs featurize never uses (~2.5 s of a ~6 s import on 2 cores).
+"""Import Feast without the two costs featurize never uses (about 4 s of its 6 s import on 2 cores).
 
 - Feast's classes are ``@typeguard.typechecked``: at import, typeguard re-parses and
   re-compiles a whole module per decorated method (``feast.on_demand_feature_view``
