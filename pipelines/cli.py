@@ -108,21 +108,21 @@ def cmd_run(argv: Sequence[str]) -> int:
         for path in list_outputs(run.run_dir):
             print(f"  {path.relative_to(run.run_dir)}  ({path.stat().st_size:,} bytes)")
     print()
-    print_gates(run.run_dir)
+    print_gates(run.run_dir, run.reports())
     print_monitoring(run.run_dir)
     print(run.summary())
     return 0
 
 
-def print_gates(run_dir: Path) -> None:
-    """One line per A/B gate of the run: its decision and its report."""
+def print_gates(run_dir: Path, reports: dict[str, Path]) -> None:
+    """One line per A/B gate of the run: its decision and its report (``reports``: the run's pages by step)."""
     import json
 
     gates = sorted(run_dir.glob("analyze-experiment*/executor_output.json"), key=lambda p: (len(p.parent.name), p.parent.name))
     for number, path in enumerate(gates, 1):
         decision = json.loads(path.read_text()).get("parameterValues", {}).get("Output", "?")
-        report = path.parent / "report.html"
-        print(f"gate {number}: {decision}" + (f"  (report: {report})" if report.exists() else ""))
+        report = reports.get(path.parent.name)
+        print(f"gate {number}: {decision}" + (f"  (report: {report})" if report else ""))
 
 
 def print_monitoring(run_dir: Path) -> None:
@@ -220,6 +220,12 @@ def cmd_deployments(argv: Sequence[str]) -> int:
     from kfp_mlops.components.deploy.core import DEPLOYMENT_NAME
     from kfp_mlops.components.deploy.local_target import status_local, stop_local
 
+    chosen = args.workdir != DEFAULT_WORKDIR  # the default may simply not exist yet: nothing ran here
+    if chosen and (not args.workdir.is_dir() or (args.workdir / ".kfp-mlops").is_dir() and not (args.workdir / "deployments").is_dir()):
+        nested = args.workdir / ".kfp-mlops"
+        hint = f"; did you mean --workdir {nested} (the folder `kfp-mlops run` writes under {args.workdir})?" if nested.is_dir() else ""
+        print(f"{args.workdir} is not a kfp-mlops workdir (the folder given to `kfp-mlops run --workdir`, default {DEFAULT_WORKDIR}){hint}", file=sys.stderr)
+        return 2
     root = args.workdir / "deployments"
     if args.action == "stop":
         # A name, never a path: `stop ../x` must not signal processes recorded elsewhere.
@@ -227,8 +233,9 @@ def cmd_deployments(argv: Sequence[str]) -> int:
             known = sorted(p.name for p in root.iterdir() if status_local(p) is not None) if root.is_dir() else []
             print(f"no local deployment {args.name!r} under {root}; known: {', '.join(known) or 'none'}", file=sys.stderr)
             return 2
+        running = status_local(root / args.name) is not None
         stop_local(root / args.name)
-        print(f"stopped {args.name}")
+        print(f"stopped {args.name}" if running else f"{args.name} was not running: nothing to stop")
         return 0
     found = 0
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
@@ -236,11 +243,12 @@ def cmd_deployments(argv: Sequence[str]) -> int:
         if deployment is None:
             continue
         found += 1
-        state = "running" if deployment.healthy else "DEGRADED (a process has exited: redeploy or stop it)"
+        exited = [arm for arm, running in deployment.arms.items() if not running.alive] + ([] if deployment.splitter_alive else ["the splitter"])
+        state = "running" if deployment.healthy else f"DEGRADED ({', '.join(exited)} exited: redeploy or stop it)"
         print(f"{folder.name}: {deployment.url} ({state})")
         for arm, running in deployment.arms.items():
             served = served_version(running.command)
-            print(f"  {arm:<12} weight {running.weight:>3}%  {running.url}  {served or '?'}  log {running.log_file}")
+            print(f"  {arm:<12} weight {running.weight:>3}%  {running.url}  {served or '?'}  log {running.log_file}" + ("" if running.alive else "  EXITED"))
             moved = alias_moved(arm, running.command)
             if moved:
                 print(f"    {moved}")

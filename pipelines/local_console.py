@@ -118,8 +118,13 @@ def key_figure(step_dir: Path) -> str:
 class StepConsole(io.TextIOBase):
     """A stdout for the duration of a run: the full log to ``log_file``, one line per finished step to ``terminal``."""
 
-    def __init__(self, terminal: TextIO, log_file: TextIO, run_dir: Callable[[], Path | None], *, verbose: bool = False) -> None:
+    def __init__(self, terminal: TextIO, log_file: TextIO, run_dir: Callable[[], Path | None], *, verbose: bool = False, pipeline_root: Path | None = None) -> None:
         self.terminal, self.log_file, self.run_dir, self.verbose = terminal, log_file, run_dir, verbose
+        # This run's folder, read off the first step's executor input: another run started in the same
+        # workdir meanwhile makes a newer folder there, so "the newest folder" is not ours.
+        self.run_folder: Path | None = None
+        self._root = pipeline_root
+        self._own_output = re.compile(rf'"outputFile": "{re.escape(str(pipeline_root))}/([^/"]+)/') if pipeline_root is not None else None
         self.steps: list[StepResult] = []
         self._current: StepResult | None = None
         self._started = 0.0
@@ -144,6 +149,10 @@ class StepConsole(io.TextIOBase):
         self.terminal.flush()
 
     def _line(self, line: str) -> None:
+        if self.run_folder is None and self._own_output is not None:
+            own = self._own_output.search(line)
+            if own:
+                self.run_folder = Path(str(self._root), own.group(1))
         started, finished = STARTED.search(line), FINISHED.search(line)
         if started:
             self._current, self._started = StepResult(started.group(1)), time.perf_counter()
@@ -159,7 +168,7 @@ class StepConsole(io.TextIOBase):
         if step.state == "FAILED":
             said = [int(m.group(1)) for m in (EXIT_CODE.match(line.strip()) for line in step.log) if m]
             step.exit_code = said[-1] if said else 1
-        root = self.run_dir()
+        root = self.run_folder or self.run_dir()
         step.key = key_figure(root / step.name) if root is not None and step.state == "SUCCEEDED" else ""
         if not self.verbose:
             self.terminal.write(format_step(step) + "\n")

@@ -39,6 +39,9 @@ class ModelSummary:
         return f"{self.name} version {self.version} ({'blessed' if self.blessed else 'NOT blessed'}; {aliases})"
 
 
+INTERRUPTED = 130  # the shell's exit status for a command ended by Ctrl-C
+
+
 class LocalRunFailed(RuntimeError):
     """A local run stopped at a failed step; ``exit_code`` is that step's own (2 bad input, 3 infrastructure, 1 otherwise)."""
 
@@ -124,13 +127,16 @@ def prepare_arguments(name: str, params: dict[str, Any], *, workdir: Path, demo_
         raise KfpMlopsError(f"demo drift must be between 0 and 1, not {demo_drift}", fix="pass 0 (the training distribution) to 1 (strong)")
     args = {k: v for k, v in params.items() if v is not None}
     if "source_uri" in declared and not args.get("source_uri"):
+        from kfp_mlops.components._shared.file_lock import locked
         from kfp_mlops.demo import DemoSpec, write_demo_dataset
 
         # Drifted demo rows come from another seed: new rows, not the training rows moved.
         demo = workdir / "demo" / (f"demo-{demo_rows}.parquet" if not demo_drift else f"demo-{demo_rows}-drift{demo_drift:g}.parquet")
         if not demo.exists():
-            print(f"no source_uri given: writing {demo_rows:,} rows of demo data{f' with drift {demo_drift:g}' if demo_drift else ''} to {demo}", file=say)
-            write_demo_dataset(demo, DemoSpec(rows=demo_rows, drift=demo_drift, seed=7 if not demo_drift else 8))
+            with locked(demo.with_name(demo.name + ".lock")):  # two runs started at once in one workdir write it once
+                if not demo.exists():
+                    print(f"no source_uri given: writing {demo_rows:,} rows of demo data{f' with drift {demo_drift:g}' if demo_drift else ''} to {demo}", file=say)
+                    write_demo_dataset(demo, DemoSpec(rows=demo_rows, drift=demo_drift, seed=7 if not demo_drift else 8))
         args["source_uri"] = str(demo.resolve())
     if "mlflow_tracking_uri" in declared and not args.get("mlflow_tracking_uri"):
         from kfp_mlops.components._shared.mlflow_adapter import default_tracking_uri
@@ -187,22 +193,29 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
     terminal = sys.stdout
     with staging.open("w", encoding="utf-8") as log_file:
         os.chmod(staging, 0o600)
-        console = StepConsole(terminal, log_file, run_dir, verbose=verbose)
+        console = StepConsole(terminal, log_file, run_dir, verbose=verbose, pipeline_root=root)
         failure: RuntimeError | None = None
+        interrupted = False
         try:
             with contextlib.redirect_stdout(console):
                 pipeline(**arguments)
         except RuntimeError as exc:
             failure = exc
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the step's process too; what it wrote stays, the log is kept below.
+            interrupted = True
         finally:
             console.flush()
             store_ready()
-    folder = run_dir()
+    folder = console.run_folder or run_dir()
     # A run that failed before its first output has no folder: its log gets a name of its own.
     log = folder / LOG_NAME if folder is not None else root / f"{name or 'pipeline'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     folder = folder or root
     shutil.move(str(staging), log)
     run = LocalRun(name or getattr(pipeline, "name", "pipeline"), folder, arguments, console.steps, time.perf_counter() - started, log)
+    if interrupted:
+        during = next((f" during step {s.name!r}" for s in reversed(console.steps) if s.state == "RUNNING"), "")
+        raise LocalRunFailed(f"interrupted{during}: the steps before it finished, nothing after it ran; partial outputs under {folder} (its log: {log})", INTERRUPTED)
     if failure is not None:
         failed = next((s for s in console.steps if s.state != "SUCCEEDED"), None)
         if failed is None:

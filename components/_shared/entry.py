@@ -36,7 +36,7 @@ def exit_on_error(step: str) -> Iterator[None]:
     try:
         yield
     except KfpMlopsError as exc:
-        print(f"\nkfp-mlops {step} failed: {redact_text(str(exc))}\n{exit_line(exc.exit_code)}", file=sys.stderr, flush=True)
+        print(f"\nkfp-mlops {step} failed: {printable(redact_text(str(exc)))}\n{exit_line(exc.exit_code)}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
     except OSError as exc:
         known = INFRASTRUCTURE_ERRNOS.get(exc.errno or -1)
@@ -54,6 +54,12 @@ def _skip_final_collections() -> None:
     finalizers and the exit status are untouched."""
     gc.disable()
     gc.freeze()
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped: a parser's message about a binary
+    file quotes its bytes, which would otherwise garble the terminal."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 EXIT_MEANINGS = {2: "bad input or settings: fix them, then run again", 3: "infrastructure: the same step may succeed when retried"}

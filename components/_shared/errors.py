@@ -37,7 +37,10 @@ class SourceError(KfpMlopsError):
 
 
 class SourceNotFoundError(SourceError):
-    """The file, object, bucket or URL does not exist."""
+    """The file, object, bucket or URL does not exist: the input names nothing (a typo, the wrong
+    bucket), which no retry fixes, so it is bad input (exit code 2)."""
+
+    exit_code = 2
 
 
 class SourceAccessDeniedError(SourceError):

@@ -11,7 +11,6 @@ stored and shown without user info.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
+from kfp_mlops.components._shared import file_lock
 from kfp_mlops.components._shared.errors import DataError, KfpMlopsError
 from kfp_mlops.components._shared.redact import redact_text, redact_uri
 from kfp_mlops.components._shared.retry import RetryPolicy, TransientError, call_with_retry
@@ -166,10 +166,7 @@ def _schema_lock(tracking_uri: str) -> IO[str]:
     first opens at once (parallel trials, two runs on a fresh folder) race and corrupt the file.
     """
     database = Path(tracking_uri[len("sqlite:///") :])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(database.with_name(database.name + ".init-lock"), "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
+    return file_lock.acquire(database.with_name(database.name + ".init-lock"))
 
 
 def default_tracking_uri(folder: Path) -> str:

@@ -15,7 +15,6 @@ after its command line and start time match what we recorded: never a stranger's
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from kfp_mlops.components._shared.atomic import write_json_atomic
+from kfp_mlops.components._shared.file_lock import locked
 from kfp_mlops.components.deploy.arms import DeployInputError
 from kfp_mlops.components.deploy.local_processes import (
     LocalDeployError,
@@ -306,12 +306,8 @@ def _connectable(host: str) -> str:
 def _locked(state_dir: Path) -> Iterator[None]:
     """One deploy, stop or weight change at a time per state folder, across processes."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(state_dir / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(state_dir / ".lock"):
+        yield
 
 
 def _load_live_state(state_dir: Path) -> dict[str, Any] | None:

@@ -177,6 +177,8 @@ def test_a_worse_challenger_is_rolled_back_and_a_better_one_promoted(two_version
         out = promoted.stdout + promoted.stderr
         assert promoted.returncode == 0, out[-4000:]
         assert _gates(out)[-1] == "promote", _gates(out)
+        last = [line for line in out.splitlines() if line.startswith("gate ")][-1]
+        assert last.startswith(f"gate {len(_gates(out))}: promote  (report: ") and Path(last.split("(report: ")[1].rstrip(")")).is_file(), last
         assert registry.alias(MODEL, "champion").version == champion and registry.alias(MODEL, "previous").version == weak
         weights = {name: arm.weight for name, arm in status_local(state_dir).arms.items()}
         assert weights == {"champion": 0, "challenger": 100}

@@ -156,6 +156,44 @@ def test_cli_runs_on_users_data_and_fails_on_bad_data(tmp_path):
     assert "missing_label" in bad.stdout + bad.stderr and "label column not found" in bad.stdout + bad.stderr
 
 
+def test_a_source_that_does_not_exist_is_bad_input(tmp_path):
+    proc = _cli("run", "training", "--source-uri", str(tmp_path / "typo.csv"), "--workdir", str(tmp_path / "wd"), cwd=tmp_path)
+    assert proc.returncode == 2, "a retry cannot fix a wrong path: exit 2, not the infrastructure's 3"
+    assert "typo.csv: file does not exist" in proc.stdout and "(exit code 2: bad input" in proc.stdout
+
+
+FAST_TRAINING = ("--demo-rows", "3000", "--max-epochs", "2", "--deploy-target", "none")
+
+
+def test_two_runs_at_once_in_one_workdir_each_report_their_own_folder(tmp_path):
+    runs = [subprocess.Popen([CLI, "run", "training", "--workdir", str(tmp_path / "wd"), *FAST_TRAINING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outputs]
+    folders = [next(line.split("outputs under ")[1] for line in out.splitlines() if "outputs under " in line) for out, _ in outputs]
+    assert len(set(folders)) == 2, folders
+    for (out, _), folder in zip(outputs, folders):
+        assert (Path(folder) / "run.log").is_file() and "roc_auc" in out and "model: kfp-mlops-model version" in out, out[-2000:]
+    versions = sorted(next(line for line in out.splitlines() if line.startswith("model: ")).split()[3] for out, _ in outputs)
+    assert versions == ["1", "2"], "each run names the version it registered"
+
+
+def test_ctrl_c_stops_the_run_with_its_log_kept_and_no_traceback(tmp_path):
+    import signal
+    import time
+
+    run = subprocess.Popen([CLI, "run", "training", "--workdir", str(tmp_path / "wd"), *FAST_TRAINING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    runs = tmp_path / "wd" / "runs"
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("*/featurize")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole process group
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, out[-2000:] + err[-3000:]
+    assert "Traceback" not in err and "interrupted during step" in err, err[-3000:]
+    (log,) = runs.glob("*/run.log")
+    assert f"its log: {log}" in err
+
+
 def test_cli_help_lists_parameters_from_the_spec(tmp_path):
     proc = _cli("run", "training", "--help", cwd=tmp_path)
     assert proc.returncode == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kfp_mlops.components._shared.entry import exit_on_error
-from kfp_mlops.components._shared.errors import DataError, SourceNotFoundError
+from kfp_mlops.components._shared.errors import DataError, SourceAccessDeniedError, SourceNotFoundError
 from kfp_mlops.components._shared.retry import RetryPolicy, TransientError, call_with_retry
 
 
@@ -19,8 +19,14 @@ def test_data_error_exits_2_with_message(capsys):
 
 def test_infrastructure_error_exits_3(capsys):
     with pytest.raises(SystemExit) as caught, exit_on_error("ingest"):
-        raise SourceNotFoundError("GCS bucket not found", where="gs://x/y")
+        raise SourceAccessDeniedError("GCS access denied", where="gs://x/y")
     assert caught.value.code == 3
+
+
+def test_a_source_that_does_not_exist_exits_2_no_retry_fixes_a_typo(capsys):
+    with pytest.raises(SystemExit) as caught, exit_on_error("ingest"):
+        raise SourceNotFoundError("GCS bucket not found", where="gs://x/y")
+    assert caught.value.code == 2
 
 
 def test_unexpected_errors_are_not_swallowed():
@@ -46,3 +52,10 @@ def test_retry_backs_off_then_succeeds_or_gives_up():
 
     with pytest.raises(ConnectionResetError):
         call_with_retry(broken, what="x", policy=policy, sleep=sleeps.append)
+
+
+def test_a_message_quoting_binary_bytes_is_printed_escaped(capsys):
+    with pytest.raises(SystemExit), exit_on_error("ingest"):
+        raise DataError("CSV parse error: expected 3 columns, got 1: '\x00\x1b[2J\ufffd\x7f'", where="garbage.csv")
+    err = capsys.readouterr().err
+    assert "\\x00\\x1b[2J\ufffd\\x7f" in err and "\x1b" not in err and "\x00" not in err

@@ -411,3 +411,26 @@ def test_real_model_server_arms_behind_the_splitter(tmp_path):
         assert arms_seen == {"champion", "challenger"}
     finally:
         stop_local(state_dir)
+
+
+def test_the_listing_names_an_arm_that_exited_and_a_second_stop_says_nothing_ran(stand_in, tmp_path, capsys):
+    from kfp_mlops.pipelines.cli import cmd_deployments
+
+    workdir = tmp_path / "wd"
+    deployment = deploy_local([arm(stand_in, "champion", 90), arm(stand_in, "challenger", 10)], state_dir=workdir / "deployments" / "m")
+    try:
+        os.kill(deployment.arms["challenger"].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(deployment.arms["challenger"].pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cmd_deployments(["--workdir", str(workdir)]) == 0
+        listing = capsys.readouterr().out
+        assert "DEGRADED (challenger exited: redeploy or stop it)" in listing
+        assert [line for line in listing.splitlines() if line.endswith("EXITED")] == [line for line in listing.splitlines() if line.strip().startswith("challenger")]
+    finally:
+        assert cmd_deployments(["stop", "m", "--workdir", str(workdir)]) == 0
+    assert capsys.readouterr().out.strip() == "stopped m"
+    assert cmd_deployments(["stop", "m", "--workdir", str(workdir)]) == 0
+    assert capsys.readouterr().out.strip() == "m was not running: nothing to stop"
+    assert cmd_deployments(["--workdir", str(tmp_path / "nowhere")]) == 2, "a folder that does not exist"
+    assert "is not a kfp-mlops workdir" in capsys.readouterr().err
