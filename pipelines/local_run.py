@@ -208,6 +208,8 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: str | P
             console.flush()
             store_ready()
     folder = console.run_folder or run_dir()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)  # a first step that failed left nothing there but its log
     # A run that failed before its first output has no folder: its log gets a name of its own.
     log = folder / LOG_NAME if folder is not None else root / f"{name or 'pipeline'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     folder = folder or root

@@ -181,7 +181,13 @@ def test_ctrl_c_stops_the_run_with_its_log_kept_and_no_traceback(tmp_path):
     import signal
     import time
 
-    run = subprocess.Popen([CLI, "run", "training", "--workdir", str(tmp_path / "wd"), *FAST_TRAINING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    # A terminal's shell starts the command with SIGINT at its default; a test worker may ignore it (and a
+    # child would inherit that), so the child gets the default back.
+    run = subprocess.Popen(
+        [CLI, "run", "training", "--workdir", str(tmp_path / "wd"), *FAST_TRAINING],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     runs = tmp_path / "wd" / "runs"
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/featurize")) and time.monotonic() < deadline:

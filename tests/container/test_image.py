@@ -124,7 +124,7 @@ def test_train_register_and_deploy_without_network_on_a_volume(train_image, serv
 
     register = launcher.run(component("register"), parameters={"label_column": "label"}, inputs={"model": model, "test": inputs["test"]}, volumes={volume: "/mnt/mlflow"})
     assert register.returncode == 0, register.log
-    assert register.parameters == {"Output": True, "blessed": True, "version": "1"}
+    assert register.parameters == {"Output": True, "blessed": True, "version": "1", "aliases": "challenger,champion"}
     assert "Compared against: no champion" in register.stdout
 
     # deploy in its own image: the champion pinned, loaded (hashes checked) and rendered for KServe.

@@ -93,7 +93,7 @@ def test_training_pipeline_step_by_step_as_on_a_cluster(train_image, features_im
     from mlflow.tracking import MlflowClient
 
     first = run_training(tmp_path / "run1", stores, source)
-    assert first["register"].parameters == {"Output": True, "blessed": True, "version": "1"}, first["register"].log
+    assert first["register"].parameters == {"Output": True, "blessed": True, "version": "1", "aliases": "challenger,champion"}, first["register"].log
     assert "Compared against: no champion" in first["register"].stdout
     client = MlflowClient(tracking_uri=stores["mlflow"], registry_uri=stores["mlflow"])
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
@@ -159,7 +159,7 @@ def test_state_beside_the_outputs_does_not_reach_the_next_step(train_image, tmp_
     params = {"label_column": "label", "exclude_columns": "entity_id", "max_epochs": 1, "hidden_layers": "8", "mlflow_tracking_uri": "sqlite:////minio/mlflow.db"}
     train = launcher.run(_component("train"), parameters=params, inputs=inputs)
     assert train.returncode == 0, train.log
-    assert sorted(train.discarded) == ["minio/mlartifacts", "minio/mlflow.db"], "written beside the declared outputs, then lost"
+    assert sorted(train.discarded) == ["minio/mlartifacts", "minio/mlflow.db", "minio/mlflow.db.init-lock"], "written beside the declared outputs, then lost"
     run_id = ModelArtifact.from_metadata(train.artifacts["model"].metadata).mlflow_run_id
     register = launcher.run(_component("register"), parameters={"label_column": "label"}, inputs={"model": train.artifacts["model"], "test": inputs["test"]})
     assert register.returncode == 2 and register.parameters == {}, register.log

@@ -72,7 +72,7 @@ def _marker_expression(arguments: list[str]) -> str:
 
 
 def _paths(arguments: list[str]) -> list[str]:
-    takes_value = {"-m", "-k", "-p", "-o"}
+    takes_value = {"-m", "-k", "-p", "-o", "-n", "--dist"}
     return [a for i, a in enumerate(arguments) if not a.startswith("-") and (i == 0 or arguments[i - 1] not in takes_value)]
 
 
