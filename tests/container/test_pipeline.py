@@ -108,7 +108,7 @@ def test_training_pipeline_step_by_step_as_on_a_cluster(train_image, features_im
     second = run_training(tmp_path / "run2", stores, source)  # fresh workspaces, a new run id
     register = second["register"]
     assert "Compared against: champion (version 1)" in register.stdout, register.log
-    assert register.parameters == {"Output": False, "blessed": False, "version": "2"}, "same data and seed: an equal model is registered, not promoted"
+    assert register.parameters == {"Output": False, "blessed": False, "version": "2", "aliases": "challenger"}, "same data and seed: an equal model is registered, not promoted"
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
     assert client.get_model_version_by_alias(MODEL, "challenger").version == "2"
     assert second["train"].artifacts["model"].uri != first["train"].artifacts["model"].uri
